@@ -1,0 +1,6 @@
+//! One file per subcommand: its arguments (clap) and the function that runs it.
+//! Each `run` returns the process exit code; errors carry context for the user.
+
+pub mod check;
+pub mod ingest;
+pub mod stats;

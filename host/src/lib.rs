@@ -1,0 +1,18 @@
+//! `callqa`: contact-record deduplication and sandboxed WebAssembly QA rules
+//! for customer-service centres.
+//!
+//! The modules follow the data flow (see `DESIGN.md`):
+//! `sources` → `ctr` (decode, fingerprint) → `dedup` (claim) → `sinks`,
+//! with `stats` over what the sinks hold; and `session` → `rules`
+//! (one sandboxed component per rule) → `qa` (sheets).
+
+pub mod cli;
+pub mod ctr;
+pub mod dedup;
+pub mod pipeline;
+pub mod qa;
+pub mod rules;
+pub mod session;
+pub mod sinks;
+pub mod sources;
+pub mod stats;

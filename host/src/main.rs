@@ -1,0 +1,38 @@
+//! The `callqa` command line: argument parsing and dispatch only.
+
+use clap::{Parser, Subcommand};
+use callqa::cli;
+
+/// Contact-record dedup and sandboxed QA rules for customer-service centres.
+#[derive(Parser)]
+#[command(name = "callqa", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Evaluate QA rules over session documents and write one QA sheet per session.
+    Check(cli::check::CheckArgs),
+    /// Deduplicate contact trace records into a sink (files, stdin, Firehose events).
+    Ingest(cli::ingest::IngestArgs),
+    /// Daily contact figures from a sink written by `callqa ingest`.
+    Stats(cli::stats::StatsArgs),
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Check(args) => cli::check::run(args),
+        Command::Ingest(args) => cli::ingest::run(args),
+        Command::Stats(args) => cli::stats::run(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            std::process::ExitCode::from(2)
+        }
+    }
+}
