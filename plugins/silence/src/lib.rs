@@ -1,0 +1,87 @@
+//! `silence`: no silence longer than N seconds.
+//!
+//! The silences are the conversation characteristics' `non-talk` spans when
+//! the session has characteristics (authoritative, even when the list is
+//! empty), otherwise the gaps between consecutive transcript segments. Every
+//! silence strictly longer than `max-seconds` is a finding (a span). Fails
+//! (score 0) when there is one, passes (score 1) otherwise. Not applicable
+//! with neither characteristics nor a non-empty transcript.
+//! See README.md for the exact semantics.
+
+use callqa_sdk::prelude::*;
+use callqa_sdk::Span;
+
+struct Silence;
+
+impl Rule for Silence {
+    fn describe() -> Descriptor {
+        Descriptor::new("silence", "0.1.0", "No silence longer than N seconds")
+            .param(ParamSpec::integer("max-seconds", Some(10), "The longest silence allowed, in seconds (a longer one fails)"))
+    }
+
+    fn evaluate(session: &Session, params: &Params) -> Result<Verdict, RuleError> {
+        let max = params.integer("max-seconds")?;
+        if max <= 0 || max > (u32::MAX / 1000) as i64 {
+            return Err(RuleError::BadParams(format!(
+                "parameter `max-seconds` must be a positive number of seconds, got {max}"
+            )));
+        }
+        let max_ms = max as u32 * 1000;
+
+        let (silences, source): (Vec<Span>, &str) = match session.characteristics() {
+            Some(c) => (
+                c.non_talk
+                    .into_iter()
+                    .filter(|s| s.end_ms.saturating_sub(s.begin_ms) > max_ms)
+                    .collect(),
+                "non-talk time in the conversation characteristics",
+            ),
+            None => {
+                if !session.has_transcript() || session.segment_count() == 0 {
+                    return Ok(Verdict::not_applicable(
+                        "the session has neither conversation characteristics nor transcript segments",
+                    ));
+                }
+                (session.gaps(max_ms), "gaps between transcript segments")
+            }
+        };
+
+        if silences.is_empty() {
+            return Ok(Verdict::pass()
+                .score(1.0)
+                .reason(format!("no silence longer than {max} s ({source})")));
+        }
+        let findings = silences.iter().map(|s| {
+            Finding::span(
+                s.begin_ms,
+                s.end_ms,
+                format!(
+                    "silence of {} s from {} to {}",
+                    tenths(s.end_ms - s.begin_ms),
+                    clock(s.begin_ms),
+                    clock(s.end_ms)
+                ),
+            )
+        });
+        Ok(Verdict::fail(format!(
+            "{} silence(s) longer than {max} s ({source})",
+            silences.len()
+        ))
+        .score(0.0)
+        .findings(findings))
+    }
+}
+
+/// Milliseconds as seconds with one decimal, without float formatting.
+fn tenths(ms: u32) -> String {
+    let t = (ms as u64 + 50) / 100;
+    format!("{}.{}", t / 10, t % 10)
+}
+
+/// An offset as m:ss.
+fn clock(ms: u32) -> String {
+    let s = ms / 1000;
+    format!("{}:{:02}", s / 60, s % 60)
+}
+
+export_rule!(Silence);
