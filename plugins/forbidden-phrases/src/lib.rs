@@ -90,11 +90,25 @@ impl Rule for ForbiddenPhrases {
             }
             // The host reports the first phrase found; ask again with the
             // rest of the list to find every phrase, in list order.
+            let mut found: Vec<&String> = Vec::new();
             let mut start = 0;
             while start < phrases.len() {
                 let Some(i) = contains_any(&seg.text, &phrases[start..]) else { break };
-                findings.push(Finding::at(seg, format!("forbidden phrase \"{}\"", phrases[start + i])));
+                found.push(&phrases[start + i]);
                 start += i + 1;
+            }
+            // A phrase inside a longer phrase found in the same segment
+            // ("听不懂吗" in "你听不懂吗") is the same hit: report the longer.
+            // Case-insensitive containment is asked of the host, which keeps
+            // Unicode case tables out of the module.
+            for (k, p) in found.iter().enumerate() {
+                let one = [(*p).clone()];
+                let shadowed = found.iter().enumerate().any(|(j, q)| {
+                    j != k && (q.len() > p.len() || j < k) && contains_any(q, &one).is_some()
+                });
+                if !shadowed {
+                    findings.push(Finding::at(seg, format!("forbidden phrase \"{p}\"")));
+                }
             }
             for p in &patterns {
                 let matches = find_all(p, &seg.text)
