@@ -104,7 +104,7 @@ impl Rule for ChaseFollowUp {
         let actions: Vec<Event> = session
             .events(None)
             .into_iter()
-            .filter(|e| action_kinds.iter().any(|k| *k == e.kind))
+            .filter(|e| action_kinds.contains(&e.kind))
             .collect();
         let instants: Vec<Instant> = actions.iter().map(|e| e.at).collect();
         let promised = format!("promised \"{}\"", promise.keyword);

@@ -80,7 +80,7 @@ impl Rule for ForbiddenPhrases {
             None => session.segments(),
         };
         if segments.is_empty() {
-            return Ok(Verdict::not_applicable(format!("no {role_name} segment in the transcript")));
+            return Ok(Verdict::not_applicable(format!("no segment of role `{role_name}` in the transcript")));
         }
 
         let mut findings = Vec::new();
