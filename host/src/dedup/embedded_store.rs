@@ -1,0 +1,551 @@
+//! The default store: one redb file, exclusively locked by the process that
+//! opens it. See the module docs of `dedup` for the protocol it implements.
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+
+use redb::{Database, DatabaseError, Durability, ReadableTable, ReadableTableMetadata, TableDefinition};
+use serde::{Deserialize, Serialize};
+
+use super::{
+    BatchClaim, ClaimBatch, ClaimOutcome, ClaimRequest, DedupStore, FencingToken, Millis, StaleBatch, StoreError,
+    StoreSettings,
+};
+use crate::ctr::{Fingerprint, UtcDay};
+
+/// fingerprint (32 bytes) → [`ClaimEntry`].
+const CLAIMS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("claims");
+/// fencing token → [`BatchEntry`] (JSON: few, small, and readable when debugging).
+const BATCHES: TableDefinition<u64, &[u8]> = TableDefinition::new("batches");
+/// ContactId → latest claimed `LastUpdateTimestamp` and the entry's expiry.
+const LATEST: TableDefinition<&str, &[u8]> = TableDefinition::new("latest");
+const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+
+const FORMAT_VERSION: u64 = 1;
+
+/// The embedded, persistent, transactional store (redb).
+///
+/// redb takes an exclusive file lock, so while this process has the store
+/// open no other process can, and any batch still in progress from another
+/// session belongs to a process that is gone: it is stale at once, without
+/// waiting for its lease.
+pub struct EmbeddedStore {
+    db: Database,
+    path: PathBuf,
+    session: u64,
+    store_id: String,
+    settings: StoreSettings,
+}
+
+/// A claim: which batch owns the fingerprint, where its record goes, where it came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct ClaimEntry {
+    token: u64,
+    expires: Millis,
+    day: i32,
+    input: u32,
+    position: u64,
+    update: bool,
+}
+
+impl ClaimEntry {
+    const LEN: usize = 33;
+
+    fn encode(&self) -> [u8; Self::LEN] {
+        let mut out = [0u8; Self::LEN];
+        out[0..8].copy_from_slice(&self.token.to_le_bytes());
+        out[8..16].copy_from_slice(&self.expires.to_le_bytes());
+        out[16..20].copy_from_slice(&self.day.to_le_bytes());
+        out[20..24].copy_from_slice(&self.input.to_le_bytes());
+        out[24..32].copy_from_slice(&self.position.to_le_bytes());
+        out[32] = self.update as u8;
+        out
+    }
+
+    fn decode(bytes: &[u8]) -> Option<Self> {
+        if bytes.len() != Self::LEN {
+            return None;
+        }
+        let u64_at = |i: usize| u64::from_le_bytes(bytes[i..i + 8].try_into().unwrap());
+        Some(ClaimEntry {
+            token: u64_at(0),
+            expires: u64_at(8) as i64,
+            day: i32::from_le_bytes(bytes[16..20].try_into().unwrap()),
+            input: u32::from_le_bytes(bytes[20..24].try_into().unwrap()),
+            position: u64_at(24),
+            update: bytes[32] != 0,
+        })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+enum BatchState {
+    InProgress,
+    Completed,
+    /// Recovered after its owner died: records in `durable_days` are in the
+    /// sink, the others count as absent.
+    Settled,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct BatchEntry {
+    state: BatchState,
+    owner: u64,
+    claimed_at: Millis,
+    lease_until: Millis,
+    expires: Millis,
+    days: Vec<i32>,
+    durable_days: Vec<i32>,
+    inputs: Vec<String>,
+}
+
+impl EmbeddedStore {
+    /// Opens (creating if needed) the store file, starts a new session and
+    /// sweeps expired entries.
+    pub fn open(path: &Path, settings: StoreSettings) -> Result<Self, StoreError> {
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent)
+                .map_err(|err| StoreError::backend(format!("cannot create directory {}", parent.display()), err))?;
+        }
+        let db = Database::builder().create(path).map_err(|err| match err {
+            DatabaseError::DatabaseAlreadyOpen => StoreError::InUse { path: path.display().to_string() },
+            other => StoreError::backend(format!("cannot open {}", path.display()), other),
+        })?;
+        let context = || format!("cannot start a session on {}", path.display());
+        let txn = db.begin_write().map_err(|e| StoreError::backend(context(), e))?;
+        let (session, store_id) = {
+            let mut meta = txn.open_table(META).map_err(|e| StoreError::backend(context(), e))?;
+            let read_u64 = |meta: &redb::Table<&str, &[u8]>, key: &str| -> Result<Option<u64>, StoreError> {
+                Ok(meta
+                    .get(key)
+                    .map_err(|e| StoreError::backend(context(), e))?
+                    .and_then(|v| v.value().try_into().ok().map(u64::from_le_bytes)))
+            };
+            match read_u64(&meta, "format")? {
+                None => {
+                    meta.insert("format", FORMAT_VERSION.to_le_bytes().as_slice())
+                        .map_err(|e| StoreError::backend(context(), e))?;
+                }
+                Some(FORMAT_VERSION) => {}
+                Some(other) => {
+                    return Err(StoreError::Backend {
+                        context: context(),
+                        message: format!("store format {other} is not supported by this version (expects {FORMAT_VERSION})"),
+                    })
+                }
+            }
+            let session = read_u64(&meta, "session")?.unwrap_or(0) + 1;
+            meta.insert("session", session.to_le_bytes().as_slice()).map_err(|e| StoreError::backend(context(), e))?;
+            let existing_id = meta
+                .get("store_id")
+                .map_err(|e| StoreError::backend(context(), e))?
+                .map(|v| String::from_utf8_lossy(v.value()).into_owned());
+            let store_id = match existing_id {
+                Some(id) => id,
+                None => {
+                    let id = new_store_id(path);
+                    meta.insert("store_id", id.as_bytes()).map_err(|e| StoreError::backend(context(), e))?;
+                    id
+                }
+            };
+            // Create the other tables so read paths never meet a missing table.
+            txn.open_table(CLAIMS).map_err(|e| StoreError::backend(context(), e))?;
+            txn.open_table(BATCHES).map_err(|e| StoreError::backend(context(), e))?;
+            txn.open_table(LATEST).map_err(|e| StoreError::backend(context(), e))?;
+            (session, store_id)
+        };
+        txn.commit().map_err(|e| StoreError::backend(context(), e))?;
+        Ok(EmbeddedStore { db, path: path.to_path_buf(), session, store_id, settings })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn now(&self) -> Millis {
+        self.settings.clock.now_millis()
+    }
+
+    fn ttl_millis(&self) -> Millis {
+        self.settings.ttl.as_millis() as Millis
+    }
+
+    fn err(&self, action: &str, err: impl std::fmt::Display) -> StoreError {
+        StoreError::backend(format!("{} ({action})", self.path.display()), err)
+    }
+
+    fn write_txn(&self, durability: Durability, action: &str) -> Result<redb::WriteTransaction, StoreError> {
+        let mut txn = self.db.begin_write().map_err(|e| self.err(action, e))?;
+        txn.set_durability(durability);
+        // Saves the allocator state with each durable commit, so reopening
+        // after a SIGKILL does not need a full repair scan of the file.
+        txn.set_quick_repair(matches!(durability, Durability::Immediate));
+        Ok(txn)
+    }
+
+    /// Updates the latest known version of the contact and tells whether
+    /// `request` is a newer version of a contact seen within the TTL.
+    fn note_version(
+        &self,
+        latest: &mut redb::Table<&str, &[u8]>,
+        request: &ClaimRequest<'_>,
+        now: Millis,
+    ) -> Result<bool, StoreError> {
+        let Some(version) = request.last_update_millis else { return Ok(false) };
+        let known = latest
+            .get(request.contact_id)
+            .map_err(|e| self.err("claim", e))?
+            .and_then(|v| decode_pair(v.value()))
+            .filter(|(_, expires)| *expires > now)
+            .map(|(seen, _)| seen);
+        let newer = known.is_none_or(|seen| version > seen);
+        if newer {
+            latest
+                .insert(request.contact_id, encode_pair(version, now + self.ttl_millis()).as_slice())
+                .map_err(|e| self.err("claim", e))?;
+        }
+        Ok(known.is_some() && newer)
+    }
+
+    fn set_batch_state(
+        &self,
+        token: FencingToken,
+        action: &str,
+        durability: Durability,
+        change: impl FnOnce(&mut BatchEntry) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        let txn = self.write_txn(durability, action)?;
+        {
+            let mut batches = txn.open_table(BATCHES).map_err(|e| self.err(action, e))?;
+            let mut entry = read_batch(&batches, token.0).map_err(|e| self.err(action, e))?.ok_or_else(|| {
+                StoreError::Backend { context: format!("{} ({action})", self.path.display()), message: format!("no batch {}", token.0) }
+            })?;
+            change(&mut entry)?;
+            let bytes = serde_json::to_vec(&entry).map_err(|e| self.err(action, e))?;
+            batches.insert(token.0, bytes.as_slice()).map_err(|e| self.err(action, e))?;
+        }
+        txn.commit().map_err(|e| self.err(action, e))
+    }
+}
+
+#[async_trait::async_trait]
+impl DedupStore for EmbeddedStore {
+    fn describe(&self) -> String {
+        format!("file:{}", self.path.display())
+    }
+
+    fn instance_id(&self) -> &str {
+        &self.store_id
+    }
+
+    async fn stale_batches(&self) -> Result<Vec<StaleBatch>, StoreError> {
+        let txn = self.db.begin_read().map_err(|e| self.err("recover", e))?;
+        let batches = txn.open_table(BATCHES).map_err(|e| self.err("recover", e))?;
+        let mut stale = Vec::new();
+        for row in batches.iter().map_err(|e| self.err("recover", e))? {
+            let (token, value) = row.map_err(|e| self.err("recover", e))?;
+            let entry: BatchEntry = serde_json::from_slice(value.value()).map_err(|e| self.err("recover", e))?;
+            if entry.state == BatchState::InProgress && entry.owner != self.session {
+                stale.push(StaleBatch {
+                    token: FencingToken(token.value()),
+                    days: entry.days.iter().map(|d| UtcDay(*d)).collect(),
+                });
+            }
+        }
+        Ok(stale)
+    }
+
+    async fn settle_batch(&self, token: FencingToken, durable_days: &[UtcDay]) -> Result<(), StoreError> {
+        self.set_batch_state(token, "settle", Durability::Immediate, |entry| {
+            if entry.state == BatchState::InProgress {
+                entry.state = BatchState::Settled;
+                entry.durable_days = durable_days.iter().map(|d| d.0).collect();
+            }
+            Ok(())
+        })
+    }
+
+    async fn claim_batch(&self, batch: &ClaimBatch<'_>) -> Result<BatchClaim, StoreError> {
+        let now = self.now();
+        let expires = now + self.ttl_millis();
+        // The claims must be on disk before the sink writes anything they name.
+        let txn = self.write_txn(Durability::Immediate, "claim")?;
+        let mut outcomes = Vec::with_capacity(batch.requests.len());
+        let token;
+        {
+            let err = |e: redb::Error| self.err("claim", e);
+            let mut meta = txn.open_table(META).map_err(|e| err(e.into()))?;
+            token = meta
+                .get("next_token")
+                .map_err(|e| err(e.into()))?
+                .and_then(|v| v.value().try_into().ok().map(u64::from_le_bytes))
+                .unwrap_or(1);
+            meta.insert("next_token", (token + 1).to_le_bytes().as_slice()).map_err(|e| err(e.into()))?;
+
+            let mut claims = txn.open_table(CLAIMS).map_err(|e| err(e.into()))?;
+            let mut latest = txn.open_table(LATEST).map_err(|e| err(e.into()))?;
+            let mut batches = txn.open_table(BATCHES).map_err(|e| err(e.into()))?;
+            let mut known_batches: HashMap<u64, Option<BatchEntry>> = HashMap::new();
+            let mut days = BTreeSet::new();
+
+            for request in batch.requests {
+                let existing = claims
+                    .get(request.fingerprint.0.as_slice())
+                    .map_err(|e| err(e.into()))?
+                    .and_then(|v| ClaimEntry::decode(v.value()));
+                // `Some(inherited update flag)` when the fingerprint is absent.
+                let absent: Result<Option<bool>, ClaimOutcome> = match existing {
+                    None => Ok(None),
+                    Some(entry) if entry.expires <= now => Ok(None),
+                    Some(entry) if entry.token == token => Err(ClaimOutcome::Duplicate),
+                    Some(entry) => {
+                        let owner = match known_batches.get(&entry.token) {
+                            Some(known) => known.clone(),
+                            None => {
+                                let loaded = read_batch(&batches, entry.token).map_err(|e| self.err("claim", e))?;
+                                known_batches.insert(entry.token, loaded.clone());
+                                loaded
+                            }
+                        };
+                        match owner {
+                            // Swept while a claim naming it lives: only after a
+                            // clock jump. Keeping the record out is the safe side.
+                            None => Err(ClaimOutcome::Duplicate),
+                            Some(owner) => match owner.state {
+                                BatchState::Completed => Err(ClaimOutcome::Duplicate),
+                                BatchState::Settled if owner.durable_days.contains(&entry.day) => {
+                                    Err(ClaimOutcome::Duplicate)
+                                }
+                                BatchState::Settled => Ok(Some(entry.update)),
+                                BatchState::InProgress if owner.owner == self.session => Err(ClaimOutcome::Duplicate),
+                                BatchState::InProgress if owner.lease_until <= now => Ok(Some(entry.update)),
+                                BatchState::InProgress => {
+                                    Err(ClaimOutcome::InProgressElsewhere { lease_until: owner.lease_until })
+                                }
+                            },
+                        }
+                    }
+                };
+                match absent {
+                    Err(outcome) => outcomes.push(outcome),
+                    Ok(inherited) => {
+                        let update = match inherited {
+                            Some(update) => update,
+                            None => self.note_version(&mut latest, request, now)?,
+                        };
+                        let entry = ClaimEntry {
+                            token,
+                            expires,
+                            day: request.day.0,
+                            input: request.input,
+                            position: request.position,
+                            update,
+                        };
+                        claims
+                            .insert(request.fingerprint.0.as_slice(), entry.encode().as_slice())
+                            .map_err(|e| err(e.into()))?;
+                        days.insert(request.day.0);
+                        outcomes.push(ClaimOutcome::Claimed { update });
+                    }
+                }
+            }
+
+            if !days.is_empty() {
+                let entry = BatchEntry {
+                    state: BatchState::InProgress,
+                    owner: self.session,
+                    claimed_at: now,
+                    lease_until: now + self.settings.lease.as_millis() as Millis,
+                    expires,
+                    days: days.into_iter().collect(),
+                    durable_days: Vec::new(),
+                    inputs: batch.inputs.to_vec(),
+                };
+                let bytes = serde_json::to_vec(&entry).map_err(|e| self.err("claim", e))?;
+                batches.insert(token, bytes.as_slice()).map_err(|e| err(e.into()))?;
+            }
+        }
+        txn.commit().map_err(|e| self.err("claim", e))?;
+        Ok(BatchClaim { token: FencingToken(token), outcomes })
+    }
+
+    async fn complete_batch(&self, token: FencingToken) -> Result<(), StoreError> {
+        // Not fsynced: a completion lost in a crash leaves the batch in
+        // progress, and recovery finds its files and settles it as durable.
+        // The next claim's durable commit persists it anyway.
+        let session = self.session;
+        self.set_batch_state(token, "complete", Durability::None, |entry| {
+            if entry.state != BatchState::InProgress || entry.owner != session {
+                return Err(StoreError::Fenced(token));
+            }
+            entry.state = BatchState::Completed;
+            Ok(())
+        })
+    }
+
+    async fn release_batch(&self, token: FencingToken) -> Result<(), StoreError> {
+        let session = self.session;
+        self.set_batch_state(token, "release", Durability::Immediate, |entry| {
+            if entry.state != BatchState::InProgress || entry.owner != session {
+                return Err(StoreError::Fenced(token));
+            }
+            entry.state = BatchState::Settled;
+            entry.durable_days.clear();
+            Ok(())
+        })
+    }
+
+    async fn sweep(&self) -> Result<u64, StoreError> {
+        let now = self.now();
+        let txn = self.write_txn(Durability::Immediate, "sweep")?;
+        let mut removed = 0;
+        {
+            let err = |e: redb::Error| self.err("sweep", e);
+            let mut claims = txn.open_table(CLAIMS).map_err(|e| err(e.into()))?;
+            let before = claims.len().map_err(|e| err(e.into()))?;
+            claims
+                .retain(|_, value| ClaimEntry::decode(value).is_some_and(|entry| entry.expires > now))
+                .map_err(|e| err(e.into()))?;
+            removed += before - claims.len().map_err(|e| err(e.into()))?;
+
+            let mut latest = txn.open_table(LATEST).map_err(|e| err(e.into()))?;
+            latest
+                .retain(|_, value| decode_pair(value).is_some_and(|(_, expires)| expires > now))
+                .map_err(|e| err(e.into()))?;
+
+            let mut batches = txn.open_table(BATCHES).map_err(|e| err(e.into()))?;
+            batches
+                .retain(|_, value| {
+                    serde_json::from_slice::<BatchEntry>(value)
+                        .map(|entry| entry.state == BatchState::InProgress || entry.expires > now)
+                        .unwrap_or(false)
+                })
+                .map_err(|e| err(e.into()))?;
+        }
+        txn.commit().map_err(|e| self.err("sweep", e))?;
+        Ok(removed)
+    }
+
+    async fn close(&self) -> Result<(), StoreError> {
+        // An empty durable commit persists the completions written without fsync.
+        let txn = self.write_txn(Durability::Immediate, "close")?;
+        txn.commit().map_err(|e| self.err("close", e))
+    }
+}
+
+fn read_batch(batches: &impl ReadableTable<u64, &'static [u8]>, token: u64) -> Result<Option<BatchEntry>, redb::Error> {
+    match batches.get(token)? {
+        None => Ok(None),
+        Some(value) => serde_json::from_slice(value.value())
+            .map(Some)
+            .map_err(|e| redb::Error::Corrupted(format!("batch {token}: {e}"))),
+    }
+}
+
+fn encode_pair(a: i64, b: i64) -> [u8; 16] {
+    let mut out = [0u8; 16];
+    out[..8].copy_from_slice(&a.to_le_bytes());
+    out[8..].copy_from_slice(&b.to_le_bytes());
+    out
+}
+
+fn decode_pair(bytes: &[u8]) -> Option<(i64, i64)> {
+    (bytes.len() == 16).then(|| {
+        (i64::from_le_bytes(bytes[..8].try_into().unwrap()), i64::from_le_bytes(bytes[8..].try_into().unwrap()))
+    })
+}
+
+/// Eight hex digits, different for every store file ever created.
+fn new_store_id(path: &Path) -> String {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+    let seed = format!("{nanos}:{}:{}", std::process::id(), path.display());
+    Fingerprint::of(seed.as_bytes()).to_hex()[..8].to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::dedup::ManualClock;
+
+    fn settings(clock: Arc<ManualClock>) -> StoreSettings {
+        StoreSettings { ttl: Duration::from_secs(3600), lease: Duration::from_secs(30), clock }
+    }
+
+    fn request(fp: u8, contact: &str, version: i64) -> ClaimRequest<'_> {
+        ClaimRequest {
+            fingerprint: Fingerprint([fp; 32]),
+            contact_id: contact,
+            last_update_millis: Some(version),
+            day: UtcDay(19000),
+            input: 0,
+            position: fp as u64,
+        }
+    }
+
+    fn claim(store: &EmbeddedStore, requests: &[ClaimRequest<'_>]) -> BatchClaim {
+        let inputs = vec!["test".to_string()];
+        block_on(store.claim_batch(&ClaimBatch { inputs: &inputs, requests })).unwrap()
+    }
+
+    fn block_on<F: std::future::Future>(future: F) -> F::Output {
+        tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(future)
+    }
+
+    #[test]
+    fn claims_complete_and_expire() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = Arc::new(ManualClock::new(1_000_000));
+        let store = EmbeddedStore::open(&dir.path().join("s.redb"), settings(clock.clone())).unwrap();
+        let first = claim(&store, &[request(1, "a", 10), request(1, "a", 10), request(2, "a", 20)]);
+        assert_eq!(
+            first.outcomes,
+            vec![ClaimOutcome::Claimed { update: false }, ClaimOutcome::Duplicate, ClaimOutcome::Claimed { update: true }]
+        );
+        block_on(store.complete_batch(first.token)).unwrap();
+        assert!(matches!(block_on(store.complete_batch(first.token)), Err(StoreError::Fenced(_))));
+        let second = claim(&store, &[request(1, "a", 10)]);
+        assert_eq!(second.outcomes, vec![ClaimOutcome::Duplicate]);
+        assert!(second.token > first.token);
+
+        clock.advance(Duration::from_secs(3601));
+        let third = claim(&store, &[request(1, "a", 10)]);
+        assert_eq!(third.outcomes, vec![ClaimOutcome::Claimed { update: false }]);
+        block_on(store.complete_batch(third.token)).unwrap();
+        assert_eq!(block_on(store.sweep()).unwrap(), 1);
+    }
+
+    #[test]
+    fn a_dead_sessions_batch_is_stale_and_settles_per_partition() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.redb");
+        let clock = Arc::new(ManualClock::new(1_000_000));
+        let token = {
+            let store = EmbeddedStore::open(&path, settings(clock.clone())).unwrap();
+            let mut other_day = request(2, "b", 1);
+            other_day.day = UtcDay(19001);
+            claim(&store, &[request(1, "a", 1), other_day]).token
+        };
+        let store = EmbeddedStore::open(&path, settings(clock)).unwrap();
+        let stale = block_on(store.stale_batches()).unwrap();
+        assert_eq!(stale, vec![StaleBatch { token, days: vec![UtcDay(19000), UtcDay(19001)] }]);
+        block_on(store.settle_batch(token, &[UtcDay(19000)])).unwrap();
+        let mut other_day = request(2, "b", 1);
+        other_day.day = UtcDay(19001);
+        let replay = claim(&store, &[request(1, "a", 1), other_day]);
+        assert_eq!(replay.outcomes, vec![ClaimOutcome::Duplicate, ClaimOutcome::Claimed { update: false }]);
+    }
+
+    #[test]
+    fn a_second_open_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.redb");
+        let clock = Arc::new(ManualClock::new(0));
+        let _first = EmbeddedStore::open(&path, settings(clock.clone())).unwrap();
+        let second = EmbeddedStore::open(&path, settings(clock));
+        assert!(matches!(second, Err(StoreError::InUse { .. })));
+    }
+}
