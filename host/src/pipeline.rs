@@ -1,1 +1,451 @@
 //! The ingest pipeline: source → decode → fingerprint → claim → sink → complete.
+//!
+//! Records are read and decoded one by one, then handled in batches: one
+//! claim transaction per batch, one sink write per batch (per partition),
+//! one completion per batch. The order of those steps, and what recovery
+//! does when a process dies between two of them, is the protocol described
+//! in [`crate::dedup`].
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde::Serialize;
+
+use crate::ctr::{ContactRecord, DecodeError, Fingerprint, FingerprintMode, RecordDecoder};
+use crate::dedup::{ClaimBatch, ClaimOutcome, ClaimRequest, DedupStore, FencingToken};
+use crate::sinks::{DeadLetterSink, Sink, SinkRecord};
+use crate::sources::{FirehoseResponse, FirehoseResult, InputFormat, InputSource, Position, RecordReader};
+
+/// What the pipeline does, apart from where records come from and go to.
+#[derive(Debug, Clone)]
+pub struct IngestOptions {
+    pub fingerprint: FingerprintMode,
+    pub batch_size: usize,
+    pub max_record_bytes: u64,
+    /// Record every record's fingerprint and outcome in the summary.
+    pub verbose: bool,
+    /// Show a progress bar on stderr (only honoured when it is a terminal).
+    pub progress: bool,
+    /// Write the Firehose transformation response here.
+    pub firehose_response: Option<PathBuf>,
+}
+
+impl Default for IngestOptions {
+    fn default() -> Self {
+        IngestOptions {
+            fingerprint: FingerprintMode::Canonical,
+            batch_size: 4096,
+            max_record_bytes: 1 << 20,
+            verbose: false,
+            progress: false,
+            firehose_response: None,
+        }
+    }
+}
+
+/// How many records went where. `read = unique + duplicates + dead_lettered`;
+/// `updates` are the unique records that are newer versions of a known contact.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Counts {
+    pub read: u64,
+    pub unique: u64,
+    pub duplicates: u64,
+    pub updates: u64,
+    pub dead_lettered: u64,
+    pub bytes: u64,
+}
+
+impl Counts {
+    fn add(&mut self, other: &Counts) {
+        self.read += other.read;
+        self.unique += other.unique;
+        self.duplicates += other.duplicates;
+        self.updates += other.updates;
+        self.dead_lettered += other.dead_lettered;
+        self.bytes += other.bytes;
+    }
+}
+
+/// What happened to one record (recorded with `--verbose`).
+#[derive(Debug, Clone, Serialize)]
+pub struct RecordDecision {
+    pub position: Position,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fingerprint: Option<Fingerprint>,
+    pub outcome: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct InputSummary {
+    pub input: String,
+    pub format: InputFormat,
+    #[serde(flatten)]
+    pub counts: Counts,
+    /// Fingerprints of the duplicates dropped from this input (`--verbose`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dropped: Option<Vec<Fingerprint>>,
+    /// Every record's outcome, in input order (`--verbose`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub records: Option<Vec<RecordDecision>>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct IngestSummary {
+    pub fingerprint: FingerprintMode,
+    pub store: String,
+    pub sinks: Vec<String>,
+    pub inputs: Vec<InputSummary>,
+    pub total: Counts,
+    /// Batches a crashed earlier run left in progress, settled before this run.
+    pub recovered_batches: u64,
+    /// Store entries past their TTL removed at start.
+    pub swept: u64,
+    pub elapsed_seconds: f64,
+    pub records_per_second: f64,
+    pub megabytes_per_second: f64,
+}
+
+struct PendingRecord {
+    input: usize,
+    position: Position,
+    record: ContactRecord,
+}
+
+/// Runs the pipeline over inputs, into sinks, against one store.
+pub struct IngestPipeline<'a> {
+    store: &'a dyn DedupStore,
+    sinks: Vec<Box<dyn Sink + 'a>>,
+    dead_letters: DeadLetterSink,
+    options: IngestOptions,
+    decoder: RecordDecoder,
+    inputs: Vec<InputSummary>,
+    pending: Vec<PendingRecord>,
+    contested: Vec<(PendingRecord, i64)>,
+    firehose: Option<(usize, FirehoseResponse)>,
+    /// Batches written to the sinks whose completion waits for the Firehose
+    /// response: completing earlier would turn a record Firehose never got an
+    /// answer for into a duplicate on its retry.
+    deferred: Vec<FencingToken>,
+    recovered_batches: u64,
+    swept: u64,
+    progress: ProgressBar,
+    started: Instant,
+}
+
+impl<'a> IngestPipeline<'a> {
+    pub fn new(
+        store: &'a dyn DedupStore,
+        sinks: Vec<Box<dyn Sink + 'a>>,
+        dead_letters: DeadLetterSink,
+        options: IngestOptions,
+    ) -> Self {
+        let progress = if options.progress && std::io::stderr().is_terminal() {
+            let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr_with_hz(4));
+            bar.set_style(
+                ProgressStyle::with_template("{spinner} {human_pos} records  {per_sec}  {msg}  [{elapsed}]")
+                    .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+            );
+            bar
+        } else {
+            ProgressBar::hidden()
+        };
+        IngestPipeline {
+            store,
+            sinks,
+            dead_letters,
+            decoder: RecordDecoder::new(options.fingerprint),
+            options,
+            inputs: Vec::new(),
+            pending: Vec::new(),
+            contested: Vec::new(),
+            firehose: None,
+            deferred: Vec::new(),
+            recovered_batches: 0,
+            swept: 0,
+            progress,
+            started: Instant::now(),
+        }
+    }
+
+    /// Settles the batches a crashed run left in progress, then sweeps
+    /// expired entries. Must run before the first claim.
+    pub async fn recover(&mut self) -> anyhow::Result<()> {
+        let stale = self.store.stale_batches().await.context("cannot list unfinished batches in the dedup store")?;
+        for batch in stale {
+            // A record is durable when every sink that can tell has its file.
+            let mut durable = batch.days.clone();
+            let mut any_can_tell = false;
+            for sink in &self.sinks {
+                let days = sink.durable_days(batch.token, &batch.days)?;
+                any_can_tell |= !days.is_empty();
+                durable.retain(|day| days.contains(day));
+            }
+            if !any_can_tell {
+                durable.clear();
+            }
+            self.store.settle_batch(batch.token, &durable).await.context("cannot settle an unfinished batch")?;
+            self.recovered_batches += 1;
+        }
+        self.swept = self.store.sweep().await.context("cannot sweep expired entries from the dedup store")?;
+        Ok(())
+    }
+
+    pub async fn run(mut self, sources: &[InputSource]) -> anyhow::Result<IngestSummary> {
+        self.recover().await?;
+        for source in sources {
+            self.ingest_input(source).await?;
+        }
+        self.flush().await?;
+        self.retry_contested().await?;
+        self.finish().await
+    }
+
+    async fn ingest_input(&mut self, source: &InputSource) -> anyhow::Result<()> {
+        let mut reader = RecordReader::open(source, self.options.max_record_bytes)?;
+        let input = self.inputs.len();
+        let verbose = self.options.verbose;
+        self.inputs.push(InputSummary {
+            input: source.name(),
+            format: reader.format(),
+            counts: Counts::default(),
+            dropped: verbose.then(Vec::new),
+            records: verbose.then(Vec::new),
+        });
+        if let (Some(records), Some(_)) = (reader.firehose_records(), &self.options.firehose_response) {
+            if self.firehose.is_some() {
+                anyhow::bail!(
+                    "{source} is a second Firehose event, but --firehose-response answers one invocation: \
+                     run one `callqa ingest` per event"
+                );
+            }
+            self.firehose = Some((input, FirehoseResponse::for_event(records)));
+        }
+        while let Some(raw) = reader.next_record().with_context(|| format!("cannot read input {source}"))? {
+            let counts = &mut self.inputs[input].counts;
+            counts.read += 1;
+            counts.bytes += raw.bytes.len() as u64;
+            let decoded = match raw.rejected {
+                Some(error) => Err(error),
+                None => self.decoder.decode(&raw.bytes, raw.delivery),
+            };
+            match decoded {
+                Ok(record) => {
+                    self.pending.push(PendingRecord { input, position: raw.position, record });
+                    if self.pending.len() >= self.options.batch_size {
+                        self.flush().await?;
+                    }
+                }
+                Err(error) => self.dead_letter(input, &raw.position, &error, &raw.bytes)?,
+            }
+        }
+        Ok(())
+    }
+
+    fn dead_letter(&mut self, input: usize, position: &Position, error: &DecodeError, bytes: &[u8]) -> anyhow::Result<()> {
+        let summary = &mut self.inputs[input];
+        summary.counts.dead_lettered += 1;
+        self.dead_letters.write(&summary.input, position, error, bytes)?;
+        if let Some(records) = summary.records.as_mut() {
+            records.push(RecordDecision {
+                position: position.clone(),
+                fingerprint: None,
+                outcome: "dead-letter",
+                reason: Some(format!("{}: {error}", error.code())),
+            });
+        }
+        // Firehose answers start as ProcessingFailed: nothing to change here.
+        Ok(())
+    }
+
+    /// Claims, writes and completes the pending batch.
+    async fn flush(&mut self) -> anyhow::Result<()> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let pending = std::mem::take(&mut self.pending);
+        let first_input = pending.iter().map(|p| p.input).min().unwrap_or(0);
+        let input_names: Vec<String> =
+            self.inputs[first_input..].iter().map(|summary| summary.input.clone()).collect();
+        let requests: Vec<ClaimRequest<'_>> = pending
+            .iter()
+            .map(|p| ClaimRequest {
+                fingerprint: p.record.fingerprint,
+                contact_id: &p.record.contact_id,
+                last_update_millis: p.record.last_update_millis,
+                day: p.record.day,
+                input: (p.input - first_input) as u32,
+                position: p.position.ordinal(),
+            })
+            .collect();
+        let claim = self
+            .store
+            .claim_batch(&ClaimBatch { inputs: &input_names, requests: &requests })
+            .await
+            .context("cannot claim records in the dedup store")?;
+        drop(requests);
+
+        let claimed: Vec<SinkRecord<'_>> = pending
+            .iter()
+            .zip(&claim.outcomes)
+            .filter(|(_, outcome)| matches!(outcome, ClaimOutcome::Claimed { .. }))
+            .map(|(p, _)| SinkRecord { day: p.record.day, line: &p.record.line })
+            .collect();
+        if !claimed.is_empty() {
+            failpoint("after-claim");
+            for sink in &mut self.sinks {
+                if let Err(err) = sink.write_batch(claim.token, &claimed) {
+                    // Best effort: the claims would also be recovered on the next run.
+                    let _ = self.store.release_batch(claim.token).await;
+                    return Err(err.context(format!("cannot write batch {} to {}", claim.token.0, sink.describe())));
+                }
+            }
+            self.dead_letters.sync()?;
+            failpoint("after-sink-write");
+            if self.firehose.is_some() {
+                self.deferred.push(claim.token);
+            } else {
+                self.store.complete_batch(claim.token).await.context("cannot complete a batch in the dedup store")?;
+                failpoint("after-complete");
+            }
+        }
+        drop(claimed);
+
+        for (p, outcome) in pending.into_iter().zip(claim.outcomes) {
+            let (name, firehose_result) = match outcome {
+                ClaimOutcome::Claimed { update } => {
+                    let counts = &mut self.inputs[p.input].counts;
+                    counts.unique += 1;
+                    counts.updates += update as u64;
+                    (if update { "update" } else { "unique" }, FirehoseResult::Ok)
+                }
+                ClaimOutcome::Duplicate => {
+                    self.inputs[p.input].counts.duplicates += 1;
+                    if let Some(dropped) = self.inputs[p.input].dropped.as_mut() {
+                        dropped.push(p.record.fingerprint);
+                    }
+                    ("duplicate", FirehoseResult::Dropped)
+                }
+                ClaimOutcome::InProgressElsewhere { lease_until } => {
+                    self.contested.push((p, lease_until));
+                    continue;
+                }
+            };
+            if let Some((input, response)) = self.firehose.as_mut() {
+                if *input == p.input {
+                    if let Position::Firehose { index, .. } = &p.position {
+                        response.set(*index as usize, firehose_result);
+                    }
+                }
+            }
+            if let Some(records) = self.inputs[p.input].records.as_mut() {
+                records.push(RecordDecision {
+                    position: p.position,
+                    fingerprint: Some(p.record.fingerprint),
+                    outcome: name,
+                    reason: None,
+                });
+            }
+        }
+        self.show_progress();
+        Ok(())
+    }
+
+    /// Records another owner was working on: wait for its lease, then claim
+    /// again. A live owner that completes in time makes them duplicates.
+    async fn retry_contested(&mut self) -> anyhow::Result<()> {
+        for _round in 0..3 {
+            if self.contested.is_empty() {
+                return Ok(());
+            }
+            let until = self.contested.iter().map(|(_, lease)| *lease).max().unwrap_or(0);
+            let now = crate::dedup::SystemClock.now_millis();
+            if until > now {
+                tokio::time::sleep(Duration::from_millis((until - now) as u64 + 50)).await;
+            }
+            self.pending = std::mem::take(&mut self.contested).into_iter().map(|(p, _)| p).collect();
+            self.flush().await?;
+        }
+        anyhow::ensure!(
+            self.contested.is_empty(),
+            "{} records are still claimed by another process after three leases; run again later",
+            self.contested.len()
+        );
+        Ok(())
+    }
+
+    async fn finish(mut self) -> anyhow::Result<IngestSummary> {
+        for sink in &mut self.sinks {
+            sink.finish()?;
+        }
+        self.dead_letters.sync()?;
+        if let (Some((_, response)), Some(path)) = (&self.firehose, &self.options.firehose_response) {
+            response.write_to(path).with_context(|| format!("cannot write the Firehose response {}", path.display()))?;
+        }
+        for token in std::mem::take(&mut self.deferred) {
+            self.store.complete_batch(token).await.context("cannot complete a batch in the dedup store")?;
+        }
+        self.store.close().await.context("cannot close the dedup store")?;
+        self.progress.finish_and_clear();
+
+        let mut total = Counts::default();
+        for input in &self.inputs {
+            total.add(&input.counts);
+        }
+        let elapsed = self.started.elapsed().as_secs_f64();
+        Ok(IngestSummary {
+            fingerprint: self.options.fingerprint,
+            store: self.store.describe(),
+            sinks: self.sinks.iter().map(|s| s.describe()).collect(),
+            inputs: self.inputs,
+            total,
+            recovered_batches: self.recovered_batches,
+            swept: self.swept,
+            elapsed_seconds: elapsed,
+            records_per_second: total.read as f64 / elapsed.max(1e-9),
+            megabytes_per_second: total.bytes as f64 / 1e6 / elapsed.max(1e-9),
+        })
+    }
+
+    fn show_progress(&self) {
+        if self.progress.is_hidden() {
+            return;
+        }
+        let (read, bytes) = self.inputs.iter().fold((0, 0), |(r, b), i| (r + i.counts.read, b + i.counts.bytes));
+        self.progress.set_position(read);
+        let seconds = self.started.elapsed().as_secs_f64().max(1e-9);
+        self.progress.set_message(format!("{:.1} MB/s", bytes as f64 / 1e6 / seconds));
+    }
+}
+
+use crate::dedup::Clock as _;
+
+/// Test hook for crash tests: with `CALLQA_FAILPOINT=<stage>:<n>` the process
+/// kills itself with SIGKILL the n-th time it reaches `<stage>`
+/// (`after-claim`, `before-rename`, `between-renames`, `after-sink-write`,
+/// `after-complete`). Unset, it costs one load per batch.
+pub fn failpoint(stage: &str) {
+    static CONFIG: OnceLock<Option<(String, u64)>> = OnceLock::new();
+    static HITS: AtomicU64 = AtomicU64::new(0);
+    let config = CONFIG.get_or_init(|| {
+        let spec = std::env::var("CALLQA_FAILPOINT").ok()?;
+        let (name, count) = spec.split_once(':')?;
+        Some((name.to_string(), count.parse().ok()?))
+    });
+    if let Some((name, count)) = config {
+        if name == stage && HITS.fetch_add(1, Ordering::SeqCst) + 1 == *count {
+            #[cfg(unix)]
+            // SAFETY: kill(2) on our own pid has no memory-safety preconditions.
+            unsafe {
+                libc::kill(libc::getpid(), libc::SIGKILL);
+            }
+            std::process::abort();
+        }
+    }
+}

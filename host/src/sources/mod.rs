@@ -1,1 +1,13 @@
-//! sources
+//! Where records come from: files, directories (recursively), stdin, and the
+//! formats found in them (JSON array, NDJSON, one object, Firehose
+//! data-transformation events). Gzip-compressed inputs are read transparently.
+
+mod firehose;
+mod input_source;
+mod raw_record;
+mod record_reader;
+
+pub use firehose::{FirehoseEvent, FirehoseRecord, FirehoseResponse, FirehoseResult};
+pub use input_source::{expand_inputs, InputSource};
+pub use raw_record::{Position, RawRecord};
+pub use record_reader::{InputFormat, RecordReader};

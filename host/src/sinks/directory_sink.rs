@@ -1,0 +1,119 @@
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use flate2::write::GzEncoder;
+
+use super::{sync_dir, Sink, SinkRecord};
+use crate::ctr::UtcDay;
+use crate::dedup::FencingToken;
+use crate::pipeline::failpoint;
+
+/// Unique records as NDJSON files, partitioned Hive-style by the contact's
+/// UTC initiation day: `DIR/year=YYYY/month=MM/day=DD/part-<store>-<token>.ndjson[.gz]`.
+/// Athena, DuckDB and Spark read the tree as it is (they skip the hidden
+/// temporary files).
+pub struct DirectorySink {
+    root: PathBuf,
+    store_id: String,
+    gzip: bool,
+}
+
+impl DirectorySink {
+    /// Opens the directory and removes temporary files this store's crashed
+    /// runs left behind (the store's lock means no live writer owns them).
+    pub fn open(root: &Path, store_id: &str, gzip: bool) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(root).with_context(|| format!("cannot create output directory {}", root.display()))?;
+        let prefix = format!(".part-{store_id}-");
+        for entry in walkdir::WalkDir::new(root).into_iter().filter_map(Result::ok) {
+            let name = entry.file_name().to_string_lossy();
+            if entry.file_type().is_file() && name.starts_with(&prefix) && name.ends_with(".tmp") {
+                std::fs::remove_file(entry.path())
+                    .with_context(|| format!("cannot remove stale temporary file {}", entry.path().display()))?;
+            }
+        }
+        Ok(DirectorySink { root: root.to_path_buf(), store_id: store_id.to_string(), gzip })
+    }
+
+    fn file_name(&self, token: FencingToken) -> String {
+        let extension = if self.gzip { "ndjson.gz" } else { "ndjson" };
+        format!("part-{}-{:012}.{extension}", self.store_id, token.0)
+    }
+
+    /// Creates the partition directory, fsyncing the parents of what it
+    /// created so the new entries survive a power loss.
+    fn partition_dir(&self, day: UtcDay) -> anyhow::Result<PathBuf> {
+        let dir = self.root.join(day.hive_path());
+        if !dir.is_dir() {
+            std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+            let mut parent = dir.parent();
+            while let Some(p) = parent {
+                sync_dir(p)?;
+                if p == self.root {
+                    break;
+                }
+                parent = p.parent();
+            }
+        }
+        Ok(dir)
+    }
+
+    fn write_file(&self, temp: &Path, lines: &[&[u8]]) -> anyhow::Result<()> {
+        let file = File::create(temp).with_context(|| format!("cannot create {}", temp.display()))?;
+        let write = |out: &mut dyn Write| -> std::io::Result<()> {
+            for line in lines {
+                out.write_all(line)?;
+                out.write_all(b"\n")?;
+            }
+            Ok(())
+        };
+        let file = if self.gzip {
+            let mut encoder = GzEncoder::new(BufWriter::with_capacity(1 << 20, file), flate2::Compression::fast());
+            write(&mut encoder).and_then(|_| encoder.finish()).and_then(|buffered| buffered.into_inner().map_err(|e| e.into_error()))
+        } else {
+            let mut buffered = BufWriter::with_capacity(1 << 20, file);
+            write(&mut buffered).and_then(|_| buffered.into_inner().map_err(|e| e.into_error()))
+        }
+        .with_context(|| format!("cannot write {}", temp.display()))?;
+        file.sync_all().with_context(|| format!("cannot sync {}", temp.display()))
+    }
+}
+
+impl Sink for DirectorySink {
+    fn describe(&self) -> String {
+        self.root.display().to_string()
+    }
+
+    fn write_batch(&mut self, token: FencingToken, records: &[SinkRecord<'_>]) -> anyhow::Result<()> {
+        let mut by_day: BTreeMap<UtcDay, Vec<&[u8]>> = BTreeMap::new();
+        for record in records {
+            by_day.entry(record.day).or_default().push(record.line);
+        }
+        let name = self.file_name(token);
+        let mut staged = Vec::with_capacity(by_day.len());
+        for (day, lines) in &by_day {
+            let dir = self.partition_dir(*day)?;
+            let temp = dir.join(format!(".{name}.tmp"));
+            self.write_file(&temp, lines)?;
+            staged.push((dir, temp));
+        }
+        failpoint("before-rename");
+        for (index, (dir, temp)) in staged.iter().enumerate() {
+            let target = dir.join(&name);
+            std::fs::rename(temp, &target)
+                .with_context(|| format!("cannot rename {} to {}", temp.display(), target.display()))?;
+            sync_dir(dir)?;
+            if index + 1 < staged.len() {
+                failpoint("between-renames");
+            }
+        }
+        Ok(())
+    }
+
+    fn durable_days(&self, token: FencingToken, days: &[UtcDay]) -> anyhow::Result<Vec<UtcDay>> {
+        let name = self.file_name(token);
+        Ok(days.iter().copied().filter(|day| self.root.join(day.hive_path()).join(&name).is_file()).collect())
+    }
+}

@@ -1,0 +1,404 @@
+use std::collections::VecDeque;
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Read};
+
+use anyhow::Context;
+use base64::Engine;
+use serde_json::value::RawValue;
+
+use super::{FirehoseEvent, FirehoseRecord, InputSource, Position, RawRecord};
+use crate::ctr::{DecodeError, Delivery};
+
+/// What an input turned out to hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum InputFormat {
+    JsonArray,
+    Ndjson,
+    Object,
+    FirehoseEvent,
+    Empty,
+}
+
+impl std::fmt::Display for InputFormat {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            InputFormat::JsonArray => "JSON array",
+            InputFormat::Ndjson => "NDJSON",
+            InputFormat::Object => "single object",
+            InputFormat::FirehoseEvent => "Firehose transformation event",
+            InputFormat::Empty => "empty",
+        })
+    }
+}
+
+/// Reads the records of one input, detecting its format from its content.
+///
+/// NDJSON is streamed line by line, so inputs larger than memory work; a JSON
+/// array, a single object and a Firehose event are documents and are read
+/// whole (Firehose caps an invocation at 6 MB).
+pub struct RecordReader {
+    format: InputFormat,
+    lines: Option<LineSource>,
+    queued: VecDeque<RawRecord>,
+    firehose: Option<Vec<FirehoseRecord>>,
+    max_record_bytes: u64,
+}
+
+struct LineSource {
+    reader: Box<dyn BufRead + Send>,
+    line_no: u64,
+}
+
+const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
+
+impl RecordReader {
+    pub fn open(source: &InputSource, max_record_bytes: u64) -> anyhow::Result<Self> {
+        let raw: Box<dyn Read + Send> = match source {
+            InputSource::Stdin => Box::new(io::stdin()),
+            InputSource::File(path) => {
+                Box::new(File::open(path).with_context(|| format!("cannot open input {}", path.display()))?)
+            }
+        };
+        let mut reader: Box<dyn BufRead + Send> = Box::new(BufReader::with_capacity(256 * 1024, raw));
+        let head = reader.fill_buf().with_context(|| format!("cannot read input {source}"))?;
+        if head.starts_with(&GZIP_MAGIC) {
+            reader = Box::new(BufReader::with_capacity(256 * 1024, flate2::bufread::MultiGzDecoder::new(reader)));
+        }
+        Self::from_reader(reader, max_record_bytes).with_context(|| format!("cannot read input {source}"))
+    }
+
+    pub fn from_reader(mut reader: Box<dyn BufRead + Send>, max_record_bytes: u64) -> io::Result<Self> {
+        let mut this = RecordReader {
+            format: InputFormat::Empty,
+            lines: None,
+            queued: VecDeque::new(),
+            firehose: None,
+            max_record_bytes,
+        };
+        let skipped_lines = skip_whitespace(&mut reader)?;
+        let first = reader.fill_buf()?.first().copied();
+        match first {
+            None => {}
+            Some(b'[') => {
+                let mut whole = Vec::new();
+                reader.read_to_end(&mut whole)?;
+                this.format = InputFormat::JsonArray;
+                this.read_array(&whole);
+            }
+            Some(b'{') => {
+                let mut first_line = Vec::new();
+                reader.read_until(b'\n', &mut first_line)?;
+                this.read_object_or_lines(reader, first_line, skipped_lines)?;
+            }
+            Some(_) => {
+                this.format = InputFormat::Ndjson;
+                this.lines = Some(LineSource { reader, line_no: skipped_lines });
+            }
+        }
+        Ok(this)
+    }
+
+    pub fn format(&self) -> InputFormat {
+        self.format
+    }
+
+    /// The records of a Firehose event, for its transformation response.
+    pub fn firehose_records(&self) -> Option<&[FirehoseRecord]> {
+        self.firehose.as_deref()
+    }
+
+    /// The next record, or `None` at the end of the input.
+    pub fn next_record(&mut self) -> io::Result<Option<RawRecord>> {
+        if let Some(record) = self.queued.pop_front() {
+            return Ok(Some(record));
+        }
+        let Some(lines) = self.lines.as_mut() else { return Ok(None) };
+        loop {
+            lines.line_no += 1;
+            let line_no = lines.line_no;
+            let Some((mut bytes, size)) = read_line_capped(&mut lines.reader, self.max_record_bytes)? else {
+                return Ok(None);
+            };
+            if bytes.iter().all(u8::is_ascii_whitespace) && size == bytes.len() as u64 {
+                continue;
+            }
+            let rejected = (size > self.max_record_bytes)
+                .then_some(DecodeError::Oversized { size, max: self.max_record_bytes });
+            if rejected.is_none() && bytes.last() == Some(&b'\r') {
+                bytes.pop();
+            }
+            return Ok(Some(RawRecord { position: Position::Line(line_no), bytes, delivery: Delivery::Line, rejected }));
+        }
+    }
+
+    fn read_array(&mut self, whole: &[u8]) {
+        match serde_json::from_slice::<Vec<&RawValue>>(whole) {
+            Ok(elements) => {
+                for (index, element) in elements.into_iter().enumerate() {
+                    let bytes = element.get().as_bytes();
+                    let record = self.capped(Position::Index(index as u64), bytes, Delivery::ArrayElement);
+                    self.queued.push_back(record);
+                }
+            }
+            Err(err) => self.queued.push_back(whole_document_error(whole, self.max_record_bytes, err)),
+        }
+    }
+
+    fn read_object_or_lines(
+        &mut self,
+        mut reader: Box<dyn BufRead + Send>,
+        first_line: Vec<u8>,
+        skipped_lines: u64,
+    ) -> io::Result<()> {
+        let first_trimmed = first_line.trim_ascii();
+        if let Ok(value) = serde_json::from_slice::<serde_json::Value>(first_trimmed) {
+            if FirehoseEvent::looks_like(&value) {
+                let mut rest = Vec::new();
+                reader.read_to_end(&mut rest)?;
+                let mut whole = first_line;
+                whole.extend_from_slice(&rest);
+                self.read_firehose(&whole);
+                return Ok(());
+            }
+            let trailing_lines = skip_whitespace(&mut reader)?;
+            if reader.fill_buf()?.is_empty() {
+                self.format = InputFormat::Object;
+                let record = self.capped(Position::Document, first_trimmed, Delivery::Document);
+                self.queued.push_back(record);
+            } else {
+                self.format = InputFormat::Ndjson;
+                let line_no = skipped_lines + 1;
+                let mut bytes = first_line.clone();
+                trim_line_ending(&mut bytes);
+                self.queued.push_back(self.capped(Position::Line(line_no), &bytes, Delivery::Line));
+                self.lines = Some(LineSource { reader, line_no: line_no + trailing_lines });
+            }
+            return Ok(());
+        }
+        if first_trimmed.ends_with(b"}") {
+            // A complete-looking one-line object that does not parse: one bad
+            // line of NDJSON, dead-lettered on its own.
+            self.format = InputFormat::Ndjson;
+            let reader: Box<dyn BufRead + Send> = Box::new(io::Cursor::new(first_line).chain(reader));
+            self.lines = Some(LineSource { reader, line_no: skipped_lines });
+            return Ok(());
+        }
+        // A document spread over several lines: a pretty-printed object or event.
+        let mut whole = first_line;
+        reader.read_to_end(&mut whole)?;
+        match serde_json::from_slice::<serde_json::Value>(&whole) {
+            Ok(value) if FirehoseEvent::looks_like(&value) => self.read_firehose(&whole),
+            Err(_) if looks_like_ndjson(&whole) => {
+                self.format = InputFormat::Ndjson;
+                self.lines = Some(LineSource { reader: Box::new(io::Cursor::new(whole)), line_no: skipped_lines });
+            }
+            Ok(_) => {
+                self.format = InputFormat::Object;
+                let record = self.capped(Position::Document, whole.trim_ascii(), Delivery::Document);
+                self.queued.push_back(record);
+            }
+            Err(err) => {
+                self.format = InputFormat::Object;
+                self.queued.push_back(whole_document_error(&whole, self.max_record_bytes, err));
+            }
+        }
+        Ok(())
+    }
+
+    fn read_firehose(&mut self, whole: &[u8]) {
+        self.format = InputFormat::FirehoseEvent;
+        let event: FirehoseEvent = match serde_json::from_slice(whole) {
+            Ok(event) => event,
+            Err(err) => {
+                self.queued.push_back(whole_document_error(whole, u64::MAX, err));
+                return;
+            }
+        };
+        let engine = base64::engine::general_purpose::STANDARD;
+        for (index, record) in event.records.iter().enumerate() {
+            let position = Position::Firehose { index: index as u64, record_id: record.record_id.clone() };
+            let decoded_size = (record.data.len() as u64 / 4) * 3;
+            let raw = if decoded_size > self.max_record_bytes.saturating_add(3) {
+                RawRecord {
+                    position,
+                    bytes: Vec::new(),
+                    delivery: Delivery::FirehoseRecord,
+                    rejected: Some(DecodeError::Oversized { size: decoded_size, max: self.max_record_bytes }),
+                }
+            } else {
+                match engine.decode(record.data.as_bytes()) {
+                    Ok(bytes) => self.capped(position, &bytes, Delivery::FirehoseRecord),
+                    Err(err) => RawRecord {
+                        position,
+                        bytes: record.data.as_bytes().to_vec(),
+                        delivery: Delivery::FirehoseRecord,
+                        rejected: Some(DecodeError::BadBase64(err.to_string())),
+                    },
+                }
+            };
+            self.queued.push_back(raw);
+        }
+        self.firehose = Some(event.records);
+    }
+
+    fn capped(&self, position: Position, bytes: &[u8], delivery: Delivery) -> RawRecord {
+        let size = bytes.len() as u64;
+        if size > self.max_record_bytes {
+            RawRecord {
+                position,
+                bytes: bytes[..DEAD_LETTER_SAMPLE.min(bytes.len())].to_vec(),
+                delivery,
+                rejected: Some(DecodeError::Oversized { size, max: self.max_record_bytes }),
+            }
+        } else {
+            RawRecord { position, bytes: bytes.to_vec(), delivery, rejected: None }
+        }
+    }
+}
+
+/// How much of an oversized record is kept for its dead letter.
+const DEAD_LETTER_SAMPLE: usize = 4096;
+
+fn whole_document_error(whole: &[u8], max: u64, err: serde_json::Error) -> RawRecord {
+    let rejected = match std::str::from_utf8(whole) {
+        Err(utf8) => DecodeError::InvalidUtf8 { valid_up_to: utf8.valid_up_to() },
+        Ok(_) if whole.len() as u64 > max => DecodeError::Oversized { size: whole.len() as u64, max },
+        Ok(_) => DecodeError::MalformedJson(err.to_string()),
+    };
+    RawRecord {
+        position: Position::Document,
+        bytes: whole[..DEAD_LETTER_SAMPLE.min(whole.len())].to_vec(),
+        delivery: Delivery::Document,
+        rejected: Some(rejected),
+    }
+}
+
+/// True when some line after the first is a complete one-line object: the
+/// input is NDJSON whose first line is broken, not a broken document.
+fn looks_like_ndjson(whole: &[u8]) -> bool {
+    whole.split(|b| *b == b'\n').skip(1).any(|line| {
+        let line = line.trim_ascii();
+        line.starts_with(b"{") && line.ends_with(b"}") && serde_json::from_slice::<&RawValue>(line).is_ok()
+    })
+}
+
+fn trim_line_ending(bytes: &mut Vec<u8>) {
+    if bytes.last() == Some(&b'\n') {
+        bytes.pop();
+        if bytes.last() == Some(&b'\r') {
+            bytes.pop();
+        }
+    }
+}
+
+/// Skips whitespace (and a UTF-8 byte order mark at the start); returns how
+/// many line breaks were skipped, so line numbers stay right.
+fn skip_whitespace(reader: &mut Box<dyn BufRead + Send>) -> io::Result<u64> {
+    let mut newlines = 0;
+    let mut at_start = true;
+    loop {
+        let buf = reader.fill_buf()?;
+        if buf.is_empty() {
+            return Ok(newlines);
+        }
+        let mut skip = 0;
+        if at_start && buf.starts_with(&[0xef, 0xbb, 0xbf]) {
+            skip = 3;
+        }
+        at_start = false;
+        while skip < buf.len() && buf[skip].is_ascii_whitespace() {
+            newlines += (buf[skip] == b'\n') as u64;
+            skip += 1;
+        }
+        let done = skip < buf.len();
+        reader.consume(skip);
+        if done {
+            return Ok(newlines);
+        }
+    }
+}
+
+/// Reads one line without its `\n`, keeping at most `max + 1` bytes of it in
+/// memory; returns the bytes kept and the line's full length.
+fn read_line_capped(reader: &mut Box<dyn BufRead + Send>, max: u64) -> io::Result<Option<(Vec<u8>, u64)>> {
+    let keep = usize::try_from(max).unwrap_or(usize::MAX).saturating_add(1);
+    let mut line = Vec::new();
+    let mut size: u64 = 0;
+    let mut any = false;
+    loop {
+        let buf = reader.fill_buf()?;
+        if buf.is_empty() {
+            return Ok(any.then_some((line, size)));
+        }
+        any = true;
+        let (chunk, found) = match memchr::memchr(b'\n', buf) {
+            Some(at) => (&buf[..at], true),
+            None => (buf, false),
+        };
+        let room = keep.saturating_sub(line.len());
+        line.extend_from_slice(&chunk[..room.min(chunk.len())]);
+        size += chunk.len() as u64;
+        let used = chunk.len() + found as usize;
+        reader.consume(used);
+        if found {
+            if size > max {
+                line.truncate(DEAD_LETTER_SAMPLE);
+            }
+            return Ok(Some((line, size)));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read(text: &[u8]) -> (InputFormat, Vec<RawRecord>) {
+        let mut reader = RecordReader::from_reader(Box::new(io::Cursor::new(text.to_vec())), 1000).unwrap();
+        let mut records = Vec::new();
+        while let Some(record) = reader.next_record().unwrap() {
+            records.push(record);
+        }
+        (reader.format(), records)
+    }
+
+    #[test]
+    fn detects_each_format() {
+        assert_eq!(read(b"").0, InputFormat::Empty);
+        assert_eq!(read(b"  \n[{\"a\":1}, {\"b\":2}]").0, InputFormat::JsonArray);
+        assert_eq!(read(b"[{\"a\":1}, {\"b\":2}]").1.len(), 2);
+        let (format, records) = read(b"{\"a\":1}\n\n{\"b\":2}\r\n");
+        assert_eq!(format, InputFormat::Ndjson);
+        assert_eq!(records.iter().map(|r| r.position.clone()).collect::<Vec<_>>(), vec![Position::Line(1), Position::Line(3)]);
+        assert_eq!(records[1].bytes, b"{\"b\":2}");
+        let (format, records) = read(b"{\n  \"a\": 1\n}\n");
+        assert_eq!(format, InputFormat::Object);
+        assert_eq!(records[0].bytes, b"{\n  \"a\": 1\n}");
+        assert_eq!(read(b"{\"a\":1}\n").0, InputFormat::Object);
+        let event = br#"{"invocationId":"i","records":[{"recordId":"r1","data":"eyJhIjoxfQ=="},{"recordId":"r2","data":"!!"}]}"#;
+        let (format, records) = read(event);
+        assert_eq!(format, InputFormat::FirehoseEvent);
+        assert_eq!(records[0].bytes, b"{\"a\":1}");
+        assert_eq!(records[1].rejected.as_ref().unwrap().code(), "bad-base64");
+    }
+
+    #[test]
+    fn a_broken_first_line_is_still_ndjson() {
+        let (format, records) = read(b"{\"a\":1,}\n{\"b\":2}\n");
+        assert_eq!(format, InputFormat::Ndjson);
+        assert_eq!(records.len(), 2);
+        let (format, records) = read(b"{\"a\":1,\n{\"b\":2}\n");
+        assert_eq!(format, InputFormat::Ndjson);
+        assert_eq!(records.len(), 2);
+    }
+
+    #[test]
+    fn oversized_lines_are_cut_and_flagged() {
+        let mut text = vec![b'{'; 5000];
+        text.extend_from_slice(b"\n{\"a\":1}\n");
+        let (_, records) = read(&text);
+        assert_eq!(records[0].rejected, Some(DecodeError::Oversized { size: 5000, max: 1000 }));
+        assert_eq!(records[1].bytes, b"{\"a\":1}");
+    }
+}
