@@ -1,8 +1,106 @@
+//! `callqa check`: QA sheets for session documents.
+
+use std::io::Write;
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
+use anyhow::Context;
+
+use crate::qa::{Inspector, Summary};
+use crate::rules::{RuleEngine, Ruleset};
+use crate::session::read_sessions;
+
+/// Evaluate every applicable rule of a ruleset on each session and write one
+/// QA sheet per session as NDJSON.
+///
+/// Exit status: 0 when every document got a sheet (failed items included);
+/// 1 when some documents were malformed (each is reported on stderr with its
+/// file and position; the others still get sheets); 2 when the ruleset or
+/// an input is unusable.
 #[derive(clap::Args, Debug)]
-pub struct CheckArgs {}
+pub struct CheckArgs {
+    /// The ruleset (TOML): rules, where they apply, weights, parameters.
+    #[arg(long, value_name = "FILE")]
+    pub rules: PathBuf,
 
-pub fn run(_args: CheckArgs) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("callqa check is being built")
+    /// Where to write the sheets (NDJSON); `-` or unset for stdout.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub cache: CacheArgs,
+
+    /// Session documents: `.json` files (one object or an array), `.ndjson`
+    /// or `.jsonl` files (one per line), or directories of them.
+    #[arg(required_unless_present = "ctr", value_name = "SESSION_FILES_OR_DIRS")]
+    pub inputs: Vec<PathBuf>,
+
+    /// Also assemble and check the sessions of Amazon Connect contact records
+    /// in DIR (with `--analysis`, `--events`, `--date`; see `callqa session build`).
+    #[arg(long, value_name = "DIR")]
+    pub ctr: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub connect: crate::cli::session::ConnectOptions,
+}
+
+/// Where compiled rule modules are cached between runs.
+#[derive(clap::Args, Debug)]
+pub struct CacheArgs {
+    /// Compiled-module cache directory [default: $CALLQA_CACHE_DIR, else
+    /// $XDG_CACHE_HOME/callqa/modules, else ~/.cache/callqa/modules].
+    #[arg(long, value_name = "DIR", global = true)]
+    pub cache_dir: Option<PathBuf>,
+
+    /// Compile every module afresh; write no cache.
+    #[arg(long, global = true, conflicts_with = "cache_dir")]
+    pub no_cache: bool,
+}
+
+impl CacheArgs {
+    pub fn engine(&self) -> anyhow::Result<RuleEngine> {
+        let dir = if self.no_cache { None } else { self.cache_dir.clone().or_else(RuleEngine::default_cache_dir) };
+        RuleEngine::new(dir)
+    }
+}
+
+pub fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
+    let engine = Arc::new(args.cache.engine()?);
+    let ruleset = Arc::new(Ruleset::load(&engine, &args.rules)?);
+    let mut documents = read_sessions(&args.inputs)?;
+    if let Some(ctr) = &args.ctr {
+        documents.extend(crate::cli::session::assemble(ctr, &args.connect)?);
+    }
+
+    let mut summary = Summary::default();
+    let mut sessions = Vec::with_capacity(documents.len());
+    for (source, parsed) in documents {
+        match parsed {
+            Ok(session) => sessions.push(Arc::new(session)),
+            Err(e) => {
+                summary.rejected_documents += 1;
+                eprintln!("error: {source}: {e:#}");
+            }
+        }
+    }
+
+    let inspector = Inspector::new(engine, ruleset.clone());
+    let sheets = inspector.inspect_all(sessions);
+
+    let mut out: Box<dyn Write> = match &args.out {
+        Some(path) if path.as_os_str() != "-" => Box::new(std::io::BufWriter::new(
+            std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?,
+        )),
+        _ => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
+    };
+    for sheet in &sheets {
+        summary.add(sheet);
+        serde_json::to_writer(&mut out, sheet)?;
+        out.write_all(b"\n")?;
+    }
+    out.flush().context("cannot write the sheets")?;
+    summary.add_health(&ruleset);
+    eprintln!("{summary}");
+    Ok(if summary.rejected_documents > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
 }

@@ -1,1 +1,43 @@
-//! rules
+//! The rule host: each QA rule is a WebAssembly component implementing the
+//! `callqa:rule` world (`wit/rule.wit`), compiled once, instantiated fresh
+//! for every evaluation inside a deny-by-default sandbox.
+//!
+//! - [`engine`]: the wasmtime engine, its configuration and epoch ticker.
+//! - [`module`]: a compiled rule: its bytes' SHA-256, imports check, `describe`.
+//! - [`ruleset`]: the ruleset file (TOML): which rule applies where, with
+//!   which parameters, checked against each rule's schema.
+//! - [`evaluation`]: one rule on one session in a fresh store, under limits.
+//! - [`limits`]: fuel, wall clock, memory and output caps.
+//! - [`health`]: error counts and quarantine of a rule that keeps failing.
+//! - [`host`]: the capabilities a rule imports, one module each.
+
+pub mod bindings;
+pub mod engine;
+pub mod evaluation;
+pub mod health;
+pub mod host;
+pub mod limits;
+pub mod module;
+pub mod params;
+pub mod ruleset;
+pub mod store;
+
+pub use engine::RuleEngine;
+pub use evaluation::{Evaluation, EvaluationError};
+pub use health::{HealthCounts, RuleHealth};
+pub use limits::Limits;
+pub use module::RuleModule;
+pub use ruleset::{RuleEntry, Ruleset};
+
+/// The bundled rules, built from `plugins/` by `build.rs`: `bundled:<name>`.
+pub mod bundled {
+    include!(concat!(env!("OUT_DIR"), "/bundled.rs"));
+
+    pub fn get(name: &str) -> Option<&'static [u8]> {
+        BUNDLED.iter().find(|(n, _)| *n == name).map(|(_, bytes)| *bytes)
+    }
+
+    pub fn names() -> impl Iterator<Item = &'static str> {
+        BUNDLED.iter().map(|(n, _)| *n)
+    }
+}

@@ -1,0 +1,75 @@
+use std::sync::Arc;
+
+use rayon::prelude::*;
+
+use super::sheet::{ItemError, ItemStatus, QaSheet, SheetItem};
+use crate::rules::{evaluation, RuleEngine, RuleEntry, Ruleset};
+use crate::session::Session;
+
+/// Runs a ruleset over sessions: every applicable rule, each in its own
+/// fresh sandbox, sessions in parallel.
+pub struct Inspector {
+    pub engine: Arc<RuleEngine>,
+    pub ruleset: Arc<Ruleset>,
+}
+
+impl Inspector {
+    pub fn new(engine: Arc<RuleEngine>, ruleset: Arc<Ruleset>) -> Self {
+        Inspector { engine, ruleset }
+    }
+
+    pub fn inspect(&self, session: Arc<Session>) -> QaSheet {
+        let items = self
+            .ruleset
+            .rules
+            .iter()
+            .filter(|rule| rule.applies_to(&session))
+            .map(|rule| self.item(rule, &session))
+            .collect();
+        let mut sheet = QaSheet::new(session.id.clone(), session.contact.contact_id.clone(), session.contact.channel.as_str().to_owned(), items);
+        sheet.notes = session.notes.clone();
+        sheet
+    }
+
+    /// Sheets in input order, sessions spread over the available cores.
+    pub fn inspect_all(&self, sessions: Vec<Arc<Session>>) -> Vec<QaSheet> {
+        sessions.into_par_iter().map(|s| self.inspect(s)).collect()
+    }
+
+    fn item(&self, rule: &RuleEntry, session: &Arc<Session>) -> SheetItem {
+        let mut item = SheetItem {
+            rule_id: rule.id.to_string(),
+            rule_version: rule.module.descriptor.version.clone(),
+            module_sha256: rule.module.sha256.clone(),
+            outcome: ItemStatus::Error,
+            weight: rule.weight,
+            score: None,
+            reason: None,
+            error: None,
+            findings: Vec::new(),
+            fuel_used: 0,
+            micros: 0,
+        };
+        if let Some(last_error) = rule.health.quarantined() {
+            item.outcome = ItemStatus::Quarantined;
+            item.error = Some(ItemError { code: "quarantined".into(), message: last_error });
+            return item;
+        }
+        let eval = evaluation::evaluate(&self.engine, &rule.module, rule.id.clone(), session.clone(), &rule.params, &rule.limits);
+        item.fuel_used = eval.fuel_used;
+        item.micros = eval.micros;
+        match eval.result {
+            Ok(verdict) => {
+                rule.health.record_success();
+                item.apply_verdict(verdict);
+            }
+            Err(e) => {
+                if rule.health.record_error(&e, rule.limits.quarantine_after) {
+                    tracing::warn!(rule = &*rule.id, "quarantined after {} errors in a row: {e}", rule.limits.quarantine_after);
+                }
+                item.error = Some(ItemError { code: e.code().to_owned(), message: e.to_string() });
+            }
+        }
+        item
+    }
+}

@@ -1,0 +1,95 @@
+use serde::{Deserialize, Serialize};
+
+use super::verdict::{Finding, Outcome, Verdict};
+
+/// One session's QA sheet, written as one NDJSON line.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct QaSheet {
+    pub session_id: String,
+    pub contact_id: String,
+    pub channel: String,
+    pub items: Vec<SheetItem>,
+    /// Weighted mean of the scored items (pass/fail), in [0, 1]; `None`
+    /// when no item was scored.
+    pub score: Option<f64>,
+    /// False when any item ended in an error or quarantine: the score then
+    /// covers only the rules that reached a verdict.
+    pub complete: bool,
+    /// The session's notes from assembly (e.g. an unreadable analysis file).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
+}
+
+/// The status of a sheet item: a verdict's outcome, or why there is none.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[serde(rename_all = "kebab-case")]
+pub enum ItemStatus {
+    Pass,
+    Fail,
+    NotApplicable,
+    Error,
+    Quarantined,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct ItemError {
+    /// Stable code: `fuel-exhausted`, `timeout`, `memory-cap`, `panic`, ...
+    pub code: String,
+    pub message: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct SheetItem {
+    pub rule_id: String,
+    pub rule_version: String,
+    pub module_sha256: String,
+    pub outcome: ItemStatus,
+    pub weight: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub score: Option<f32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<ItemError>,
+    pub findings: Vec<Finding>,
+    pub fuel_used: u64,
+    pub micros: u64,
+}
+
+impl SheetItem {
+    pub fn apply_verdict(&mut self, v: Verdict) {
+        self.outcome = match v.outcome {
+            Outcome::Pass => ItemStatus::Pass,
+            Outcome::Fail => ItemStatus::Fail,
+            Outcome::NotApplicable => ItemStatus::NotApplicable,
+        };
+        self.score = v.score;
+        self.reason = v.reason;
+        self.findings = v.findings;
+    }
+
+    /// The item's contribution to the sheet score: its own score, else 1
+    /// for pass and 0 for fail; nothing for the others.
+    fn scored(&self) -> Option<f64> {
+        match self.outcome {
+            ItemStatus::Pass => Some(self.score.map_or(1.0, f64::from)),
+            ItemStatus::Fail => Some(self.score.map_or(0.0, f64::from)),
+            _ => None,
+        }
+    }
+}
+
+impl QaSheet {
+    pub fn new(session_id: String, contact_id: String, channel: String, items: Vec<SheetItem>) -> Self {
+        let (mut total, mut weights) = (0.0, 0.0);
+        for item in &items {
+            if let Some(s) = item.scored() {
+                total += s * item.weight;
+                weights += item.weight;
+            }
+        }
+        let score = (weights > 0.0).then(|| (total / weights * 10_000.0).round() / 10_000.0);
+        let complete = items.iter().all(|i| !matches!(i.outcome, ItemStatus::Error | ItemStatus::Quarantined));
+        QaSheet { session_id, contact_id, channel, items, score, complete, notes: Vec::new() }
+    }
+}

@@ -1,0 +1,14 @@
+//! Host bindings of the `callqa:rule` world, generated from `wit/`.
+
+wasmtime::component::bindgen!({
+    path: "../wit",
+    world: "qa-rule",
+    with: {
+        "callqa:rule/types.session": crate::rules::host::session::SessionHandle,
+    },
+    // Host functions may trap (a missing resource, a cap exceeded).
+    imports: { default: trappable },
+});
+
+pub use callqa::rule::{helpers, log, types};
+pub use exports::callqa::rule::rule as guest;

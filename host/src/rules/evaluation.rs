@@ -1,0 +1,195 @@
+//! One rule on one session: a fresh store and instance, the limits armed,
+//! the verdict checked against the output caps. Nothing here can take the
+//! host down: every failure of the rule becomes an [`EvaluationError`].
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use wasmtime::{Store, Trap};
+
+use super::bindings::guest::{self, RuleError};
+use super::bindings::types::Value;
+use super::engine::{RuleEngine, EPOCH_TICK};
+use super::limits::Limits;
+use super::module::{root_cause, RuleModule};
+use super::store::StoreState;
+use crate::qa::{Finding, Outcome, Verdict};
+use crate::session::Session;
+
+/// What one evaluation produced, with its costs.
+#[derive(Debug)]
+pub struct Evaluation {
+    pub result: Result<Verdict, EvaluationError>,
+    pub fuel_used: u64,
+    pub micros: u64,
+    /// Highest linear memory the rule grew to, in bytes.
+    pub peak_memory: usize,
+    pub log: Vec<(String, String)>,
+    pub log_dropped_bytes: usize,
+}
+
+/// Why a rule reached no verdict. The message says which limit and how much,
+/// so the author can act on it.
+#[derive(Debug, Clone, thiserror::Error, PartialEq)]
+pub enum EvaluationError {
+    #[error("fuel exhausted: the rule used its whole budget of {budget} fuel (raise `limits.fuel` or make the rule cheaper)")]
+    FuelExhausted { budget: u64 },
+    #[error("timed out: the rule ran past its wall-clock deadline of {ms} ms")]
+    Timeout { ms: u64 },
+    #[error("{0}")]
+    MemoryCap(String),
+    #[error("stack overflow: the rule recursed too deep for the wasm stack")]
+    StackOverflow,
+    #[error("panicked: {0}")]
+    Panic(String),
+    #[error("trapped: {0}")]
+    Trap(String),
+    #[error("bad parameters: {0}")]
+    BadParams(String),
+    #[error("the rule failed: {0}")]
+    Failed(String),
+    #[error("output cap exceeded: {0}")]
+    OutputCap(String),
+    #[error("could not start the rule: {0}")]
+    Instantiate(String),
+}
+
+impl EvaluationError {
+    /// A stable code for sheets and metrics.
+    pub fn code(&self) -> &'static str {
+        match self {
+            EvaluationError::FuelExhausted { .. } => "fuel-exhausted",
+            EvaluationError::Timeout { .. } => "timeout",
+            EvaluationError::MemoryCap(_) => "memory-cap",
+            EvaluationError::StackOverflow => "stack-overflow",
+            EvaluationError::Panic(_) => "panic",
+            EvaluationError::Trap(_) => "trap",
+            EvaluationError::BadParams(_) => "bad-params",
+            EvaluationError::Failed(_) => "failed",
+            EvaluationError::OutputCap(_) => "output-cap",
+            EvaluationError::Instantiate(_) => "instantiate",
+        }
+    }
+
+    /// Budget exhaustion (fuel, time, memory), as opposed to a rule's own bug.
+    pub fn is_budget(&self) -> bool {
+        matches!(self, EvaluationError::FuelExhausted { .. } | EvaluationError::Timeout { .. } | EvaluationError::MemoryCap(_))
+    }
+}
+
+/// Epoch ticks for the wall-clock deadline; one extra so a deadline is never
+/// shorter than asked.
+pub fn deadline_ticks(limits: &Limits) -> u64 {
+    limits.timeout_ms.div_ceil(EPOCH_TICK.as_millis() as u64) + 1
+}
+
+pub fn evaluate(
+    engine: &RuleEngine,
+    module: &RuleModule,
+    rule_id: Arc<str>,
+    session: Arc<Session>,
+    params: &[(String, Value)],
+    limits: &Limits,
+) -> Evaluation {
+    let started = Instant::now();
+    let state = StoreState::new(rule_id, session, limits, engine.patterns.clone());
+    let mut store = Store::new(&engine.engine, state);
+    store.limiter(|s| &mut s.memory);
+    store.set_epoch_deadline(deadline_ticks(limits));
+    let result = store
+        .set_fuel(limits.fuel)
+        .map_err(|e| EvaluationError::Instantiate(root_cause(&e)))
+        .and_then(|()| call(&mut store, module, params, limits));
+    let micros = started.elapsed().as_micros() as u64;
+    let dropped = store.data().log.dropped_bytes;
+    let result = match result {
+        Ok(_) if dropped > 0 => Err(EvaluationError::OutputCap(format!(
+            "the rule logged {} bytes; the cap is {} (`limits.max-log-bytes`)",
+            dropped + store.data().log.bytes,
+            limits.max_log_bytes
+        ))),
+        other => other,
+    };
+    let fuel_used = limits.fuel.saturating_sub(store.get_fuel().unwrap_or(0));
+    let state = store.into_data();
+    let log = state.log.lines.iter().map(|(level, line)| (format!("{level:?}").to_lowercase(), line.clone())).collect();
+    Evaluation {
+        result,
+        fuel_used,
+        micros,
+        peak_memory: state.memory.peak,
+        log,
+        log_dropped_bytes: state.log.dropped_bytes,
+    }
+}
+
+fn call(store: &mut Store<StoreState>, module: &RuleModule, params: &[(String, Value)], limits: &Limits) -> Result<Verdict, EvaluationError> {
+    let rule = module.pre.instantiate(&mut *store).map_err(|e| classify(store, e, limits))?;
+    let session = store.data_mut().session_resource().map_err(|e| EvaluationError::Instantiate(root_cause(&e)))?;
+    let returned = rule.callqa_rule_rule().call_evaluate(&mut *store, session, params).map_err(|e| classify(store, e, limits))?;
+    match returned {
+        Ok(verdict) => check_output(verdict, limits),
+        Err(RuleError::BadParams(m)) => Err(EvaluationError::BadParams(m)),
+        Err(RuleError::Failed(m)) => Err(EvaluationError::Failed(m)),
+    }
+}
+
+/// Turn a trap into the limit or bug it stands for.
+fn classify(store: &Store<StoreState>, error: wasmtime::Error, limits: &Limits) -> EvaluationError {
+    let state = store.data();
+    if state.memory.refused.is_some() {
+        return EvaluationError::MemoryCap(format!(
+            "memory cap exceeded: the rule asked for {} bytes of linear memory, the cap is {} bytes",
+            state.memory.refused.unwrap_or_default(),
+            limits.memory_bytes
+        ));
+    }
+    match error.downcast_ref::<Trap>() {
+        Some(Trap::OutOfFuel) => EvaluationError::FuelExhausted { budget: limits.fuel },
+        Some(Trap::Interrupt) => EvaluationError::Timeout { ms: limits.timeout_ms },
+        Some(Trap::StackOverflow) => EvaluationError::StackOverflow,
+        Some(Trap::UnreachableCodeReached) => {
+            let stderr = state.stderr_text();
+            match stderr.lines().find(|l| l.contains("panicked")) {
+                Some(_) => EvaluationError::Panic(stderr),
+                None => EvaluationError::Trap("executed `unreachable` (an explicit trap or an abort)".into()),
+            }
+        }
+        Some(trap) => EvaluationError::Trap(trap.to_string()),
+        None if root_cause(&error).contains("write beyond capacity") => EvaluationError::OutputCap(format!(
+            "the rule wrote more than {} bytes to stdout or stderr (`limits.max-log-bytes`)",
+            limits.max_log_bytes
+        )),
+        None => EvaluationError::Trap(root_cause(&error)),
+    }
+}
+
+fn check_output(v: guest::Verdict, limits: &Limits) -> Result<Verdict, EvaluationError> {
+    let cap = |m: String| Err(EvaluationError::OutputCap(m));
+    if v.findings.len() > limits.max_findings {
+        return cap(format!("the rule returned {} findings; the cap is {} (`limits.max-findings`)", v.findings.len(), limits.max_findings));
+    }
+    let longest = v.findings.iter().map(|f| f.message.len()).chain(v.reason.as_ref().map(String::len)).max().unwrap_or(0);
+    if longest > limits.max_message_bytes {
+        return cap(format!("a message is {longest} bytes; the cap is {} (`limits.max-message-bytes`)", limits.max_message_bytes));
+    }
+    if let Some(score) = v.score {
+        if !(0.0..=1.0).contains(&score) {
+            return Err(EvaluationError::Failed(format!("score {score} is outside [0, 1]")));
+        }
+    }
+    Ok(Verdict {
+        outcome: match v.outcome {
+            guest::Outcome::Pass => Outcome::Pass,
+            guest::Outcome::Fail => Outcome::Fail,
+            guest::Outcome::NotApplicable => Outcome::NotApplicable,
+        },
+        score: v.score,
+        reason: v.reason,
+        findings: v
+            .findings
+            .into_iter()
+            .map(|f| Finding { message: f.message, segment_id: f.segment_id, begin_ms: f.begin_ms, end_ms: f.end_ms })
+            .collect(),
+    })
+}

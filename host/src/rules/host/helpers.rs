@@ -1,0 +1,139 @@
+//! `callqa:rule/helpers`: time arithmetic and text search, done natively
+//! once for every rule (and every guest language).
+
+use std::collections::HashMap;
+
+use parking_lot::Mutex;
+use regex::Regex;
+use wasmtime::component::{HasSelf, Linker};
+
+use crate::rules::bindings::helpers::{self as wit, Direction, TextMatch};
+use crate::rules::bindings::types::Instant;
+use crate::rules::store::StoreState;
+
+pub fn add_to_linker(linker: &mut Linker<StoreState>) -> anyhow::Result<()> {
+    Ok(wit::add_to_linker::<StoreState, HasSelf<StoreState>>(linker, |state| state)?)
+}
+
+/// Longest pattern a rule may ask the host to compile; beyond this the
+/// compile cost belongs in the rule's own budget, not the host's.
+const MAX_PATTERN_BYTES: usize = 4096;
+/// Compiled patterns kept; the cache is cleared when full (rulesets use a
+/// handful of patterns, so this only bounds a hostile rule).
+const MAX_CACHED_PATTERNS: usize = 1024;
+
+/// Compiled patterns shared by every evaluation of the engine.
+#[derive(Default)]
+pub struct PatternCache {
+    compiled: Mutex<HashMap<String, Result<Regex, String>>>,
+}
+
+impl PatternCache {
+    pub fn get(&self, pattern: &str) -> Result<Regex, String> {
+        if let Some(hit) = self.compiled.lock().get(pattern) {
+            return hit.clone();
+        }
+        let compiled = if pattern.len() > MAX_PATTERN_BYTES {
+            Err(format!("pattern is {} bytes, the limit is {MAX_PATTERN_BYTES}", pattern.len()))
+        } else {
+            regex::RegexBuilder::new(pattern).size_limit(1 << 20).build().map_err(|e| e.to_string())
+        };
+        let mut cache = self.compiled.lock();
+        if cache.len() >= MAX_CACHED_PATTERNS {
+            cache.clear();
+        }
+        cache.insert(pattern.to_owned(), compiled.clone());
+        compiled
+    }
+}
+
+impl wit::Host for StoreState {
+    fn minutes_between(&mut self, start: Instant, end: Instant) -> wasmtime::Result<f64> {
+        Ok(minutes_between(start, end))
+    }
+
+    fn nearest(&mut self, pivot: Instant, candidates: Vec<Instant>, side: Direction) -> wasmtime::Result<Option<u32>> {
+        Ok(nearest(pivot, &candidates, side).map(|i| i as u32))
+    }
+
+    fn find_all(&mut self, pattern: String, text: String) -> wasmtime::Result<Result<Vec<TextMatch>, String>> {
+        Ok(self.patterns.get(&pattern).map(|re| find_all(&re, &text)))
+    }
+
+    fn contains_any(&mut self, text: String, keywords: Vec<String>) -> wasmtime::Result<Option<u32>> {
+        Ok(contains_any(&text, &keywords).map(|i| i as u32))
+    }
+}
+
+pub fn minutes_between(start: Instant, end: Instant) -> f64 {
+    (end - start) as f64 / 60_000.0
+}
+
+/// The candidate nearest to `pivot` on one side (inclusive); the first of
+/// equals wins so the answer is stable.
+pub fn nearest(pivot: Instant, candidates: &[Instant], side: Direction) -> Option<usize> {
+    let on_side = |c: Instant| match side {
+        Direction::Before => c <= pivot,
+        Direction::After => c >= pivot,
+    };
+    candidates
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| on_side(**c))
+        .min_by_key(|(i, c)| ((**c - pivot).unsigned_abs(), *i))
+        .map(|(i, _)| i)
+}
+
+/// Matches with character (not byte) offsets, so they mean the same in
+/// every guest language and for Chinese text.
+pub fn find_all(re: &Regex, text: &str) -> Vec<TextMatch> {
+    let mut out = Vec::new();
+    let mut chars_before = 0u32;
+    let mut last_byte = 0usize;
+    for m in re.find_iter(text) {
+        chars_before += text[last_byte..m.start()].chars().count() as u32;
+        let len = m.as_str().chars().count() as u32;
+        out.push(TextMatch { begin_char: chars_before, end_char: chars_before + len, text: m.as_str().to_owned() });
+        chars_before += len;
+        last_byte = m.end();
+    }
+    out
+}
+
+pub fn contains_any(text: &str, keywords: &[String]) -> Option<usize> {
+    let haystack = text.to_lowercase();
+    keywords.iter().position(|k| !k.is_empty() && haystack.contains(&k.to_lowercase()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nearest_respects_the_side_and_includes_the_pivot() {
+        let c = [100, 200, 300];
+        assert_eq!(nearest(250, &c, Direction::Before), Some(1));
+        assert_eq!(nearest(250, &c, Direction::After), Some(2));
+        assert_eq!(nearest(200, &c, Direction::Before), Some(1));
+        assert_eq!(nearest(50, &c, Direction::Before), None);
+        assert_eq!(nearest(350, &c, Direction::After), None);
+    }
+
+    #[test]
+    fn matches_carry_character_offsets_in_chinese_text() {
+        let cache = PatternCache::default();
+        let re = cache.get("催单|加急").unwrap();
+        let found = find_all(&re, "您好，我想催单，麻烦加急");
+        let spans: Vec<_> = found.iter().map(|m| (m.begin_char, m.end_char, m.text.as_str())).collect();
+        assert_eq!(spans, vec![(5, 7, "催单"), (10, 12, "加急")]);
+        assert!(cache.get("(unclosed").unwrap_err().contains("unclosed"));
+    }
+
+    #[test]
+    fn keywords_match_case_insensitively() {
+        let k = vec!["Hello".to_string(), "您好".to_string()];
+        assert_eq!(contains_any("oh HELLO there", &k), Some(0));
+        assert_eq!(contains_any("喂，您好", &k), Some(1));
+        assert_eq!(contains_any("nothing", &k), None);
+    }
+}

@@ -1,0 +1,191 @@
+//! A compiled rule: the component, its SHA-256, its checked imports and its
+//! self-description. Loading refuses anything that is not a well-formed
+//! `callqa:rule` component, with a message that names the problem.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use sha2::{Digest, Sha256};
+use wasmtime::component::types::ComponentItem;
+use wasmtime::Store;
+
+use super::bindings::guest::{Descriptor, ParamKind};
+use super::bindings::QaRulePre;
+use super::engine::RuleEngine;
+use super::limits::Limits;
+use super::params;
+use super::store::StoreState;
+use crate::session::Session;
+
+/// The interfaces a rule may import. Everything else is refused at load.
+/// WASI is here because language runtimes link against it; every WASI
+/// interface is backed by the deny-by-default sandbox (`host::wasi`).
+const ALLOWED_IMPORTS: &[(&str, &str)] = &[
+    ("callqa:rule/types", "0.1."),
+    ("callqa:rule/helpers", "0.1."),
+    ("callqa:rule/log", "0.1."),
+    ("wasi:cli/environment", "0.2."),
+    ("wasi:cli/exit", "0.2."),
+    ("wasi:cli/stdin", "0.2."),
+    ("wasi:cli/stdout", "0.2."),
+    ("wasi:cli/stderr", "0.2."),
+    ("wasi:cli/terminal-input", "0.2."),
+    ("wasi:cli/terminal-output", "0.2."),
+    ("wasi:cli/terminal-stdin", "0.2."),
+    ("wasi:cli/terminal-stdout", "0.2."),
+    ("wasi:cli/terminal-stderr", "0.2."),
+    ("wasi:clocks/wall-clock", "0.2."),
+    ("wasi:clocks/monotonic-clock", "0.2."),
+    ("wasi:filesystem/types", "0.2."),
+    ("wasi:filesystem/preopens", "0.2."),
+    ("wasi:io/error", "0.2."),
+    ("wasi:io/poll", "0.2."),
+    ("wasi:io/streams", "0.2."),
+    ("wasi:random/random", "0.2."),
+    ("wasi:random/insecure", "0.2."),
+    ("wasi:random/insecure-seed", "0.2."),
+    ("wasi:sockets/network", "0.2."),
+    ("wasi:sockets/instance-network", "0.2."),
+    ("wasi:sockets/tcp", "0.2."),
+    ("wasi:sockets/tcp-create-socket", "0.2."),
+    ("wasi:sockets/udp", "0.2."),
+    ("wasi:sockets/udp-create-socket", "0.2."),
+    ("wasi:sockets/ip-name-lookup", "0.2."),
+];
+
+/// The world a rule must export, for messages.
+pub const WORLD: &str = "callqa:rule/rule@0.1.0";
+
+/// Why a module was refused. Each kind is a distinct problem for the author.
+#[derive(Debug, thiserror::Error)]
+pub enum ModuleError {
+    #[error("cannot read the module: {0}")]
+    Unreadable(String),
+    #[error("not a WebAssembly file (no `\\0asm` header)")]
+    NotWasm,
+    #[error("a core WebAssembly module, not a component: build for `wasm32-wasip2`, or wrap it with `wasm-tools component new`")]
+    CoreModule,
+    #[error("not a valid component (truncated or corrupt?): {0}")]
+    Invalid(String),
+    #[error("imports interfaces outside the allowlist: {}", .0.join(", "))]
+    ForbiddenImports(Vec<String>),
+    #[error("does not implement the `{WORLD}` world: {0}")]
+    WrongWorld(String),
+    #[error("`describe` failed: {0}")]
+    DescribeFailed(String),
+    #[error("`describe` returned an invalid schema: {0}")]
+    BadSchema(String),
+}
+
+pub struct RuleModule {
+    /// How the ruleset named it: `bundled:greeting` or a path.
+    pub source: String,
+    pub sha256: String,
+    pub size: usize,
+    pub descriptor: Descriptor,
+    pub imports: Vec<String>,
+    pub(crate) pre: QaRulePre<StoreState>,
+}
+
+impl RuleModule {
+    /// Load `bundled:<name>`, or a path (relative ones against `base_dir`).
+    pub fn load(engine: &RuleEngine, source: &str, base_dir: &Path) -> Result<Arc<Self>, ModuleError> {
+        let bytes = match source.strip_prefix("bundled:") {
+            Some(name) => super::bundled::get(name).map(<[u8]>::to_vec).ok_or_else(|| {
+                let known: Vec<_> = super::bundled::names().collect();
+                ModuleError::Unreadable(format!("no bundled rule `{name}` (bundled: {})", known.join(", ")))
+            })?,
+            None => {
+                let path: PathBuf = base_dir.join(source);
+                std::fs::read(&path).map_err(|e| ModuleError::Unreadable(format!("{}: {e}", path.display())))?
+            }
+        };
+        Self::from_bytes(engine, source, &bytes).map(Arc::new)
+    }
+
+    pub fn from_bytes(engine: &RuleEngine, source: &str, bytes: &[u8]) -> Result<Self, ModuleError> {
+        match bytes.get(0..8) {
+            Some([0, b'a', b's', b'm', 1, 0, 0, 0]) => return Err(ModuleError::CoreModule),
+            Some([0, b'a', b's', b'm', ..]) => {}
+            _ => return Err(ModuleError::NotWasm),
+        }
+        let sha256 = hex::encode(Sha256::digest(bytes));
+        let component = engine.compile(bytes, &sha256).map_err(|e| ModuleError::Invalid(root_cause(&e)))?;
+
+        let mut imports = Vec::new();
+        let mut forbidden = Vec::new();
+        for (name, item) in component.component_type().imports(&engine.engine) {
+            let allowed = matches!(item.ty, ComponentItem::ComponentInstance(_)) && is_allowed(name);
+            if !allowed {
+                forbidden.push(name.to_owned());
+            }
+            imports.push(name.to_owned());
+        }
+        if !forbidden.is_empty() {
+            return Err(ModuleError::ForbiddenImports(forbidden));
+        }
+
+        let instance_pre = engine.linker.instantiate_pre(&component).map_err(|e| ModuleError::WrongWorld(root_cause(&e)))?;
+        let pre = QaRulePre::new(instance_pre).map_err(|e| ModuleError::WrongWorld(root_cause(&e)))?;
+        let descriptor = describe(engine, &pre)?;
+        validate_schema(&descriptor)?;
+        Ok(RuleModule { source: source.to_owned(), sha256, size: bytes.len(), descriptor, imports, pre })
+    }
+}
+
+fn is_allowed(name: &str) -> bool {
+    let (interface, version) = name.split_once('@').unwrap_or((name, ""));
+    ALLOWED_IMPORTS.iter().any(|(i, v)| *i == interface && version.starts_with(v))
+}
+
+/// Ask the rule who it is, under the default limits.
+fn describe(engine: &RuleEngine, pre: &QaRulePre<StoreState>) -> Result<Descriptor, ModuleError> {
+    let limits = Limits::default();
+    let state = StoreState::new("describe".into(), Arc::new(Session::placeholder()), &limits, engine.patterns.clone());
+    let mut store = Store::new(&engine.engine, state);
+    store.limiter(|s| &mut s.memory);
+    store.set_fuel(limits.fuel).map_err(|e| ModuleError::DescribeFailed(e.to_string()))?;
+    store.set_epoch_deadline(super::evaluation::deadline_ticks(&limits));
+    let failed = |e: wasmtime::Error| ModuleError::DescribeFailed(root_cause(&e));
+    let rule = pre.instantiate(&mut store).map_err(failed)?;
+    rule.callqa_rule_rule().call_describe(&mut store).map_err(failed)
+}
+
+fn validate_schema(d: &Descriptor) -> Result<(), ModuleError> {
+    let bad = |m: String| Err(ModuleError::BadSchema(m));
+    if d.id.is_empty() || !d.id.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-') {
+        return bad(format!("id `{}` must be non-empty lower-case kebab-case", d.id));
+    }
+    if d.version.trim().is_empty() {
+        return bad("version is empty".into());
+    }
+    let mut seen = std::collections::HashSet::new();
+    for p in &d.params {
+        if p.name.is_empty() || !seen.insert(p.name.as_str()) {
+            return bad(format!("parameter name `{}` is empty or declared twice", p.name));
+        }
+        if let Some(default) = &p.default {
+            let json: serde_json::Value = serde_json::from_str(default)
+                .map_err(|e| ModuleError::BadSchema(format!("parameter `{}`: default `{default}` is not JSON: {e}", p.name)))?;
+            params::check_json(&json, p.kind)
+                .map_err(|e| ModuleError::BadSchema(format!("parameter `{}`: default {e}", p.name)))?;
+        }
+    }
+    Ok(())
+}
+
+pub fn kind_name(kind: ParamKind) -> &'static str {
+    match kind {
+        ParamKind::Boolean => "boolean",
+        ParamKind::Integer => "integer",
+        ParamKind::Number => "number",
+        ParamKind::Text => "text",
+        ParamKind::TextList => "text-list",
+    }
+}
+
+/// wasmtime's errors nest; the whole chain, outer context first, is what
+/// an author can act on.
+pub(crate) fn root_cause(e: &impl std::fmt::Display) -> String {
+    format!("{e:#}")
+}

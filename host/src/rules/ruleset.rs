@@ -1,0 +1,190 @@
+//! The ruleset file (TOML): which rules make up the QA sheet, where each
+//! applies, its weight and its parameters. A ruleset is checked as a whole
+//! at load: one bad rule refuses the file, with the rule, the parameter and
+//! the problem named.
+//!
+//! ```toml
+//! [limits]                       # optional, for every rule
+//! fuel = 50_000_000
+//!
+//! [[rule]]
+//! id = "greeting-hotline"        # the item id on the sheet; unique
+//! module = "bundled:greeting"    # or a .wasm path, relative to this file
+//! weight = 2.0                   # default 1.0
+//! channels = ["voice"]           # default: every channel
+//! queues = ["Hotline*"]          # globs on the queue name; default: any
+//! scenarios = ["hotline"]        # default: any
+//! [rule.params]
+//! within-seconds = 8
+//! [rule.limits]                  # optional, this rule only
+//! timeout-ms = 100
+//! ```
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::{bail, Context};
+use globset::{Glob, GlobSet, GlobSetBuilder};
+use serde::Deserialize;
+
+use super::bindings::types::Value;
+use super::engine::RuleEngine;
+use super::health::RuleHealth;
+use super::limits::Limits;
+use super::module::RuleModule;
+use super::params;
+use crate::session::{Channel, Session};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RulesetFile {
+    #[serde(default)]
+    limits: Option<toml::Table>,
+    #[serde(default, rename = "rule")]
+    rules: Vec<RuleConfig>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RuleConfig {
+    id: String,
+    module: String,
+    #[serde(default = "default_weight")]
+    weight: f64,
+    channels: Option<Vec<Channel>>,
+    queues: Option<Vec<String>>,
+    scenarios: Option<Vec<String>>,
+    #[serde(default)]
+    params: toml::Table,
+    #[serde(default)]
+    limits: Option<toml::Table>,
+}
+
+fn default_weight() -> f64 {
+    1.0
+}
+
+/// One item of the QA sheet: a loaded module with its place and parameters.
+pub struct RuleEntry {
+    pub id: Arc<str>,
+    pub module: Arc<RuleModule>,
+    pub weight: f64,
+    pub params: Vec<(String, Value)>,
+    pub limits: Limits,
+    pub health: RuleHealth,
+    applies: Applicability,
+}
+
+struct Applicability {
+    channels: Option<Vec<Channel>>,
+    queues: Option<GlobSet>,
+    scenarios: Option<Vec<String>>,
+}
+
+impl Applicability {
+    fn matches(&self, session: &Session) -> bool {
+        let c = &session.contact;
+        self.channels.as_ref().is_none_or(|list| list.contains(&c.channel))
+            && self.queues.as_ref().is_none_or(|set| c.queue.as_ref().is_some_and(|q| set.is_match(q)))
+            && self.scenarios.as_ref().is_none_or(|list| c.scenario.as_ref().is_some_and(|s| list.contains(s)))
+    }
+}
+
+impl RuleEntry {
+    /// Whether this rule belongs on the session's sheet (channel, queue and
+    /// scenario filters).
+    pub fn applies_to(&self, session: &Session) -> bool {
+        self.applies.matches(session)
+    }
+}
+
+pub struct Ruleset {
+    pub rules: Vec<RuleEntry>,
+}
+
+impl Ruleset {
+    pub fn load(engine: &RuleEngine, path: &Path) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read the ruleset {}", path.display()))?;
+        let base_dir = path.parent().unwrap_or(Path::new("."));
+        Self::parse(engine, &text, base_dir).with_context(|| format!("ruleset {} refused", path.display()))
+    }
+
+    /// Parse and check a ruleset; module paths are relative to `base_dir`.
+    pub fn parse(engine: &RuleEngine, text: &str, base_dir: &Path) -> anyhow::Result<Self> {
+        let file: RulesetFile = toml::from_str(text).context("not a valid ruleset file")?;
+        if file.rules.is_empty() {
+            bail!("the ruleset has no [[rule]] entries");
+        }
+        let mut modules: HashMap<String, Arc<RuleModule>> = HashMap::new();
+        let mut rules = Vec::with_capacity(file.rules.len());
+        for config in file.rules {
+            let id = config.id.clone();
+            if rules.iter().any(|r: &RuleEntry| &*r.id == id) {
+                bail!("rule `{id}` is declared twice; ids must be unique on a sheet");
+            }
+            let entry = build_entry(engine, config, file.limits.as_ref(), base_dir, &mut modules)
+                .with_context(|| format!("rule `{id}`"))?;
+            rules.push(entry);
+        }
+        Ok(Ruleset { rules })
+    }
+}
+
+fn build_entry(
+    engine: &RuleEngine,
+    config: RuleConfig,
+    shared_limits: Option<&toml::Table>,
+    base_dir: &Path,
+    modules: &mut HashMap<String, Arc<RuleModule>>,
+) -> anyhow::Result<RuleEntry> {
+    if !(config.weight.is_finite() && config.weight >= 0.0) {
+        bail!("weight {} must be a non-negative number", config.weight);
+    }
+    let module = match modules.get(&config.module) {
+        Some(m) => m.clone(),
+        None => {
+            let m = RuleModule::load(engine, &config.module, base_dir).with_context(|| format!("module `{}` refused", config.module))?;
+            modules.insert(config.module.clone(), m.clone());
+            m
+        }
+    };
+    let given = serde_json::to_value(&config.params)?;
+    let given = given.as_object().cloned().unwrap_or_default();
+    let params = params::resolve(&module.descriptor.params, &given).map_err(anyhow::Error::msg)?;
+    let limits = merge_limits(shared_limits, config.limits.as_ref())?;
+    let queues = match config.queues {
+        Some(globs) => {
+            let mut set = GlobSetBuilder::new();
+            for g in &globs {
+                set.add(Glob::new(g).with_context(|| format!("queue pattern `{g}`"))?);
+            }
+            Some(set.build()?)
+        }
+        None => None,
+    };
+    Ok(RuleEntry {
+        id: config.id.into(),
+        module,
+        weight: config.weight,
+        params,
+        limits,
+        health: RuleHealth::default(),
+        applies: Applicability { channels: config.channels, queues, scenarios: config.scenarios },
+    })
+}
+
+/// Defaults, then the ruleset's `[limits]`, then the rule's own.
+fn merge_limits(shared: Option<&toml::Table>, own: Option<&toml::Table>) -> anyhow::Result<Limits> {
+    let mut table = toml::Table::try_from(Limits::default())?;
+    for layer in [shared, own].into_iter().flatten() {
+        for (k, v) in layer {
+            if !table.contains_key(k) {
+                let known: Vec<&String> = table.keys().collect();
+                bail!("unknown limit `{k}` (known: {known:?})");
+            }
+            table.insert(k.clone(), v.clone());
+        }
+    }
+    table.try_into().context("invalid limits")
+}

@@ -1,0 +1,80 @@
+//! A rule that misbehaves the way its `mode` parameter says. Each mode is
+//! one way a real rule can go wrong; the host must survive all of them.
+
+use callqa_sdk::prelude::*;
+use std::hint::black_box;
+
+struct Hostile;
+
+impl Rule for Hostile {
+    fn describe() -> Descriptor {
+        Descriptor::new("hostile", "0.1.0", "Misbehaves on request (test only)")
+            .param(ParamSpec::text("mode", Some("pass"), "How to misbehave"))
+    }
+
+    fn evaluate(session: &Session, params: &Params) -> Result<Verdict, RuleError> {
+        let mode = params.text("mode")?;
+        match mode.as_str() {
+            "pass" => Ok(Verdict::pass().reason(format!("{} segments", session.segment_count()))),
+            "loop" => {
+                let mut i: u64 = 0;
+                loop {
+                    i = black_box(i.wrapping_add(1));
+                }
+            }
+            // Host calls in a loop: time spent in the host, where fuel
+            // is not counted, so the epoch deadline has to stop it.
+            "host-loop" => loop {
+                black_box(find_all("a+", &"a".repeat(10_000)).ok());
+            },
+            "memory-bomb" => {
+                let mut hoard: Vec<Vec<u8>> = Vec::new();
+                loop {
+                    hoard.push(vec![1u8; 1 << 20]);
+                    black_box(&hoard);
+                }
+            }
+            "recursion" => Ok(Verdict::pass().score(recurse(black_box(1)) as f32)),
+            "panic" => panic!("the hostile rule panicked on purpose"),
+            "unreachable" => {
+                #[cfg(target_arch = "wasm32")]
+                core::arch::wasm32::unreachable();
+                #[allow(unreachable_code)]
+                Ok(Verdict::pass())
+            }
+            "many-findings" => Ok(Verdict::fail("too many").findings((0..10_000).map(|i| Finding::general(format!("finding {i}"))))),
+            "huge-message" => Ok(Verdict::fail("x".repeat(1 << 20))),
+            "bad-score" => Ok(Verdict { score: Some(7.5), ..Verdict::pass() }),
+            "open-file" => match std::fs::read("/etc/passwd") {
+                Ok(bytes) => Err(RuleError::Failed(format!("read {} bytes of /etc/passwd", bytes.len()))),
+                Err(e) => Ok(Verdict::not_applicable(format!("open refused: {e}"))),
+            },
+            "env" => match std::env::vars().count() {
+                0 => Ok(Verdict::not_applicable("no environment")),
+                n => Err(RuleError::Failed(format!("saw {n} environment variables"))),
+            },
+            "socket" => match std::net::TcpStream::connect("127.0.0.1:9") {
+                Ok(_) => Err(RuleError::Failed("connected a socket".into())),
+                Err(e) => Ok(Verdict::not_applicable(format!("socket refused: {e}"))),
+            },
+            "clock" => {
+                let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+                Ok(Verdict::not_applicable(format!("clock reads {} s", now.as_secs())))
+            }
+            "log-flood" => {
+                for i in 0..100_000 {
+                    callqa_sdk::log::info(&format!("line {i} of a flood"));
+                }
+                Ok(Verdict::pass())
+            }
+            other => Err(RuleError::BadParams(format!("unknown mode `{other}`"))),
+        }
+    }
+}
+
+fn recurse(n: u64) -> u64 {
+    let frame = black_box([n; 64]);
+    if black_box(n) == 0 { frame[0] } else { recurse(n + 1) + frame[1] }
+}
+
+export_rule!(Hostile);
