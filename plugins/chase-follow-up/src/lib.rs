@@ -115,22 +115,19 @@ impl Rule for ChaseFollowUp {
             Some((i, acted_at)) => {
                 let after = minutes_between(promised_at, acted_at);
                 let kind = &actions[i].kind;
+                let delay = duration(acted_at.saturating_sub(promised_at));
                 if after > within as f64 {
+                    let late = duration(acted_at.saturating_sub(promised_at).saturating_sub(within.saturating_mul(60_000)));
                     Ok(Verdict::fail(format!(
-                        "{kind} came {} min after the promise, {} min later than the {within} min allowed",
-                        tenths(after),
-                        tenths(after - within as f64)
+                        "{kind} came {delay} after the promise, {late} later than the {within} min allowed"
                     ))
                     .score(0.0)
-                    .finding(Finding::at(
-                        seg,
-                        format!("{promised}; {kind} came {} min later ({} min late)", tenths(after), tenths(after - within as f64)),
-                    )))
+                    .finding(Finding::at(seg, format!("{promised}; {kind} came {delay} later ({late} late)"))))
                 } else {
                     Ok(Verdict::pass()
                         .score(1.0)
-                        .reason(format!("{kind} came {} min after the promise (within {within} min)", tenths(after)))
-                        .finding(Finding::at(seg, format!("{promised}; {kind} came {} min later", tenths(after)))))
+                        .reason(format!("{kind} came {delay} after the promise (within {within} min)"))
+                        .finding(Finding::at(seg, format!("{promised}; {kind} came {delay} later"))))
                 }
             }
         }
@@ -143,6 +140,15 @@ fn tenths(minutes: f64) -> String {
     let neg = t < 0.0;
     let t = if t.is_finite() { t.abs().min(1e15) as u64 } else { 0 };
     format!("{}{}.{}", if neg { "-" } else { "" }, t / 10, t % 10)
+}
+
+/// A non-negative span of milliseconds as "47 min 12 s", "30 min", "0 min 1 s".
+fn duration(ms: i64) -> String {
+    let s = ms.max(0) / 1000;
+    match s % 60 {
+        0 => format!("{} min", s / 60),
+        r => format!("{} min {r} s", s / 60),
+    }
 }
 
 export_rule!(ChaseFollowUp);

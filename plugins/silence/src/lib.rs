@@ -57,7 +57,7 @@ impl Rule for Silence {
                 s.end_ms,
                 format!(
                     "silence of {} s from {} to {}",
-                    tenths(s.end_ms - s.begin_ms),
+                    seconds(s.end_ms - s.begin_ms),
                     clock(s.begin_ms),
                     clock(s.end_ms)
                 ),
@@ -72,10 +72,18 @@ impl Rule for Silence {
     }
 }
 
-/// Milliseconds as seconds with one decimal, without float formatting.
-fn tenths(ms: u32) -> String {
-    let t = (ms as u64 + 50) / 100;
-    format!("{}.{}", t / 10, t % 10)
+/// Milliseconds as seconds, exact (up to three decimals, trailing zeros
+/// dropped), without float formatting: 14 s, 14.2 s, 10.001 s.
+fn seconds(ms: u32) -> String {
+    let (s, frac) = (ms / 1000, ms % 1000);
+    if frac == 0 {
+        return s.to_string();
+    }
+    let mut f = format!("{frac:03}");
+    while f.ends_with('0') {
+        f.pop();
+    }
+    format!("{s}.{f}")
 }
 
 /// An offset as m:ss.
