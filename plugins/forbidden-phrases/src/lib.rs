@@ -68,7 +68,7 @@ impl Rule for ForbiddenPhrases {
         // the session holds.
         for p in &patterns {
             if let Err(e) = find_all(p, "") {
-                return Err(RuleError::BadParams(format!("parameter `patterns`: invalid pattern \"{p}\": {e}")));
+                return Err(bad_pattern(p, &e));
             }
         }
 
@@ -84,6 +84,13 @@ impl Rule for ForbiddenPhrases {
         }
 
         let mut findings = Vec::new();
+        let mut hits = 0usize;
+        let mut hit = |finding: Finding| {
+            hits += 1;
+            if findings.len() < MAX_LISTED {
+                findings.push(finding);
+            }
+        };
         for seg in &segments {
             if seg.text.is_empty() {
                 continue;
@@ -107,32 +114,58 @@ impl Rule for ForbiddenPhrases {
                     j != k && (q.len() > p.len() || j < k) && contains_any(q, &one).is_some()
                 });
                 if !shadowed {
-                    findings.push(Finding::at(seg, format!("forbidden phrase \"{p}\"")));
+                    hit(Finding::at(seg, format!("forbidden phrase \"{}\"", clip(p, 200))));
                 }
             }
             for p in &patterns {
-                let matches = find_all(p, &seg.text)
-                    .map_err(|e| RuleError::BadParams(format!("parameter `patterns`: invalid pattern \"{p}\": {e}")))?;
+                let matches = find_all(p, &seg.text).map_err(|e| bad_pattern(p, &e))?;
                 for m in matches.iter().filter(|m| m.end_char > m.begin_char) {
-                    findings.push(Finding::at(
+                    hit(Finding::at(
                         seg,
                         format!(
-                            "forbidden pattern \"{p}\" matched \"{}\" at characters {}..{}",
-                            m.text, m.begin_char, m.end_char
+                            "forbidden pattern \"{}\" matched \"{}\" at characters {}..{}",
+                            clip(p, 200),
+                            clip(&m.text, 200),
+                            m.begin_char,
+                            m.end_char
                         ),
                     ));
                 }
             }
         }
 
-        if findings.is_empty() {
+        if hits == 0 {
             Ok(Verdict::pass()
                 .score(1.0)
                 .reason(format!("no forbidden phrase in {} {role_name} segment(s)", segments.len())))
         } else {
-            let n = findings.len();
-            Ok(Verdict::fail(format!("{n} forbidden phrase hit(s)")).score(0.0).findings(findings))
+            if hits > findings.len() {
+                findings.push(Finding::general(format!("{} more hit(s) not listed", hits - findings.len())));
+            }
+            Ok(Verdict::fail(format!("{hits} forbidden phrase hit(s)")).score(0.0).findings(findings))
         }
+    }
+}
+
+/// Findings listed at most; the host caps a verdict's findings (100 by
+/// default), and past this many a reviewer has seen enough. The rest are
+/// counted in one last finding.
+const MAX_LISTED: usize = 50;
+
+fn bad_pattern(pattern: &str, error: &str) -> RuleError {
+    RuleError::BadParams(format!(
+        "parameter `patterns`: invalid pattern \"{}\": {}",
+        clip(pattern, 200),
+        clip(error, 1000)
+    ))
+}
+
+/// At most `max` characters of `s`, with "…" when cut (the host caps
+/// message sizes).
+fn clip(s: &str, max: usize) -> String {
+    match s.char_indices().nth(max) {
+        Some((i, _)) => format!("{}…", &s[..i]),
+        None => s.to_string(),
     }
 }
 

@@ -98,14 +98,22 @@ fn count_words(text: &str) -> u64 {
     let mut in_run = false;
     let mut run_has_alnum = false;
     for c in text.chars() {
-        if c.is_whitespace() {
-            close(&mut in_run, &mut run_has_alnum, &mut n);
+        // ASCII first: it is most of the text and needs no Unicode tables.
+        let (space, cjk, alnum) = if c.is_ascii() {
+            (c.is_ascii_whitespace(), false, c.is_ascii_alphanumeric())
         } else if is_cjk(c) {
+            (false, true, true)
+        } else {
+            (c.is_whitespace(), false, c.is_alphanumeric())
+        };
+        if space {
+            close(&mut in_run, &mut run_has_alnum, &mut n);
+        } else if cjk {
             close(&mut in_run, &mut run_has_alnum, &mut n);
             n += 1;
         } else {
             in_run = true;
-            run_has_alnum |= c.is_alphanumeric();
+            run_has_alnum |= alnum;
         }
     }
     close(&mut in_run, &mut run_has_alnum, &mut n);
