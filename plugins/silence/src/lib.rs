@@ -23,7 +23,7 @@ impl Rule for Silence {
         let max = params.integer("max-seconds")?;
         if max <= 0 || max > (u32::MAX / 1000) as i64 {
             return Err(RuleError::BadParams(format!(
-                "parameter `max-seconds` must be a positive number of seconds, got {max}"
+                "parameter `max-seconds` must be between 1 and {} seconds, got {max}", u32::MAX / 1000
             )));
         }
         let max_ms = max as u32 * 1000;
