@@ -28,7 +28,7 @@ struct DeadLetter<'a> {
     position: &'a Position,
     reason: &'static str,
     detail: String,
-    size: usize,
+    size: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     record: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -76,7 +76,10 @@ impl DeadLetterSink {
             position,
             reason: error.code(),
             detail: error.to_string(),
-            size: bytes.len(),
+            size: match error {
+                DecodeError::Oversized { size, .. } => *size,
+                _ => bytes.len() as u64,
+            },
             record: text,
             record_base64: text.is_none().then(|| base64::engine::general_purpose::STANDARD.encode(sample)),
             truncated: sample.len() < bytes.len() || matches!(error, DecodeError::Oversized { .. }),

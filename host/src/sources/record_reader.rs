@@ -65,10 +65,24 @@ impl RecordReader {
         if head.starts_with(&GZIP_MAGIC) {
             reader = Box::new(BufReader::with_capacity(256 * 1024, flate2::bufread::MultiGzDecoder::new(reader)));
         }
-        Self::from_reader(reader, max_record_bytes).with_context(|| format!("cannot read input {source}"))
+        // The extension settles what content alone cannot: a one-line `.ndjson`
+        // file is one line of NDJSON, not a single-object document.
+        let named_ndjson = match source {
+            InputSource::File(path) => {
+                let name = path.to_string_lossy();
+                let name = name.strip_suffix(".gz").unwrap_or(&name);
+                name.ends_with(".ndjson") || name.ends_with(".jsonl")
+            }
+            InputSource::Stdin => false,
+        };
+        Self::from_reader(reader, max_record_bytes, named_ndjson).with_context(|| format!("cannot read input {source}"))
     }
 
-    pub fn from_reader(mut reader: Box<dyn BufRead + Send>, max_record_bytes: u64) -> io::Result<Self> {
+    pub fn from_reader(
+        mut reader: Box<dyn BufRead + Send>,
+        max_record_bytes: u64,
+        named_ndjson: bool,
+    ) -> io::Result<Self> {
         let mut this = RecordReader {
             format: InputFormat::Empty,
             lines: None,
@@ -80,6 +94,10 @@ impl RecordReader {
         let first = reader.fill_buf()?.first().copied();
         match first {
             None => {}
+            Some(_) if named_ndjson => {
+                this.format = InputFormat::Ndjson;
+                this.lines = Some(LineSource { reader, line_no: skipped_lines });
+            }
             Some(b'[') => {
                 let mut whole = Vec::new();
                 reader.read_to_end(&mut whole)?;
@@ -355,7 +373,7 @@ mod tests {
     use super::*;
 
     fn read(text: &[u8]) -> (InputFormat, Vec<RawRecord>) {
-        let mut reader = RecordReader::from_reader(Box::new(io::Cursor::new(text.to_vec())), 1000).unwrap();
+        let mut reader = RecordReader::from_reader(Box::new(io::Cursor::new(text.to_vec())), 1000, false).unwrap();
         let mut records = Vec::new();
         while let Some(record) = reader.next_record().unwrap() {
             records.push(record);
