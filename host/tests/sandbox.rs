@@ -69,6 +69,12 @@ fn a_memory_bomb_hits_the_memory_cap() {
 #[test]
 fn unbounded_recursion_is_a_stack_overflow() {
     assert_eq!(error_of("recursion", &Limits::default()), EvaluationError::StackOverflow);
+    // Rust keeps address-taken locals on a shadow stack in linear memory;
+    // overflowing that is an out-of-bounds access, and the message says
+    // what it most likely is.
+    let e = error_of("shadow-recursion", &Limits::default());
+    assert_eq!(e.code(), "trap");
+    assert!(e.to_string().contains("out of bounds memory access") && e.to_string().contains("shadow stack"), "{e}");
 }
 
 #[test]

@@ -155,6 +155,9 @@ fn classify(store: &Store<StoreState>, error: wasmtime::Error, limits: &Limits) 
                 None => EvaluationError::Trap("executed `unreachable` (an explicit trap or an abort)".into()),
             }
         }
+        Some(Trap::MemoryOutOfBounds) => EvaluationError::Trap(
+            "out of bounds memory access (in a Rust rule, most often deep recursion overflowing the shadow stack in linear memory)".into(),
+        ),
         Some(trap) => EvaluationError::Trap(trap.to_string()),
         None if root_cause(&error).contains("write beyond capacity") => EvaluationError::OutputCap(format!(
             "the rule wrote more than {} bytes to stdout or stderr (`limits.max-log-bytes`)",

@@ -100,9 +100,32 @@ pub fn find_all(re: &Regex, text: &str) -> Vec<TextMatch> {
     out
 }
 
+/// Index of the first keyword found, case-insensitively. A keyword edge that
+/// is a letter or digit of an alphabetic script must sit at a word boundary
+/// ("hi" is not found in "this"); CJK text has no word boundaries, so there
+/// a keyword matches anywhere.
 pub fn contains_any(text: &str, keywords: &[String]) -> Option<usize> {
     let haystack = text.to_lowercase();
-    keywords.iter().position(|k| !k.is_empty() && haystack.contains(&k.to_lowercase()))
+    keywords.iter().position(|k| {
+        let needle = k.to_lowercase();
+        !needle.is_empty() && haystack.match_indices(&needle).any(|(at, m)| at_word_boundaries(&haystack, at, at + m.len()))
+    })
+}
+
+fn at_word_boundaries(text: &str, begin: usize, end: usize) -> bool {
+    let wordish = |c: char| c.is_alphanumeric() && !is_cjk(c);
+    let first = text[begin..end].chars().next();
+    let last = text[begin..end].chars().next_back();
+    let before = text[..begin].chars().next_back();
+    let after = text[end..].chars().next();
+    let open = !(first.is_some_and(wordish) && before.is_some_and(wordish));
+    let close = !(last.is_some_and(wordish) && after.is_some_and(wordish));
+    open && close
+}
+
+fn is_cjk(c: char) -> bool {
+    matches!(c as u32,
+        0x3040..=0x30FF | 0x3400..=0x4DBF | 0x4E00..=0x9FFF | 0xF900..=0xFAFF | 0xAC00..=0xD7AF | 0x20000..=0x2FA1F)
 }
 
 #[cfg(test)]
@@ -135,5 +158,17 @@ mod tests {
         assert_eq!(contains_any("oh HELLO there", &k), Some(0));
         assert_eq!(contains_any("喂，您好", &k), Some(1));
         assert_eq!(contains_any("nothing", &k), None);
+    }
+
+    #[test]
+    fn latin_keywords_need_word_boundaries_and_cjk_ones_do_not() {
+        let hi = vec!["hi".to_string()];
+        assert_eq!(contains_any("this is Dana", &hi), None);
+        assert_eq!(contains_any("Hi, this is Dana", &hi), Some(0));
+        assert_eq!(contains_any("oh hi!", &hi), Some(0));
+        let cjk = vec!["您好".to_string()];
+        assert_eq!(contains_any("喂您好啊", &cjk), Some(0));
+        let phrase = vec!["thank you for calling".to_string()];
+        assert_eq!(contains_any("Thank you for calling ACME", &phrase), Some(0));
     }
 }

@@ -34,7 +34,11 @@ impl Rule for Hostile {
                     black_box(&hoard);
                 }
             }
+            // Frames on the wasm stack: wasmtime's stack limit stops it.
             "recursion" => Ok(Verdict::pass().score(recurse(black_box(1)) as f32)),
+            // Frames with arrays live on Rust's shadow stack in linear
+            // memory; overflowing it runs off the bottom of memory.
+            "shadow-recursion" => Ok(Verdict::pass().score(shadow_recurse(black_box(1)) as f32)),
             "panic" => panic!("the hostile rule panicked on purpose"),
             "unreachable" => {
                 #[cfg(target_arch = "wasm32")]
@@ -62,8 +66,8 @@ impl Rule for Hostile {
                 Ok(Verdict::not_applicable(format!("clock reads {} s", now.as_secs())))
             }
             "log-flood" => {
-                for i in 0..100_000 {
-                    callqa_sdk::log::info(&format!("line {i} of a flood"));
+                for i in 0..1_000 {
+                    callqa_sdk::log::info(&format!("line {i:>5} of a flood {}", "~".repeat(64)));
                 }
                 Ok(Verdict::pass())
             }
@@ -73,8 +77,12 @@ impl Rule for Hostile {
 }
 
 fn recurse(n: u64) -> u64 {
+    if black_box(n) == 0 { 0 } else { recurse(n + 1).wrapping_add(n) }
+}
+
+fn shadow_recurse(n: u64) -> u64 {
     let frame = black_box([n; 64]);
-    if black_box(n) == 0 { frame[0] } else { recurse(n + 1) + frame[1] }
+    if black_box(n) == 0 { frame[0] } else { shadow_recurse(n + 1) + frame[1] }
 }
 
 export_rule!(Hostile);
