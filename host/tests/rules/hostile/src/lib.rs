@@ -49,21 +49,20 @@ impl Rule for Hostile {
             "many-findings" => Ok(Verdict::fail("too many").findings((0..10_000).map(|i| Finding::general(format!("finding {i}"))))),
             "huge-message" => Ok(Verdict::fail("x".repeat(1 << 20))),
             "bad-score" => Ok(Verdict { score: Some(7.5), ..Verdict::pass() }),
-            "open-file" => match std::fs::read("/etc/passwd") {
-                Ok(bytes) => Err(RuleError::Failed(format!("read {} bytes of /etc/passwd", bytes.len()))),
-                Err(e) => Ok(Verdict::not_applicable(format!("open refused: {e}"))),
-            },
-            "env" => match std::env::vars().count() {
-                0 => Ok(Verdict::not_applicable("no environment")),
-                n => Err(RuleError::Failed(format!("saw {n} environment variables"))),
-            },
-            "socket" => match std::net::TcpStream::connect("127.0.0.1:9") {
-                Ok(_) => Err(RuleError::Failed("connected a socket".into())),
-                Err(e) => Ok(Verdict::not_applicable(format!("socket refused: {e}"))),
-            },
+            // The sandbox must deny these; the rule reports what it saw as
+            // its error, so a leak would show in the message.
+            "open-file" => Err(RuleError::Failed(match std::fs::read("/etc/passwd") {
+                Ok(bytes) => format!("read {} bytes of /etc/passwd", bytes.len()),
+                Err(e) => format!("open refused: {e}"),
+            })),
+            "env" => Err(RuleError::Failed(format!("saw {} environment variables", std::env::vars().count()))),
+            "socket" => Err(RuleError::Failed(match std::net::TcpStream::connect("127.0.0.1:9") {
+                Ok(_) => "connected a socket".into(),
+                Err(e) => format!("socket refused: {e}"),
+            })),
             "clock" => {
                 let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-                Ok(Verdict::not_applicable(format!("clock reads {} s", now.as_secs())))
+                Err(RuleError::Failed(format!("clock reads {} s", now.as_secs())))
             }
             "log-flood" => {
                 for i in 0..1_000 {
