@@ -33,20 +33,33 @@ pub struct RuleEngine {
     pub(crate) patterns: Arc<PatternCache>,
     cache_dir: Option<PathBuf>,
     ticker_stop: Arc<AtomicBool>,
+    /// Fuel and epoch deadlines armed (always, but for measuring their cost).
+    pub(crate) metered: bool,
 }
 
 impl RuleEngine {
     /// `cache_dir`: where compiled modules are kept between runs (keyed by
     /// module SHA-256 and engine configuration); `None` compiles every time.
     pub fn new(cache_dir: Option<PathBuf>) -> anyhow::Result<Self> {
+        Self::build(cache_dir, true)
+    }
+
+    /// An engine without fuel or epoch deadlines, only to measure what the
+    /// limits cost (`cargo bench --bench rules`). A runaway rule hangs it:
+    /// never use it for rules you did not write.
+    pub fn unmetered(cache_dir: Option<PathBuf>) -> anyhow::Result<Self> {
+        Self::build(cache_dir, false)
+    }
+
+    fn build(cache_dir: Option<PathBuf>, metered: bool) -> anyhow::Result<Self> {
         let mut config = Config::new();
         config.wasm_component_model(true);
         // Rules need no GC proposal; without it no collector is required.
         config.gc_support(false);
         // Fuel makes budgets deterministic and reportable; epochs are the
         // wall-clock backstop for time spent where fuel is not counted.
-        config.consume_fuel(true);
-        config.epoch_interruption(true);
+        config.consume_fuel(metered);
+        config.epoch_interruption(metered);
         // Deep recursion traps as a stack overflow long before the host's
         // own stack is at risk.
         config.max_wasm_stack(1 << 20);
@@ -64,8 +77,10 @@ impl RuleEngine {
         host::add_to_linker(&mut linker)?;
 
         let ticker_stop = Arc::new(AtomicBool::new(false));
-        spawn_ticker(engine.weak(), ticker_stop.clone());
-        Ok(RuleEngine { engine, linker, patterns: Arc::new(PatternCache::default()), cache_dir, ticker_stop })
+        if metered {
+            spawn_ticker(engine.weak(), ticker_stop.clone());
+        }
+        Ok(RuleEngine { engine, linker, patterns: Arc::new(PatternCache::default()), cache_dir, ticker_stop, metered })
     }
 
     /// The default compiled-module cache: `$CALLQA_CACHE_DIR`, else

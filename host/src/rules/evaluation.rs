@@ -95,11 +95,13 @@ pub fn evaluate(
     let state = StoreState::new(rule_id, session, limits, engine.patterns.clone());
     let mut store = Store::new(&engine.engine, state);
     store.limiter(|s| &mut s.memory);
-    store.set_epoch_deadline(deadline_ticks(limits));
-    let result = store
-        .set_fuel(limits.fuel)
-        .map_err(|e| EvaluationError::Instantiate(root_cause(&e)))
-        .and_then(|()| call(&mut store, module, params, limits));
+    let armed = if engine.metered {
+        store.set_epoch_deadline(deadline_ticks(limits));
+        store.set_fuel(limits.fuel).map_err(|e| EvaluationError::Instantiate(root_cause(&e)))
+    } else {
+        Ok(())
+    };
+    let result = armed.and_then(|()| call(&mut store, module, params, limits));
     let micros = started.elapsed().as_micros() as u64;
     let dropped = store.data().log.dropped_bytes;
     let result = match result {
@@ -110,7 +112,7 @@ pub fn evaluate(
         ))),
         other => other,
     };
-    let fuel_used = limits.fuel.saturating_sub(store.get_fuel().unwrap_or(0));
+    let fuel_used = if engine.metered { limits.fuel.saturating_sub(store.get_fuel().unwrap_or(0)) } else { 0 };
     let state = store.into_data();
     let log = state.log.lines.iter().map(|(level, line)| (format!("{level:?}").to_lowercase(), line.clone())).collect();
     Evaluation {

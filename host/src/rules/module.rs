@@ -144,8 +144,10 @@ fn describe(engine: &RuleEngine, pre: &QaRulePre<StoreState>) -> Result<Descript
     let state = StoreState::new("describe".into(), Arc::new(Session::placeholder()), &limits, engine.patterns.clone());
     let mut store = Store::new(&engine.engine, state);
     store.limiter(|s| &mut s.memory);
-    store.set_fuel(limits.fuel).map_err(|e| ModuleError::DescribeFailed(e.to_string()))?;
-    store.set_epoch_deadline(super::evaluation::deadline_ticks(&limits));
+    if engine.metered {
+        store.set_fuel(limits.fuel).map_err(|e| ModuleError::DescribeFailed(e.to_string()))?;
+        store.set_epoch_deadline(super::evaluation::deadline_ticks(&limits));
+    }
     let failed = |e: wasmtime::Error| ModuleError::DescribeFailed(root_cause(&e));
     let rule = pre.instantiate(&mut store).map_err(failed)?;
     rule.callqa_rule_rule().call_describe(&mut store).map_err(failed)
