@@ -19,6 +19,8 @@ enum Command {
     Ingest(cli::ingest::IngestArgs),
     /// Daily contact figures from a sink written by `callqa ingest`.
     Stats(cli::stats::StatsArgs),
+    /// Session documents from Amazon Connect data (contact records, Contact Lens, events).
+    Session(cli::session::SessionArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -27,6 +29,7 @@ fn main() -> std::process::ExitCode {
         Command::Check(args) => cli::check::run(args),
         Command::Ingest(args) => cli::ingest::run(args),
         Command::Stats(args) => cli::stats::run(args),
+        Command::Session(args) => cli::session::run(args),
     };
     match result {
         Ok(code) => code,

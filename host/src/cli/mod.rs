@@ -3,4 +3,5 @@
 
 pub mod check;
 pub mod ingest;
+pub mod session;
 pub mod stats;

@@ -1,0 +1,188 @@
+//! Adapters from Amazon Connect data to the session model: contact records,
+//! Contact Lens conversational-analytics output (voice and chat), and a
+//! team's own business events. Each reads its documented shape and keeps
+//! what it does not understand as attributes; the assembler joins them.
+
+pub mod contact_lens_chat;
+pub mod contact_lens_voice;
+pub mod contact_record;
+pub mod events;
+mod fields;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use serde_json::{Map, Value};
+
+pub use contact_record::{read_contact_records, ContactRecord};
+pub use events::{read_events, BusinessEvent, EventTarget};
+use fields::{as_u64, millis, Fields};
+
+use super::{Channel, Characteristics, Role, RoleFigures, Segment, Sentiment};
+
+/// What one Contact Lens analysis file contributes to a session.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Analysis {
+    pub channel: Channel,
+    /// `CustomerMetadata.ContactId`, when the file says.
+    pub contact_id: Option<String>,
+    pub language: Option<String>,
+    /// In conversation order, offsets relative to this file's own start.
+    pub segments: Vec<Segment>,
+    /// Chat: the instant of offset 0 (the first message), so legs of a
+    /// transferred chat line up on one clock. Voice offsets are relative to
+    /// the recording, which has no instant in the file.
+    pub started_at: Option<DateTime<Utc>>,
+    pub characteristics: Characteristics,
+    /// The file's top-level fields that were not mapped, Contact Lens names.
+    pub fields: Map<String, Value>,
+    /// Per segment id, the transcript item's unmapped fields (`Redaction`,
+    /// `IssuesDetected`, `OutcomesDetected`, `ActionItemsDetected`, …).
+    pub segment_fields: Map<String, Value>,
+    /// Chat transcript items that are not messages (participant joined or
+    /// left, chat ended), as written.
+    pub transcript_events: Vec<Value>,
+    /// What was odd but usable (a turn ending before it begins).
+    pub notes: Vec<String>,
+}
+
+impl Analysis {
+    /// Reads a Contact Lens output file, voice or chat by its `Channel` (or
+    /// `Version` prefix).
+    pub fn from_json(text: &str) -> anyhow::Result<Self> {
+        let value: Value = serde_json::from_str(text)
+            .map_err(|e| anyhow::anyhow!("malformed JSON at line {}, column {}: {e}", e.line(), e.column()))?;
+        let root = Fields::from_value(value).context("a Contact Lens output file is a JSON object")?;
+        let is_chat = root.peek_str("Channel") == Some("CHAT") || root.peek_str("Version").is_some_and(|v| v.starts_with("CHAT"));
+        if is_chat {
+            contact_lens_chat::read(root)
+        } else {
+            contact_lens_voice::read(root)
+        }
+    }
+}
+
+/// One Contact Lens output file found on disk.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AnalysisFile {
+    pub path: PathBuf,
+    /// From the file name, `<ContactId>_analysis_<time>.json`.
+    pub contact_id: Option<String>,
+    /// `…_analysis_redacted_…`: the PII-redacted twin of the original.
+    pub redacted: bool,
+}
+
+impl AnalysisFile {
+    pub fn read(&self) -> anyhow::Result<Analysis> {
+        let text = contact_record::read_text(&self.path)?;
+        Analysis::from_json(&text)
+    }
+}
+
+/// The analysis files under `dir`, by contact id, best first: the original
+/// before the redacted twin, then the newest (the time in the name sorts).
+/// Files whose name carries no contact id are returned apart; the caller
+/// reads them to learn it from `CustomerMetadata.ContactId`.
+pub fn find_analysis_files(dir: &Path) -> anyhow::Result<(BTreeMap<String, Vec<AnalysisFile>>, Vec<AnalysisFile>)> {
+    let mut by_contact: BTreeMap<String, Vec<AnalysisFile>> = BTreeMap::new();
+    let mut unnamed = Vec::new();
+    for entry in walkdir::WalkDir::new(dir).sort_by_file_name() {
+        let entry = entry.with_context(|| format!("cannot walk the analysis directory {}", dir.display()))?;
+        if !entry.file_type().is_file() || contact_record::json_kind(entry.path()) != Some(contact_record::JsonKind::Document) {
+            continue;
+        }
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let (contact_id, redacted) = match name.split_once("_analysis") {
+            Some((id, rest)) if !id.is_empty() => (Some(id.to_owned()), rest.starts_with("_redacted")),
+            _ => (None, false),
+        };
+        let file = AnalysisFile { path: entry.into_path(), contact_id: contact_id.clone(), redacted };
+        match contact_id {
+            Some(id) => by_contact.entry(id).or_default().push(file),
+            None => unnamed.push(file),
+        }
+    }
+    for files in by_contact.values_mut() {
+        files.sort_by(|a, b| a.redacted.cmp(&b.redacted).then_with(|| b.path.file_name().cmp(&a.path.file_name())));
+    }
+    Ok((by_contact, unnamed))
+}
+
+pub(crate) fn role_of(text: &str) -> Role {
+    match text {
+        "AGENT" => Role::Agent,
+        "CUSTOMER" => Role::Customer,
+        // SYSTEM, and bots or other automated participants.
+        _ => Role::System,
+    }
+}
+
+pub(crate) fn sentiment_of(text: &str) -> Option<Sentiment> {
+    match text {
+        "POSITIVE" => Some(Sentiment::Positive),
+        "NEGATIVE" => Some(Sentiment::Negative),
+        "NEUTRAL" => Some(Sentiment::Neutral),
+        "MIXED" => Some(Sentiment::Mixed),
+        _ => None,
+    }
+}
+
+/// Per-role figures being gathered from the several places Contact Lens
+/// reports them.
+#[derive(Default)]
+pub(crate) struct RoleTable(BTreeMap<u8, RoleFigures>);
+
+impl RoleTable {
+    pub fn get(&mut self, role: Role) -> &mut RoleFigures {
+        let key = match role {
+            Role::Agent => 0,
+            Role::Customer => 1,
+            Role::System => 2,
+        };
+        self.0.entry(key).or_insert_with(|| RoleFigures {
+            role,
+            talk_time_ms: None,
+            words_per_minute: None,
+            overall_sentiment: None,
+            sentiment_by_quarter: Vec::new(),
+            average_response_ms: None,
+            maximum_response_ms: None,
+        })
+    }
+
+    pub fn into_vec(self) -> Vec<RoleFigures> {
+        self.0.into_values().collect()
+    }
+}
+
+/// `SentimentByPeriod.QUARTER.<ROLE>[].Score`, shared by voice and chat.
+pub(crate) fn read_sentiment_by_period(sentiment: &mut Fields, roles: &mut RoleTable) {
+    if let Some(mut periods) = sentiment.take_object("SentimentByPeriod") {
+        if let Some(mut quarters) = periods.take_object("QUARTER") {
+            for key in quarters.keys() {
+                let scores = quarters.take_if(&key, |v| {
+                    v.as_array()?.iter().map(|q| q.get("Score").and_then(Value::as_f64).map(|s| s as f32)).collect::<Option<Vec<f32>>>()
+                });
+                if let Some(scores) = scores {
+                    roles.get(role_of(&key)).sentiment_by_quarter = scores;
+                }
+            }
+            periods.put_back("QUARTER", quarters);
+        }
+        sentiment.put_back("SentimentByPeriod", periods);
+    }
+}
+
+/// `{"BeginOffsetMillis", "EndOffsetMillis"}` (voice instances).
+pub(crate) fn offsets(v: &Value) -> Option<(u32, u32)> {
+    let begin = as_u64(v.get("BeginOffsetMillis")?)?;
+    let end = v.get("EndOffsetMillis").and_then(as_u64).or_else(|| Some(begin + as_u64(v.get("DurationMillis")?)?))?;
+    Some((millis(begin), millis(end.max(begin))))
+}
+
+/// Milliseconds from `base` to `at`, 0 when `at` is earlier.
+pub(crate) fn millis_between(base: DateTime<Utc>, at: DateTime<Utc>) -> u32 {
+    millis((at - base).num_milliseconds().max(0) as u64)
+}
