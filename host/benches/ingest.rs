@@ -1,0 +1,162 @@
+//! `cargo bench --bench ingest`: ingest throughput on generated CTRs of
+//! realistic size (about 3 KB, 30% duplicates), one core.
+//!
+//! For each fingerprint mode it measures the floor (read + parse +
+//! fingerprint, nothing else) and the full pipeline (embedded store with
+//! batched claims, directory sink with fsynced files), and their ratio.
+//! `CALLQA_BENCH_RECORDS` sets the number of records (default 50,000).
+
+use std::io::Write;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use callqa::ctr::{FingerprintMode, RecordDecoder};
+use callqa::dedup::{DedupStore, EmbeddedStore, StoreSettings, SystemClock};
+use callqa::pipeline::{IngestOptions, IngestPipeline};
+use callqa::sinks::{DeadLetterSink, DirectorySink, Sink};
+use callqa::sources::{InputSource, RecordReader};
+
+fn main() -> anyhow::Result<()> {
+    let records: usize =
+        std::env::var("CALLQA_BENCH_RECORDS").ok().and_then(|n| n.parse().ok()).unwrap_or(50_000);
+    let dir = tempfile::tempdir()?;
+    let input = dir.path().join("ctrs.ndjson");
+    let bytes = generate(&input, records)?;
+    println!(
+        "{records} records, {:.1} MB ({} bytes/record on average), 30% duplicates",
+        bytes as f64 / 1e6,
+        bytes / records as u64
+    );
+    println!("{:<10} {:>22} {:>22} {:>7}", "mode", "floor (parse+fp)", "full ingest", "ratio");
+    for mode in [FingerprintMode::Raw, FingerprintMode::Key, FingerprintMode::Canonical] {
+        let floor = floor(&input, mode)?;
+        let full = full(&input, mode, &dir.path().join(format!("{mode:?}")))?;
+        println!(
+            "{:<10} {:>9.0} rec/s {:>6.0} MB/s {:>9.0} rec/s {:>6.0} MB/s {:>6.0}%",
+            format!("{mode:?}").to_lowercase(),
+            records as f64 / floor.as_secs_f64(),
+            bytes as f64 / 1e6 / floor.as_secs_f64(),
+            records as f64 / full.as_secs_f64(),
+            bytes as f64 / 1e6 / full.as_secs_f64(),
+            100.0 * floor.as_secs_f64() / full.as_secs_f64(),
+        );
+    }
+    Ok(())
+}
+
+fn floor(input: &Path, mode: FingerprintMode) -> anyhow::Result<Duration> {
+    let decoder = RecordDecoder::new(mode);
+    let started = Instant::now();
+    let mut reader = RecordReader::open(&InputSource::File(input.to_path_buf()), 1 << 20)?;
+    let mut decoded = 0usize;
+    while let Some(raw) = reader.next_record()? {
+        decoded += decoder.decode(&raw.bytes, raw.delivery).is_ok() as usize;
+    }
+    std::hint::black_box(decoded);
+    Ok(started.elapsed())
+}
+
+fn full(input: &Path, mode: FingerprintMode, work: &Path) -> anyhow::Result<Duration> {
+    let settings = StoreSettings {
+        ttl: Duration::from_secs(24 * 3600),
+        lease: Duration::from_secs(30),
+        clock: Arc::new(SystemClock),
+    };
+    let started = Instant::now();
+    let store = EmbeddedStore::open(&work.join("store.redb"), settings)?;
+    let sinks: Vec<Box<dyn Sink>> = vec![Box::new(DirectorySink::open(&work.join("out"), store.instance_id(), false)?)];
+    let options = IngestOptions { fingerprint: mode, ..IngestOptions::default() };
+    let pipeline = IngestPipeline::new(&store, sinks, DeadLetterSink::open(None)?, options);
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_time().build()?;
+    let summary = runtime.block_on(pipeline.run(&[InputSource::File(input.to_path_buf())]))?;
+    let elapsed = started.elapsed();
+    assert_eq!(summary.total.read, summary.total.unique + summary.total.duplicates);
+    Ok(elapsed)
+}
+
+/// Writes `count` NDJSON CTRs shaped like Amazon Connect's (about 3 KB each);
+/// 30% of the lines re-deliver an earlier line.
+fn generate(path: &Path, count: usize) -> anyhow::Result<u64> {
+    let mut state = 7u64;
+    let mut next = move |n: u64| {
+        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        (state >> 33) % n
+    };
+    let mut lines: Vec<String> = Vec::with_capacity(count);
+    let mut out = std::io::BufWriter::new(std::fs::File::create(path)?);
+    let mut total = 0u64;
+    let mut contact = 0u64;
+    for _ in 0..count {
+        let line = if !lines.is_empty() && next(100) < 30 {
+            lines[next(lines.len() as u64) as usize].clone()
+        } else {
+            contact += 1;
+            ctr(contact, &mut next)
+        };
+        out.write_all(line.as_bytes())?;
+        out.write_all(b"\n")?;
+        total += line.len() as u64 + 1;
+        lines.push(line);
+    }
+    out.flush()?;
+    Ok(total)
+}
+
+fn ctr(n: u64, next: &mut impl FnMut(u64) -> u64) -> String {
+    let id = format!("{:08x}-{:04x}-4{:03x}-8{:03x}-{:012x}", n, n % 65536, n % 4096, (n * 7) % 4096, n * 2654435761);
+    let instance = "arn:aws:connect:us-east-1:123456789012:instance/258252ea-967d-46f9-a510-b7f0bae69eea";
+    let day = 1 + n % 28;
+    let minute = n % 60;
+    serde_json::json!({
+        "AWSAccountId": "123456789012",
+        "AWSContactTraceRecordFormatVersion": "2017-03-10",
+        "Agent": {
+            "ARN": format!("{instance}/agent/e7c9afb6-b1e1-4afa-b5b5-{:012x}", next(1 << 40)),
+            "AfterContactWorkDuration": next(120),
+            "AfterContactWorkEndTimestamp": format!("2024-03-{day:02}T10:{minute:02}:17Z"),
+            "AfterContactWorkStartTimestamp": format!("2024-03-{day:02}T10:{minute:02}:12Z"),
+            "AgentInteractionDuration": next(900),
+            "ConnectedToAgentTimestamp": format!("2024-03-{day:02}T10:{minute:02}:32Z"),
+            "CustomerHoldDuration": next(300),
+            "HierarchyGroups": {
+                "Level1": {"ARN": format!("{instance}/agent-group/bf0c4e88-50bd-4bb9-823c-8650c630cf87"), "GroupName": "TCC"},
+                "Level2": {"ARN": format!("{instance}/agent-group/647c7f7d-250b-426a-a0a3-1c1b5c43841d"), "GroupName": "TCC ALL"},
+                "Level3": null, "Level4": null, "Level5": null
+            },
+            "LongestHoldDuration": next(200),
+            "NumberOfHolds": next(3),
+            "RoutingProfile": {"ARN": format!("{instance}/routing-profile/304e0036-2322-45fd-80c4-c97e184c388b"), "Name": "TCC ALL"},
+            "Username": format!("agent.{}", next(500))
+        },
+        "AgentConnectionAttempts": 1,
+        "AnsweringMachineDetectionStatus": null,
+        "Attributes": {"Acct_Code": "", "AtcResult": "N", "CodeNum": next(10).to_string(), "PathCode": format!("{}_002_00002", next(9_999_999)), "SurveyFlag": "N", "SurveyPlay": "All", "TodayContact": "Y", "Type_Flag": "", "ewtcheck": "Y"},
+        "Campaign": {"CampaignId": null},
+        "Channel": "VOICE",
+        "ConnectedToSystemTimestamp": format!("2024-03-{day:02}T10:{minute:02}:00Z"),
+        "ContactDetails": {},
+        "ContactId": id,
+        "CustomerEndpoint": {"Address": format!("+1900{:07}", next(10_000_000)), "Type": "TELEPHONE_NUMBER"},
+        "DisconnectReason": "CUSTOMER_DISCONNECT",
+        "DisconnectTimestamp": format!("2024-03-{day:02}T10:{minute:02}:28Z"),
+        "InitialContactId": null,
+        "InitiationMethod": "INBOUND",
+        "InitiationTimestamp": format!("2024-03-{day:02}T10:{minute:02}:00Z"),
+        "InstanceARN": instance,
+        "LastUpdateTimestamp": format!("2024-03-{day:02}T10:{minute:02}:35Z"),
+        "MediaStreams": [{"Type": "AUDIO"}],
+        "NextContactId": null,
+        "PreviousContactId": null,
+        "Queue": {"ARN": format!("{instance}/queue/078ccbaa-ae69-4bf9-84bc-5c60ca9b1478"), "DequeueTimestamp": format!("2024-03-{day:02}T10:{minute:02}:32Z"), "Duration": next(600), "EnqueueTimestamp": format!("2024-03-{day:02}T10:{minute:02}:05Z"), "Name": "TCC Refrig AC LLA"},
+        "Recording": {"DeletionReason": null, "Location": format!("amazon-connect-b278e465e71c/connect/lgeai/CallRecordings/2024/03/{day:02}/{id}_20240301T10:20_UTC.wav"), "Status": "AVAILABLE", "Type": "AUDIO"},
+        "Recordings": [{"DeletionReason": null, "FragmentStartNumber": null, "FragmentStopNumber": null, "Location": format!("amazon-connect-b278e465e71c/connect/lgeai/CallRecordings/2024/03/{day:02}/{id}_20240301T10:20_UTC.wav"), "MediaStreamType": "AUDIO", "ParticipantType": null, "StartTimestamp": null, "Status": "AVAILABLE", "StopTimestamp": null, "StorageType": "S3"}],
+        "References": [],
+        "ScheduledTimestamp": null,
+        "SystemEndpoint": {"Address": "+18003335555", "Type": "TELEPHONE_NUMBER"},
+        "TransferCompletedTimestamp": null,
+        "TransferredToEndpoint": null,
+        "VoiceIdResult": null
+    })
+    .to_string()
+}
