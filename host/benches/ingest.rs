@@ -64,10 +64,10 @@ fn full(input: &Path, mode: FingerprintMode, work: &Path) -> anyhow::Result<Dura
         clock: Arc::new(SystemClock),
     };
     let started = Instant::now();
-    let store = EmbeddedStore::open(&work.join("store.redb"), settings)?;
+    let store = Arc::new(EmbeddedStore::open(&work.join("store.redb"), settings)?);
     let sinks: Vec<Box<dyn Sink>> = vec![Box::new(DirectorySink::open(&work.join("out"), store.instance_id(), false)?)];
     let options = IngestOptions { fingerprint: mode, ..IngestOptions::default() };
-    let pipeline = IngestPipeline::new(&store, sinks, DeadLetterSink::open(None)?, options);
+    let pipeline = IngestPipeline::new(store, sinks, DeadLetterSink::open(None)?, options);
     let runtime = tokio::runtime::Builder::new_current_thread().enable_time().build()?;
     let summary = runtime.block_on(pipeline.run(&[InputSource::File(input.to_path_buf())]))?;
     let elapsed = started.elapsed();

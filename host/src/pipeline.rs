@@ -5,18 +5,26 @@
 //! one completion per batch. The order of those steps, and what recovery
 //! does when a process dies between two of them, is the protocol described
 //! in [`crate::dedup`].
+//!
+//! The sink write (mostly waiting for fsync) and the completion run on a
+//! writer thread, so the next batch is read, decoded and claimed while the
+//! previous one reaches the disk. Claims stay on the reading thread: a batch
+//! is claimed, durably, before it is handed over, which is all the protocol
+//! asks. At most two batches are in flight.
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::OnceLock;
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::sync::{Arc, OnceLock};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
 
-use crate::ctr::{ContactRecord, DecodeError, Fingerprint, FingerprintMode, RecordDecoder};
+use crate::ctr::{ContactRecord, DecodeError, Fingerprint, FingerprintMode, RecordDecoder, UtcDay};
 use crate::dedup::{ClaimBatch, ClaimOutcome, ClaimRequest, DedupStore, FencingToken};
 use crate::sinks::{DeadLetterSink, Sink, SinkRecord};
 use crate::sources::{FirehoseResponse, FirehoseResult, InputFormat, InputSource, Position, RecordReader};
@@ -118,10 +126,29 @@ struct PendingRecord {
     record: ContactRecord,
 }
 
+/// A claimed batch on its way to the writer thread.
+struct WriteJob {
+    token: FencingToken,
+    records: Vec<(UtcDay, Vec<u8>)>,
+}
+
+/// What the writer thread hands back when the input is done.
+struct WriterResult {
+    sinks: Vec<Box<dyn Sink>>,
+    deferred: Vec<FencingToken>,
+}
+
+struct Writer {
+    jobs: SyncSender<WriteJob>,
+    handle: JoinHandle<anyhow::Result<WriterResult>>,
+}
+
 /// Runs the pipeline over inputs, into sinks, against one store.
-pub struct IngestPipeline<'a> {
-    store: &'a dyn DedupStore,
-    sinks: Vec<Box<dyn Sink + 'a>>,
+pub struct IngestPipeline {
+    store: Arc<dyn DedupStore>,
+    sinks: Vec<Box<dyn Sink>>,
+    sink_names: Vec<String>,
+    writer: Option<Writer>,
     dead_letters: DeadLetterSink,
     options: IngestOptions,
     decoder: RecordDecoder,
@@ -129,20 +156,16 @@ pub struct IngestPipeline<'a> {
     pending: Vec<PendingRecord>,
     contested: Vec<(PendingRecord, i64)>,
     firehose: Option<(usize, FirehoseResponse)>,
-    /// Batches written to the sinks whose completion waits for the Firehose
-    /// response: completing earlier would turn a record Firehose never got an
-    /// answer for into a duplicate on its retry.
-    deferred: Vec<FencingToken>,
     recovered_batches: u64,
     swept: u64,
     progress: ProgressBar,
     started: Instant,
 }
 
-impl<'a> IngestPipeline<'a> {
+impl IngestPipeline {
     pub fn new(
-        store: &'a dyn DedupStore,
-        sinks: Vec<Box<dyn Sink + 'a>>,
+        store: Arc<dyn DedupStore>,
+        sinks: Vec<Box<dyn Sink>>,
         dead_letters: DeadLetterSink,
         options: IngestOptions,
     ) -> Self {
@@ -158,7 +181,9 @@ impl<'a> IngestPipeline<'a> {
         };
         IngestPipeline {
             store,
+            sink_names: sinks.iter().map(|s| s.describe()).collect(),
             sinks,
+            writer: None,
             dead_letters,
             decoder: RecordDecoder::new(options.fingerprint),
             options,
@@ -166,7 +191,6 @@ impl<'a> IngestPipeline<'a> {
             pending: Vec::new(),
             contested: Vec::new(),
             firehose: None,
-            deferred: Vec::new(),
             recovered_batches: 0,
             swept: 0,
             progress,
@@ -199,12 +223,54 @@ impl<'a> IngestPipeline<'a> {
 
     pub async fn run(mut self, sources: &[InputSource]) -> anyhow::Result<IngestSummary> {
         self.recover().await?;
-        for source in sources {
-            self.ingest_input(source).await?;
+        self.start_writer()?;
+        let result = async {
+            for source in sources {
+                self.ingest_input(source).await?;
+            }
+            self.flush().await?;
+            self.retry_contested().await
         }
-        self.flush().await?;
-        self.retry_contested().await?;
-        self.finish().await
+        .await;
+        // Whatever happened, let the writer finish what it was given: a batch
+        // it completes is a batch a rerun need not recover.
+        let written = self.stop_writer();
+        match (result, written) {
+            (Err(err), _) => Err(err),
+            (Ok(()), Err(err)) => Err(err),
+            (Ok(()), Ok(written)) => self.finish(written).await,
+        }
+    }
+
+    /// Moves the sinks to a writer thread that writes each claimed batch and
+    /// completes it (or, for a Firehose response, leaves completion to the end).
+    fn start_writer(&mut self) -> anyhow::Result<()> {
+        let (jobs, queue) = sync_channel::<WriteJob>(1);
+        let sinks = std::mem::take(&mut self.sinks);
+        let store = Arc::clone(&self.store);
+        let defer = self.options.firehose_response.is_some();
+        let handle = std::thread::Builder::new()
+            .name("callqa-writer".into())
+            .spawn(move || write_batches(queue, sinks, store, defer))
+            .context("cannot start the writer thread")?;
+        self.writer = Some(Writer { jobs, handle });
+        Ok(())
+    }
+
+    fn stop_writer(&mut self) -> anyhow::Result<WriterResult> {
+        let writer = self.writer.take().context("the writer thread was not started")?;
+        drop(writer.jobs);
+        writer.handle.join().map_err(|_| anyhow::anyhow!("the writer thread panicked"))?
+    }
+
+    fn send(&mut self, job: WriteJob) -> anyhow::Result<()> {
+        let Some(writer) = self.writer.as_ref() else { anyhow::bail!("the writer thread was not started") };
+        if writer.jobs.send(job).is_err() {
+            // The writer stopped on an error: report that error.
+            let failed = self.stop_writer();
+            return Err(failed.err().unwrap_or_else(|| anyhow::anyhow!("the writer thread stopped early")));
+        }
+        Ok(())
     }
 
     async fn ingest_input(&mut self, source: &InputSource) -> anyhow::Result<()> {
@@ -291,31 +357,8 @@ impl<'a> IngestPipeline<'a> {
             .context("cannot claim records in the dedup store")?;
         drop(requests);
 
-        let claimed: Vec<SinkRecord<'_>> = pending
-            .iter()
-            .zip(&claim.outcomes)
-            .filter(|(_, outcome)| matches!(outcome, ClaimOutcome::Claimed { .. }))
-            .map(|(p, _)| SinkRecord { day: p.record.day, line: &p.record.line })
-            .collect();
-        if !claimed.is_empty() {
-            failpoint("after-claim");
-            for sink in &mut self.sinks {
-                if let Err(err) = sink.write_batch(claim.token, &claimed) {
-                    // Best effort: the claims would also be recovered on the next run.
-                    let _ = self.store.release_batch(claim.token).await;
-                    return Err(err.context(format!("cannot write batch {} to {}", claim.token.0, sink.describe())));
-                }
-            }
-            self.dead_letters.sync()?;
-            failpoint("after-sink-write");
-            if self.firehose.is_some() {
-                self.deferred.push(claim.token);
-            } else {
-                self.store.complete_batch(claim.token).await.context("cannot complete a batch in the dedup store")?;
-                failpoint("after-complete");
-            }
-        }
-        drop(claimed);
+        self.dead_letters.sync()?;
+        let mut job = WriteJob { token: claim.token, records: Vec::new() };
 
         for (p, outcome) in pending.into_iter().zip(claim.outcomes) {
             let (name, firehose_result) = match outcome {
@@ -323,6 +366,7 @@ impl<'a> IngestPipeline<'a> {
                     let counts = &mut self.inputs[p.input].counts;
                     counts.unique += 1;
                     counts.updates += update as u64;
+                    job.records.push((p.record.day, p.record.line));
                     (if update { "update" } else { "unique" }, FirehoseResult::Ok)
                 }
                 ClaimOutcome::Duplicate => {
@@ -353,6 +397,10 @@ impl<'a> IngestPipeline<'a> {
                 });
             }
         }
+        if !job.records.is_empty() {
+            failpoint("after-claim");
+            self.send(job)?;
+        }
         self.show_progress();
         Ok(())
     }
@@ -380,15 +428,13 @@ impl<'a> IngestPipeline<'a> {
         Ok(())
     }
 
-    async fn finish(mut self) -> anyhow::Result<IngestSummary> {
-        for sink in &mut self.sinks {
-            sink.finish()?;
-        }
+    async fn finish(mut self, written: WriterResult) -> anyhow::Result<IngestSummary> {
+        self.sinks = written.sinks;
         self.dead_letters.sync()?;
         if let (Some((_, response)), Some(path)) = (&self.firehose, &self.options.firehose_response) {
             response.write_to(path).with_context(|| format!("cannot write the Firehose response {}", path.display()))?;
         }
-        for token in std::mem::take(&mut self.deferred) {
+        for token in written.deferred {
             self.store.complete_batch(token).await.context("cannot complete a batch in the dedup store")?;
         }
         self.store.close().await.context("cannot close the dedup store")?;
@@ -402,7 +448,7 @@ impl<'a> IngestPipeline<'a> {
         Ok(IngestSummary {
             fingerprint: self.options.fingerprint,
             store: self.store.describe(),
-            sinks: self.sinks.iter().map(|s| s.describe()).collect(),
+            sinks: self.sink_names,
             inputs: self.inputs,
             total,
             recovered_batches: self.recovered_batches,
@@ -425,6 +471,41 @@ impl<'a> IngestPipeline<'a> {
 }
 
 use crate::dedup::Clock as _;
+
+/// The writer thread: each batch to every sink, then its completion.
+fn write_batches(
+    queue: Receiver<WriteJob>,
+    mut sinks: Vec<Box<dyn Sink>>,
+    store: Arc<dyn DedupStore>,
+    defer_completion: bool,
+) -> anyhow::Result<WriterResult> {
+    let runtime = tokio::runtime::Builder::new_current_thread().build()?;
+    let mut deferred = Vec::new();
+    for job in queue {
+        let records: Vec<SinkRecord<'_>> =
+            job.records.iter().map(|(day, line)| SinkRecord { day: *day, line }).collect();
+        for sink in &mut sinks {
+            if let Err(err) = sink.write_batch(job.token, &records) {
+                // Best effort: the claims would also be recovered on the next run.
+                let _ = runtime.block_on(store.release_batch(job.token));
+                return Err(err.context(format!("cannot write batch {} to {}", job.token.0, sink.describe())));
+            }
+        }
+        failpoint("after-sink-write");
+        if defer_completion {
+            // Completing before the Firehose response exists would turn a
+            // record Firehose never got an answer for into a duplicate on its retry.
+            deferred.push(job.token);
+        } else {
+            runtime.block_on(store.complete_batch(job.token)).context("cannot complete a batch in the dedup store")?;
+            failpoint("after-complete");
+        }
+    }
+    for sink in &mut sinks {
+        sink.finish()?;
+    }
+    Ok(WriterResult { sinks, deferred })
+}
 
 /// Test hook for crash tests: with `CALLQA_FAILPOINT=<stage>:<n>` the process
 /// kills itself with SIGKILL the n-th time it reaches `<stage>`

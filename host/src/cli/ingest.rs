@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::Context;
 
 use crate::ctr::FingerprintMode;
-use crate::dedup::{Clock, DedupStore, EmbeddedStore, ManualClock, StoreSettings, SystemClock};
+use crate::dedup::{host_identity, Clock, DedupStore, EmbeddedStore, ManualClock, StoreSettings, StoreUrl, SystemClock};
 use crate::pipeline::{IngestOptions, IngestPipeline, IngestSummary};
 use crate::sinks::{DeadLetterSink, DirectorySink, Sink, StdoutSink};
 use crate::sources::expand_inputs;
@@ -62,11 +62,17 @@ pub struct IngestArgs {
     #[arg(long, value_enum, default_value_t = FingerprintMode::Canonical)]
     pub fingerprint: FingerprintMode,
 
-    /// The dedup store: `file:PATH` (or a plain PATH) for the embedded store.
+    /// The dedup store: `file:PATH` (or a plain PATH) for the embedded store,
+    /// `dynamodb://TABLE` or `redis://HOST:PORT[/DB]` for a store shared by
+    /// many hosts (create a DynamoDB table with `callqa store init`).
     /// Defaults to `dedup.redb` in the data directory. Only one process can
     /// use an embedded store at a time; a second one is refused.
-    #[arg(long, value_name = "file:PATH", env = "CALLQA_STORE")]
+    #[arg(long, value_name = "file:PATH|dynamodb://TABLE|redis://HOST:PORT", env = "CALLQA_STORE")]
     pub store: Option<String>,
+
+    /// Claims in flight at once against a shared store (DynamoDB, Redis).
+    #[arg(long, value_name = "N", default_value_t = crate::dedup::DEFAULT_CONCURRENCY, value_parser = parse_concurrency)]
+    pub store_concurrency: usize,
 
     /// Directory for the default store [default: $XDG_DATA_HOME/callqa, or
     /// ~/.local/share/callqa].
@@ -137,7 +143,14 @@ pub fn run(args: IngestArgs) -> anyhow::Result<ExitCode> {
         }
     };
     let settings = StoreSettings { ttl: args.ttl, lease: args.lease, clock };
-    let store = open_store(args.store.as_deref(), args.data_dir.as_deref(), settings)?;
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let store = match args.store.as_deref().map(StoreUrl::parse).transpose()? {
+        Some(url) if url.is_shared() => {
+            let owner = host_identity(&sink_identity(args.out.as_deref()));
+            runtime.block_on(url.open_shared(owner, settings, args.store_concurrency))?
+        }
+        _ => open_store(args.store.as_deref(), args.data_dir.as_deref(), settings)?,
+    };
 
     let mut sinks: Vec<Box<dyn Sink>> = Vec::new();
     match args.out.as_deref() {
@@ -155,8 +168,7 @@ pub fn run(args: IngestArgs) -> anyhow::Result<ExitCode> {
         firehose_response: args.firehose_response.clone(),
     };
 
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_time().build()?;
-    let pipeline = IngestPipeline::new(store.as_ref(), sinks, dead_letters, options);
+    let pipeline = IngestPipeline::new(Arc::from(store), sinks, dead_letters, options);
     let summary = runtime.block_on(pipeline.run(&sources))?;
 
     if let Some(path) = &args.summary_json {
@@ -187,6 +199,25 @@ pub fn open_store(
     };
     let store = EmbeddedStore::open(&path, settings)?;
     Ok(Box::new(store))
+}
+
+/// The sink part of a shared store's host identity: the output directory as
+/// an absolute path, so a restart from another working directory is the same host.
+fn sink_identity(out: Option<&str>) -> String {
+    match out {
+        None | Some("-") => "-".to_string(),
+        Some(dir) => std::fs::create_dir_all(dir)
+            .and_then(|_| std::fs::canonicalize(dir))
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|_| dir.to_string()),
+    }
+}
+
+fn parse_concurrency(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(n) if (1..=4096).contains(&n) => Ok(n),
+        _ => Err(format!("`{text}` is not a number of claims in flight between 1 and 4096")),
+    }
 }
 
 fn default_data_dir(explicit: Option<&Path>) -> anyhow::Result<PathBuf> {

@@ -271,7 +271,7 @@ impl DedupStore for EmbeddedStore {
         let expires = now + self.ttl_millis();
         // The claims must be on disk before the sink writes anything they name.
         let txn = self.write_txn(Durability::Immediate, "claim")?;
-        let mut outcomes = Vec::with_capacity(batch.requests.len());
+        let outcomes;
         let token;
         {
             let err = |e: redb::Error| self.err("claim", e);
@@ -289,7 +289,21 @@ impl DedupStore for EmbeddedStore {
             let mut known_batches: HashMap<u64, Option<BatchEntry>> = HashMap::new();
             let mut days = BTreeSet::new();
 
+            // Versions first, in input order, so "update" means newer than
+            // what came before it; a duplicate's version is never newer than
+            // its original's, so it changes nothing there.
+            let mut newer = Vec::with_capacity(batch.requests.len());
             for request in batch.requests {
+                newer.push(self.note_version(&mut latest, request, now)?);
+            }
+            // Claims in fingerprint order: neighbouring keys share B-tree
+            // pages, which makes the batch's inserts cheaper. The sort is
+            // stable, so of two equal fingerprints the earlier one claims.
+            let mut order: Vec<usize> = (0..batch.requests.len()).collect();
+            order.sort_by_key(|&i| batch.requests[i].fingerprint);
+            let mut outcomes_by_index = vec![ClaimOutcome::Duplicate; batch.requests.len()];
+            for index in order {
+                let request = &batch.requests[index];
                 let existing = claims
                     .get(request.fingerprint.0.as_slice())
                     .map_err(|e| err(e.into()))?
@@ -328,12 +342,9 @@ impl DedupStore for EmbeddedStore {
                     }
                 };
                 match absent {
-                    Err(outcome) => outcomes.push(outcome),
+                    Err(outcome) => outcomes_by_index[index] = outcome,
                     Ok(inherited) => {
-                        let update = match inherited {
-                            Some(update) => update,
-                            None => self.note_version(&mut latest, request, now)?,
-                        };
+                        let update = inherited.unwrap_or(newer[index]);
                         let entry = ClaimEntry {
                             token,
                             expires,
@@ -346,10 +357,11 @@ impl DedupStore for EmbeddedStore {
                             .insert(request.fingerprint.0.as_slice(), entry.encode().as_slice())
                             .map_err(|e| err(e.into()))?;
                         days.insert(request.day.0);
-                        outcomes.push(ClaimOutcome::Claimed { update });
+                        outcomes_by_index[index] = ClaimOutcome::Claimed { update };
                     }
                 }
             }
+            outcomes = outcomes_by_index;
 
             if !days.is_empty() {
                 let entry = BatchEntry {
