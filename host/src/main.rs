@@ -21,6 +21,8 @@ enum Command {
     Stats(cli::stats::StatsArgs),
     /// Session documents from Amazon Connect data (contact records, Contact Lens, events).
     Session(cli::session::SessionArgs),
+    /// Manage dedup stores (`store init` creates a DynamoDB table with TTL).
+    Store(cli::store::StoreArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -30,6 +32,7 @@ fn main() -> std::process::ExitCode {
         Command::Ingest(args) => cli::ingest::run(args),
         Command::Stats(args) => cli::stats::run(args),
         Command::Session(args) => cli::session::run(args),
+        Command::Store(args) => cli::store::run(args),
     };
     match result {
         Ok(code) => code,

@@ -5,3 +5,4 @@ pub mod check;
 pub mod ingest;
 pub mod session;
 pub mod stats;
+pub mod store;

@@ -48,6 +48,48 @@
 //! Because the claim names the output file *before* it is written, a replay
 //! never has to guess whether an earlier attempt reached the sink.
 //!
+//! # Shared stores (DynamoDB, Redis)
+//!
+//! When several hosts share one store ([`SharedStore`] over a
+//! [`ClaimTable`]: [`DynamoDbStore`], [`RedisStore`]), there is no file lock
+//! and no multi-item transaction, so the protocol is built from single-item
+//! conditional writes:
+//!
+//! * **Tokens** come from an atomic counter (DynamoDB `UpdateItem ADD`,
+//!   Redis `INCR`), strictly increasing across all hosts; sink file names
+//!   carry them, so hosts never write the same name.
+//! * **The batch item** (`batch#<token>`: status, owner, session, lease,
+//!   days) is written *before* any claim names it, and its token is added
+//!   first to the owner's set of unfinished batches, so a crash at any point
+//!   leaves a batch its host can find.
+//! * **A claim** is one conditional write per record (DynamoDB `PutItem`
+//!   with `attribute_not_exists(id) OR expires_at <= :now`, Redis
+//!   `SET NX GET PX ttl`), many in flight at once (`--store-concurrency`). A
+//!   failed condition returns the claim that stands; its batch decides: a
+//!   completed batch, or a settled one whose file for that day exists, makes
+//!   the record a duplicate; a settled batch without that file lets the
+//!   record be taken over by a write conditioned on the dead claim's token;
+//!   an in-progress batch of another process makes the record *in progress
+//!   elsewhere*: it is neither emitted nor dropped, and the pipeline claims it
+//!   again after the lease, when it has usually become a duplicate.
+//! * **Completion, release and settling** change only the batch item,
+//!   conditioned on it being in progress (and, for completion and release, on
+//!   the session that claimed it: the fencing check). One write per batch, not
+//!   per record.
+//! * **Recovery.** Only a process that sees a batch's sink can tell which of
+//!   its files exist, so each host settles its own: the owner is the host
+//!   identity `<hostname>:<sink>` ([`host_identity`]). At start a run lists
+//!   its identity's unfinished batches, waits until their lease has run out
+//!   (nothing else proves the earlier run is gone), and settles them against
+//!   its sink as the embedded store does. A claim never lapses into another
+//!   host's hands by time alone: that would re-emit a record whose owner died
+//!   after writing it but before completing. A host that never comes back
+//!   leaves its in-flight records waiting, and other hosts say so after three
+//!   leases instead of guessing.
+//! * **Expiry.** Every condition treats an entry past its TTL as absent;
+//!   DynamoDB's TTL deletion (days late, or never on servers without it) and
+//!   Redis's expiry only reclaim space.
+//!
 //! # Updates
 //!
 //! Alongside the claims, the store keeps per `ContactId` the latest
@@ -56,14 +98,24 @@
 //! unique record and is written); the daily figures then use the latest
 //! version.
 
+mod claim_table;
 mod clock;
+mod dynamodb_store;
 mod embedded_store;
+mod redis_store;
+mod shared_store;
+mod store_url;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 pub use clock::{Clock, ManualClock, SystemClock};
+pub use claim_table::{BatchItem, BatchStatus, ClaimItem, ClaimTable, Expect};
+pub use dynamodb_store::{DynamoDbStore, TableInit};
 pub use embedded_store::EmbeddedStore;
+pub use redis_store::RedisStore;
+pub use shared_store::{host_identity, SharedStore, DEFAULT_CONCURRENCY};
+pub use store_url::StoreUrl;
 
 use crate::ctr::{Fingerprint, UtcDay};
 

@@ -1,0 +1,88 @@
+//! `--store` values: `file:PATH` (or a plain path), `dynamodb://TABLE`,
+//! `redis://HOST:PORT[/DB]`.
+
+use std::path::PathBuf;
+
+use super::{DedupStore, DynamoDbStore, RedisStore, SharedStore, StoreError, StoreSettings};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreUrl {
+    File(PathBuf),
+    DynamoDb { table: String },
+    Redis { url: String },
+}
+
+impl StoreUrl {
+    pub fn parse(spec: &str) -> Result<Self, StoreError> {
+        let invalid = |why: &str| StoreError::Backend { context: format!("--store {spec}"), message: why.to_string() };
+        if let Some(table) = spec.strip_prefix("dynamodb://") {
+            let table = table.trim_end_matches('/');
+            let valid = (3..=255).contains(&table.len())
+                && table.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+            if !valid {
+                return Err(invalid("a DynamoDB table name has 3 to 255 characters among a-z, A-Z, 0-9, _, - and ."));
+            }
+            return Ok(StoreUrl::DynamoDb { table: table.to_string() });
+        }
+        if spec.starts_with("redis://") || spec.starts_with("rediss://") {
+            redis::parse_redis_url(spec).ok_or_else(|| invalid("expected redis://HOST:PORT[/DB]"))?;
+            return Ok(StoreUrl::Redis { url: spec.to_string() });
+        }
+        if let Some((scheme, _)) = spec.split_once("://") {
+            return Err(invalid(&format!("unknown store `{scheme}://`: use file:PATH, dynamodb://TABLE or redis://HOST:PORT[/DB]")));
+        }
+        Ok(StoreUrl::File(PathBuf::from(spec.strip_prefix("file:").unwrap_or(spec))))
+    }
+
+    pub fn is_shared(&self) -> bool {
+        !matches!(self, StoreUrl::File(_))
+    }
+
+    /// Connects a shared store. `owner` names this host and its sink
+    /// ([`host_identity`](super::host_identity)); `concurrency` bounds the
+    /// claims in flight.
+    pub async fn open_shared(
+        &self,
+        owner: String,
+        settings: StoreSettings,
+        concurrency: usize,
+    ) -> Result<Box<dyn DedupStore>, StoreError> {
+        Ok(match self {
+            StoreUrl::DynamoDb { table } => {
+                let table = table.clone();
+                let connect = async move { DynamoDbStore::connect(&table).await };
+                Box::new(SharedStore::open(connect, owner, settings, concurrency).await?)
+            }
+            StoreUrl::Redis { url } => {
+                let url = url.clone();
+                let connect = async move { RedisStore::connect(&url).await };
+                Box::new(SharedStore::open(connect, owner, settings, concurrency).await?)
+            }
+            StoreUrl::File(path) => {
+                return Err(StoreError::Backend {
+                    context: format!("file:{}", path.display()),
+                    message: "the embedded store is opened with EmbeddedStore::open".into(),
+                })
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_three_kinds() {
+        assert_eq!(StoreUrl::parse("file:/tmp/s.redb").unwrap(), StoreUrl::File("/tmp/s.redb".into()));
+        assert_eq!(StoreUrl::parse("s.redb").unwrap(), StoreUrl::File("s.redb".into()));
+        assert_eq!(StoreUrl::parse("dynamodb://ctr-dedup").unwrap(), StoreUrl::DynamoDb { table: "ctr-dedup".into() });
+        assert_eq!(
+            StoreUrl::parse("redis://127.0.0.1:6379/2").unwrap(),
+            StoreUrl::Redis { url: "redis://127.0.0.1:6379/2".into() }
+        );
+        assert!(StoreUrl::parse("dynamodb://").is_err());
+        assert!(StoreUrl::parse("dynamodb://bad name").is_err());
+        assert!(StoreUrl::parse("s3://bucket").is_err());
+    }
+}
