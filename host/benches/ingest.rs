@@ -28,21 +28,40 @@ fn main() -> anyhow::Result<()> {
         bytes as f64 / 1e6,
         bytes / records as u64
     );
-    println!("{:<10} {:>22} {:>22} {:>7}", "mode", "floor (parse+fp)", "full ingest", "ratio");
+    println!(
+        "{:<10} {:>22} {:>22} {:>7} {:>16}",
+        "mode", "floor (parse+fp)", "full ingest", "ratio", "full, per CPU-s"
+    );
     for mode in [FingerprintMode::Raw, FingerprintMode::Key, FingerprintMode::Canonical] {
         let floor = floor(&input, mode)?;
+        let cpu_before = cpu_seconds();
         let full = full(&input, mode, &dir.path().join(format!("{mode:?}")))?;
+        let cpu = cpu_seconds() - cpu_before;
         println!(
-            "{:<10} {:>9.0} rec/s {:>6.0} MB/s {:>9.0} rec/s {:>6.0} MB/s {:>6.0}%",
+            "{:<10} {:>9.0} rec/s {:>6.0} MB/s {:>9.0} rec/s {:>6.0} MB/s {:>6.0}% {:>10.0} rec/s",
             format!("{mode:?}").to_lowercase(),
             records as f64 / floor.as_secs_f64(),
             bytes as f64 / 1e6 / floor.as_secs_f64(),
             records as f64 / full.as_secs_f64(),
             bytes as f64 / 1e6 / full.as_secs_f64(),
             100.0 * floor.as_secs_f64() / full.as_secs_f64(),
+            records as f64 / cpu,
         );
     }
     Ok(())
+}
+
+/// User + system CPU time of this process: the writer thread overlaps fsync
+/// waits with decoding, so wall-clock rate alone would hide the CPU it costs.
+fn cpu_seconds() -> f64 {
+    // SAFETY: getrusage only writes the struct it is given.
+    let usage = unsafe {
+        let mut usage: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_SELF, &mut usage);
+        usage
+    };
+    let seconds = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    seconds(usage.ru_utime) + seconds(usage.ru_stime)
 }
 
 fn floor(input: &Path, mode: FingerprintMode) -> anyhow::Result<Duration> {
