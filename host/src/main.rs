@@ -23,6 +23,10 @@ enum Command {
     Session(cli::session::SessionArgs),
     /// Manage dedup stores (`store init` creates a DynamoDB table with TTL).
     Store(cli::store::StoreArgs),
+    /// The rule author's toolkit: scaffold, run once, run golden cases.
+    Rule(cli::rule::RuleArgs),
+    /// Check rule modules and rulesets before publishing (for CI).
+    Validate(cli::validate::ValidateArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -33,6 +37,8 @@ fn main() -> std::process::ExitCode {
         Command::Stats(args) => cli::stats::run(args),
         Command::Session(args) => cli::session::run(args),
         Command::Store(args) => cli::store::run(args),
+        Command::Rule(args) => cli::rule::run(args),
+        Command::Validate(args) => cli::validate::run(args),
     };
     match result {
         Ok(code) => code,

@@ -3,6 +3,8 @@
 
 pub mod check;
 pub mod ingest;
+pub mod rule;
 pub mod session;
 pub mod stats;
 pub mod store;
+pub mod validate;

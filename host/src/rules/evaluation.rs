@@ -25,6 +25,8 @@ pub struct Evaluation {
     /// Highest linear memory the rule grew to, in bytes.
     pub peak_memory: usize,
     pub log: Vec<(String, String)>,
+    /// Bytes logged within the cap.
+    pub log_bytes: usize,
     pub log_dropped_bytes: usize,
 }
 
@@ -121,6 +123,7 @@ pub fn evaluate(
         micros,
         peak_memory: state.memory.peak,
         log,
+        log_bytes: state.log.bytes,
         log_dropped_bytes: state.log.dropped_bytes,
     }
 }

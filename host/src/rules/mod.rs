@@ -14,12 +14,14 @@
 pub mod bindings;
 pub mod engine;
 pub mod evaluation;
+pub mod golden;
 pub mod health;
 pub mod host;
 pub mod limits;
 pub mod module;
 pub mod params;
 pub mod ruleset;
+pub mod scaffold;
 pub mod store;
 
 pub use engine::RuleEngine;

@@ -1,0 +1,121 @@
+//! `callqa validate`: the checks a CI pipeline runs before publishing a rule
+//! or a ruleset.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use super::check::CacheArgs;
+use crate::rules::module::ModuleError;
+use crate::rules::{golden, Limits, RuleEngine, RuleModule, Ruleset};
+
+/// Check rule modules and rulesets: each module is a component, implements
+/// `callqa:rule` at a compatible version, imports only what is allowed, and
+/// describes itself with a valid schema; each ruleset's parameters match its
+/// rules' schemas; and the golden cases (with --cases) pass under
+/// production limits.
+///
+/// Exit status (the first failing argument decides):
+///   0 all valid
+///   2 invalid input: a file that cannot be read, bad arguments
+///   3 not a component (not WebAssembly, a core module, truncated or corrupt)
+///   4 does not implement the callqa:rule world at a compatible version
+///   5 imports interfaces outside the allowlist
+///   6 `describe` fails or returns an invalid schema
+///   7 a ruleset is invalid (parameters, ids, limits, filters)
+///   8 golden cases failed
+#[derive(clap::Args, Debug)]
+#[command(verbatim_doc_comment)]
+pub struct ValidateArgs {
+    /// Rule modules (`.wasm`, `bundled:<name>`) and rulesets (`.toml`).
+    #[arg(required = true, value_name = "MODULE_OR_RULESET")]
+    pub targets: Vec<String>,
+    /// Golden cases (files or directories) to run against the one module given.
+    #[arg(long, value_name = "PATH")]
+    pub cases: Vec<PathBuf>,
+    /// Also write the golden case results as JUnit XML.
+    #[arg(long, value_name = "FILE", requires = "cases")]
+    pub junit: Option<PathBuf>,
+    #[command(flatten)]
+    pub cache: CacheArgs,
+}
+
+/// Exit codes, one per kind of problem.
+pub mod exit {
+    pub const INVALID_INPUT: u8 = 2;
+    pub const NOT_A_COMPONENT: u8 = 3;
+    pub const WRONG_WORLD: u8 = 4;
+    pub const FORBIDDEN_IMPORTS: u8 = 5;
+    pub const BAD_SCHEMA: u8 = 6;
+    pub const BAD_RULESET: u8 = 7;
+    pub const GOLDEN_FAILED: u8 = 8;
+}
+
+fn module_exit_code(e: &ModuleError) -> u8 {
+    match e {
+        ModuleError::Unreadable(_) => exit::INVALID_INPUT,
+        ModuleError::NotWasm | ModuleError::CoreModule | ModuleError::Invalid(_) => exit::NOT_A_COMPONENT,
+        ModuleError::WrongWorld(_) => exit::WRONG_WORLD,
+        ModuleError::ForbiddenImports(_) => exit::FORBIDDEN_IMPORTS,
+        ModuleError::DescribeFailed(_) | ModuleError::BadSchema(_) => exit::BAD_SCHEMA,
+    }
+}
+
+pub fn run(args: ValidateArgs) -> anyhow::Result<ExitCode> {
+    let modules = args.targets.iter().filter(|t| !t.ends_with(".toml")).count();
+    if !args.cases.is_empty() && (modules != 1 || args.targets.len() != 1) {
+        eprintln!("error: --cases needs exactly one module to run them against");
+        return Ok(ExitCode::from(exit::INVALID_INPUT));
+    }
+    let engine = args.cache.engine()?;
+    let mut first_failure: Option<u8> = None;
+    let mut fail = |code: u8| {
+        first_failure.get_or_insert(code);
+    };
+    for target in &args.targets {
+        if target.ends_with(".toml") {
+            match Ruleset::load(&engine, target.as_ref()) {
+                Ok(ruleset) => println!("ok      {target}: ruleset of {} rules", ruleset.rules.len()),
+                Err(e) => {
+                    let code = e.chain().find_map(|c| c.downcast_ref::<ModuleError>()).map(module_exit_code).unwrap_or_else(|| {
+                        if e.chain().any(|c| c.downcast_ref::<std::io::Error>().is_some()) { exit::INVALID_INPUT } else { exit::BAD_RULESET }
+                    });
+                    println!("FAILED  {target}: {e:#}");
+                    fail(code);
+                }
+            }
+            continue;
+        }
+        match RuleModule::load(&engine, target, ".".as_ref()) {
+            Ok(module) => {
+                let d = &module.descriptor;
+                println!("ok      {target}: rule `{}` {} ({} bytes, {} parameters, imports: {})", d.id, d.version, module.size, d.params.len(), module.imports.join(", "));
+                if !args.cases.is_empty() {
+                    match run_cases(&engine, &module, &args) {
+                        Ok(true) => {}
+                        Ok(false) => fail(exit::GOLDEN_FAILED),
+                        Err(e) => {
+                            println!("FAILED  golden cases: {e:#}");
+                            fail(exit::INVALID_INPUT);
+                        }
+                    }
+                }
+            }
+            Err(e) => {
+                println!("FAILED  {target}: {e}");
+                fail(module_exit_code(&e));
+            }
+        }
+    }
+    Ok(first_failure.map_or(ExitCode::SUCCESS, ExitCode::from))
+}
+
+fn run_cases(engine: &RuleEngine, module: &RuleModule, args: &ValidateArgs) -> anyhow::Result<bool> {
+    let cases = golden::load_cases(&args.cases)?;
+    anyhow::ensure!(!cases.is_empty(), "no golden cases in {:?}", args.cases);
+    let results: Vec<_> = cases.iter().map(|c| golden::run_case(engine, module, c, &Limits::default())).collect();
+    let failed = super::rule::print_results(&results)?;
+    if let Some(path) = &args.junit {
+        super::rule::write_junit(path, module, &results)?;
+    }
+    Ok(failed == 0)
+}
