@@ -12,6 +12,7 @@ pub mod dedup;
 pub mod pipeline;
 pub mod qa;
 pub mod rules;
+pub mod serve;
 pub mod session;
 pub mod sinks;
 pub mod sources;

@@ -201,23 +201,9 @@ impl IngestPipeline {
     /// Settles the batches a crashed run left in progress, then sweeps
     /// expired entries. Must run before the first claim.
     pub async fn recover(&mut self) -> anyhow::Result<()> {
-        let stale = self.store.stale_batches().await.context("cannot list unfinished batches in the dedup store")?;
-        for batch in stale {
-            // A record is durable when every sink that can tell has its file.
-            let mut durable = batch.days.clone();
-            let mut any_can_tell = false;
-            for sink in &self.sinks {
-                let days = sink.durable_days(batch.token, &batch.days)?;
-                any_can_tell |= !days.is_empty();
-                durable.retain(|day| days.contains(day));
-            }
-            if !any_can_tell {
-                durable.clear();
-            }
-            self.store.settle_batch(batch.token, &durable).await.context("cannot settle an unfinished batch")?;
-            self.recovered_batches += 1;
-        }
-        self.swept = self.store.sweep().await.context("cannot sweep expired entries from the dedup store")?;
+        let (recovered, swept) = recover_store(self.store.as_ref(), &self.sinks).await?;
+        self.recovered_batches += recovered;
+        self.swept = swept;
         Ok(())
     }
 
@@ -468,6 +454,32 @@ impl IngestPipeline {
         let seconds = self.started.elapsed().as_secs_f64().max(1e-9);
         self.progress.set_message(format!("{:.1} MB/s", bytes as f64 / 1e6 / seconds));
     }
+}
+
+/// Settles the batches a crashed run left in progress against `sinks`, then
+/// sweeps expired entries; returns (batches settled, entries swept). Every
+/// long-lived user of a store (`callqa ingest`, `callqa serve`) runs this
+/// before its first claim.
+pub async fn recover_store(store: &dyn DedupStore, sinks: &[Box<dyn Sink>]) -> anyhow::Result<(u64, u64)> {
+    let stale = store.stale_batches().await.context("cannot list unfinished batches in the dedup store")?;
+    let mut recovered = 0;
+    for batch in stale {
+        // A record is durable when every sink that can tell has its file.
+        let mut durable = batch.days.clone();
+        let mut any_can_tell = false;
+        for sink in sinks {
+            let days = sink.durable_days(batch.token, &batch.days)?;
+            any_can_tell |= !days.is_empty();
+            durable.retain(|day| days.contains(day));
+        }
+        if !any_can_tell {
+            durable.clear();
+        }
+        store.settle_batch(batch.token, &durable).await.context("cannot settle an unfinished batch")?;
+        recovered += 1;
+    }
+    let swept = store.sweep().await.context("cannot sweep expired entries from the dedup store")?;
+    Ok((recovered, swept))
 }
 
 use crate::dedup::Clock as _;

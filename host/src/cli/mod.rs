@@ -4,6 +4,7 @@
 pub mod check;
 pub mod ingest;
 pub mod rule;
+pub mod serve;
 pub mod session;
 pub mod stats;
 pub mod store;

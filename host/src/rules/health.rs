@@ -32,6 +32,19 @@ pub struct HealthCounts {
 }
 
 impl RuleHealth {
+    /// The same counts and quarantine, for a reloaded ruleset whose entry
+    /// runs the same module: a reload must not end a quarantine by itself.
+    pub fn carried_over(from: &RuleHealth) -> Self {
+        RuleHealth {
+            consecutive_errors: AtomicU32::new(from.consecutive_errors.load(Ordering::Relaxed)),
+            evaluations: AtomicU64::new(from.evaluations.load(Ordering::Relaxed)),
+            errors: AtomicU64::new(from.errors.load(Ordering::Relaxed)),
+            budgets_exhausted: AtomicU64::new(from.budgets_exhausted.load(Ordering::Relaxed)),
+            quarantines: AtomicU64::new(from.quarantines.load(Ordering::Relaxed)),
+            quarantined: Mutex::new(from.quarantined()),
+        }
+    }
+
     /// The last error, when the rule is in quarantine.
     pub fn quarantined(&self) -> Option<String> {
         self.quarantined.lock().clone()

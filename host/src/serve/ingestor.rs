@@ -1,0 +1,226 @@
+//! The ingest pipeline for a service: the same steps as `callqa ingest`
+//! (decode → fingerprint → claim → sink → complete, see `crate::dedup`),
+//! one request's records at a time, answering only once they are durable.
+//!
+//! Batches are handled one after another: the sink writes under the batch's
+//! fencing token and the embedded store admits one writer, so ordering them
+//! costs little and keeps the protocol exactly the one the CLI runs.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::Context;
+use serde::Serialize;
+use tokio::sync::Mutex;
+
+use super::metrics::Metrics;
+use crate::ctr::{DecodeError, RecordDecoder};
+use crate::dedup::{ClaimBatch, ClaimOutcome, ClaimRequest, DedupStore};
+use crate::sinks::{DeadLetterSink, Sink, SinkRecord};
+use crate::sources::{Position, RawRecord};
+
+/// What happened to one record of a request.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Disposition {
+    /// Stored: first time seen.
+    Unique,
+    /// Stored: a newer version of a known contact.
+    Update,
+    /// Dropped: seen within the TTL.
+    Duplicate,
+    /// Unusable; written to the dead letters.
+    DeadLetter,
+    /// Another host holds the claim; send it again later.
+    Retry,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct RecordResult {
+    pub index: usize,
+    pub outcome: Disposition,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub contact_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fingerprint: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+pub struct IngestReport {
+    /// One per input record, in input order.
+    pub results: Vec<RecordResult>,
+    /// The stored records (unique and updates), for real-time QA.
+    pub stored: Vec<Vec<u8>>,
+}
+
+impl IngestReport {
+    pub fn count(&self, outcome: Disposition) -> usize {
+        self.results.iter().filter(|r| r.outcome == outcome).count()
+    }
+}
+
+struct Writers {
+    sink: Box<dyn Sink>,
+    dead_letters: DeadLetterSink,
+}
+
+pub struct Ingestor {
+    store: Arc<dyn DedupStore>,
+    decoder: RecordDecoder,
+    writers: Mutex<Writers>,
+    metrics: Arc<Metrics>,
+}
+
+impl Ingestor {
+    /// Settles what a crashed earlier run left in progress, then is ready.
+    pub async fn open(
+        store: Arc<dyn DedupStore>,
+        sink: Box<dyn Sink>,
+        dead_letter: Option<&Path>,
+        decoder: RecordDecoder,
+        metrics: Arc<Metrics>,
+    ) -> anyhow::Result<Self> {
+        let sinks = vec![sink];
+        let (recovered, swept) = crate::pipeline::recover_store(store.as_ref(), &sinks).await?;
+        if recovered > 0 || swept > 0 {
+            tracing::info!(recovered, swept, "dedup store: settled unfinished batches, swept expired entries");
+        }
+        let sink = sinks.into_iter().next().context("no sink")?;
+        let dead_letters = DeadLetterSink::open(dead_letter)?;
+        Ok(Ingestor { store, decoder, writers: Mutex::new(Writers { sink, dead_letters }), metrics })
+    }
+
+    pub fn describe_store(&self) -> String {
+        self.store.describe()
+    }
+
+    /// Dedups and stores `records` (named `input` in claims and dead
+    /// letters). `Ok` means every stored record is durable in the sink and
+    /// completed in the store; `Err` means nothing can be promised and the
+    /// sender should retry (claims of a failed write are released).
+    pub async fn ingest(&self, input: &str, records: Vec<RawRecord>) -> anyhow::Result<IngestReport> {
+        let mut results: Vec<RecordResult> = Vec::with_capacity(records.len());
+        let mut decoded = Vec::new();
+        let mut rejected: Vec<(Position, DecodeError, Vec<u8>)> = Vec::new();
+        for (index, raw) in records.into_iter().enumerate() {
+            self.metrics.records_read.inc();
+            let outcome = match raw.rejected {
+                Some(error) => Err(error),
+                None => self.decoder.decode(&raw.bytes, raw.delivery),
+            };
+            match outcome {
+                Ok(record) => {
+                    results.push(RecordResult {
+                        index,
+                        outcome: Disposition::Retry,
+                        contact_id: Some(record.contact_id.clone()),
+                        fingerprint: Some(record.fingerprint.to_hex()),
+                        reason: None,
+                    });
+                    decoded.push((index, raw.position, record));
+                }
+                Err(error) => {
+                    results.push(RecordResult {
+                        index,
+                        outcome: Disposition::DeadLetter,
+                        contact_id: None,
+                        fingerprint: None,
+                        reason: Some(format!("{}: {error}", error.code())),
+                    });
+                    rejected.push((raw.position, error, raw.bytes));
+                }
+            }
+        }
+
+        let mut writers = self.writers.lock().await;
+        if !rejected.is_empty() {
+            tokio::task::block_in_place(|| -> anyhow::Result<()> {
+                for (position, error, bytes) in &rejected {
+                    writers.dead_letters.write(input, position, error, bytes)?;
+                }
+                writers.dead_letters.sync()
+            })
+            .context("cannot write the dead letters")?;
+            self.metrics.records_dead_lettered.inc_by(rejected.len() as u64);
+        }
+        if decoded.is_empty() {
+            return Ok(IngestReport { results, stored: Vec::new() });
+        }
+
+        let inputs = [input.to_string()];
+        let requests: Vec<ClaimRequest<'_>> = decoded
+            .iter()
+            .map(|(_, position, r)| ClaimRequest {
+                fingerprint: r.fingerprint,
+                contact_id: &r.contact_id,
+                last_update_millis: r.last_update_millis,
+                day: r.day,
+                input: 0,
+                position: position.ordinal(),
+            })
+            .collect();
+        let started = Instant::now();
+        let claim = self
+            .store
+            .claim_batch(&ClaimBatch { inputs: &inputs, requests: &requests })
+            .await
+            .context("cannot claim records in the dedup store")?;
+        self.metrics.record_claim(started.elapsed());
+        drop(requests);
+
+        for ((index, _, _), outcome) in decoded.iter().zip(&claim.outcomes) {
+            let result = &mut results[*index];
+            match outcome {
+                ClaimOutcome::Claimed { update } => {
+                    result.outcome = if *update { Disposition::Update } else { Disposition::Unique };
+                }
+                ClaimOutcome::Duplicate => result.outcome = Disposition::Duplicate,
+                ClaimOutcome::InProgressElsewhere { lease_until } => {
+                    result.reason = Some(format!("another host is storing this record (its claim runs until {lease_until} ms)"));
+                }
+            }
+        }
+        let stored: Vec<(crate::ctr::UtcDay, Vec<u8>)> = decoded
+            .into_iter()
+            .zip(&claim.outcomes)
+            .filter(|(_, o)| matches!(o, ClaimOutcome::Claimed { .. }))
+            .map(|((_, _, r), _)| (r.day, r.line))
+            .collect();
+        if !stored.is_empty() {
+            let records: Vec<SinkRecord<'_>> = stored.iter().map(|(day, line)| SinkRecord { day: *day, line }).collect();
+            let written = tokio::task::block_in_place(|| writers.sink.write_batch(claim.token, &records));
+            if let Err(err) = written {
+                // Let a retry claim them at once rather than after the lease.
+                let _ = self.store.release_batch(claim.token).await;
+                return Err(err.context("cannot write the records to the sink"));
+            }
+        }
+        self.store.complete_batch(claim.token).await.context("cannot complete the batch in the dedup store")?;
+        drop(writers);
+
+        for result in &results {
+            match result.outcome {
+                Disposition::Unique => {
+                    self.metrics.records_unique.inc();
+                }
+                Disposition::Update => {
+                    self.metrics.records_unique.inc();
+                    self.metrics.records_update.inc();
+                }
+                Disposition::Duplicate => {
+                    self.metrics.records_duplicate.inc();
+                }
+                Disposition::DeadLetter | Disposition::Retry => {}
+            }
+        }
+        Ok(IngestReport { results, stored: stored.into_iter().map(|(_, line)| line).collect() })
+    }
+
+    pub async fn close(&self) -> anyhow::Result<()> {
+        let mut writers = self.writers.lock().await;
+        tokio::task::block_in_place(|| writers.sink.finish())?;
+        self.store.close().await.context("cannot close the dedup store")
+    }
+}

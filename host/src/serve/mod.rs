@@ -1,0 +1,171 @@
+//! `callqa serve`: one long-lived process per host that takes contact
+//! records from Kinesis Data Firehose (or plain HTTP), removes duplicates,
+//! evaluates each session with the QA rules as soon as it is complete, and
+//! swaps rules without a restart.
+//!
+//! - [`config`]: flags, environment, config file.
+//! - [`live_rules`] and [`rules_watcher`]: the hot-loaded ruleset.
+//! - [`ingestor`]: the dedup pipeline, per request, durable before answering.
+//! - [`firehose`], [`ctr_routes`], [`session_routes`], [`rules_routes`],
+//!   [`router`]: the HTTP API.
+//! - [`realtime_qa`] and [`sheet_sink`]: sessions evaluated when complete.
+//! - [`metrics`]: what `GET /metrics` reports.
+
+pub mod api_error;
+pub mod app_state;
+pub mod config;
+pub mod ctr_routes;
+pub mod firehose;
+pub mod ingestor;
+pub mod live_rules;
+pub mod metrics;
+pub mod realtime_qa;
+pub mod request_body;
+pub mod router;
+pub mod rules_routes;
+pub mod rules_watcher;
+pub mod session_routes;
+pub mod sheet_sink;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::Context;
+use tokio::sync::Semaphore;
+
+pub use config::{LogFormat, ServeConfig, SheetTarget};
+
+use app_state::{AppState, RecentAnswers};
+use ingestor::Ingestor;
+use live_rules::{reload_in_background, LiveRules};
+use metrics::Metrics;
+use realtime_qa::{RealtimeQa, RealtimeSettings};
+use sheet_sink::SheetSink;
+
+use crate::ctr::RecordDecoder;
+use crate::dedup::{host_identity, DedupStore, StoreSettings, StoreUrl, SystemClock};
+use crate::rules::RuleEngine;
+use crate::sinks::DirectorySink;
+
+/// Human-readable logs on stderr, or JSON lines; `RUST_LOG` filters
+/// (default `info`).
+pub fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    use std::io::IsTerminal;
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(std::io::stderr().is_terminal());
+    // A second initialisation (tests, embedding) keeps the first.
+    let _ = match format {
+        LogFormat::Human => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+}
+
+/// Runs until SIGINT or SIGTERM.
+pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let metrics = Arc::new(Metrics::new());
+
+    let engine = Arc::new(RuleEngine::new(config.cache_dir.clone())?);
+    let rules = {
+        let (engine, path, metrics) = (engine.clone(), config.ruleset.clone(), metrics.clone());
+        tokio::task::spawn_blocking(move || LiveRules::load(engine, &path, metrics)).await.context("loading the rules failed")??
+    };
+    let rules = Arc::new(rules);
+    let rules_ms = started.elapsed().as_millis() as u64;
+    tracing::info!(ruleset = %config.ruleset.display(), rules = rules.current().ruleset.rules.len(), elapsed_ms = rules_ms, "rules loaded");
+
+    let store = open_store(&config).await?;
+    let sink = DirectorySink::open(&config.out, store.instance_id(), config.gzip)?;
+    let ingestor = Ingestor::open(store, Box::new(sink), config.dead_letter.as_deref(), RecordDecoder::new(config.fingerprint), metrics.clone()).await?;
+
+    let evaluations = Arc::new(Semaphore::new(config.max_evaluations));
+    let realtime = Arc::new(RealtimeQa::new(
+        RealtimeSettings {
+            analysis: config.analysis.clone(),
+            analysis_wait: config.analysis_wait,
+            events: config.events.clone(),
+            settle: config.settle,
+            incomplete_after: config.incomplete_after,
+            retention: config.session_retention,
+        },
+        SheetSink::open(&config.sheets)?,
+        rules.clone(),
+        evaluations.clone(),
+        metrics.clone(),
+    ));
+    tokio::spawn(realtime.clone().run());
+    let watcher = rules_watcher::spawn(rules.clone(), config.rules_poll);
+    tokio::spawn(reload_on_sighup(rules.clone()));
+
+    let listener = tokio::net::TcpListener::bind(config.listen).await.with_context(|| format!("cannot listen on {}", config.listen))?;
+    let address = listener.local_addr()?;
+    let state = Arc::new(AppState {
+        delivered: RecentAnswers::new(100_000, config.ttl),
+        transformed: RecentAnswers::new(10_000, config.ttl),
+        config: config.clone(),
+        rules,
+        ingestor,
+        realtime,
+        metrics,
+        evaluations,
+        started,
+    });
+    let app = router::build(state.clone());
+    if let Some(path) = &config.ready_file {
+        crate::sinks::write_atomically(path, address.to_string().as_bytes()).with_context(|| format!("cannot write --ready-file {}", path.display()))?;
+    }
+    tracing::info!(%address, startup_ms = started.elapsed().as_millis() as u64, rules_ms, store = %state.ingestor.describe_store(), sink = %config.out.display(), sheets = %state.realtime.describe_sink(), "callqa serve listening");
+
+    axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await.context("the HTTP server failed")?;
+    watcher.abort();
+    tracing::info!("shutting down: closing the dedup store");
+    state.ingestor.close().await
+}
+
+async fn open_store(config: &ServeConfig) -> anyhow::Result<Arc<dyn DedupStore>> {
+    let settings = StoreSettings { ttl: config.ttl, lease: config.lease, clock: Arc::new(SystemClock) };
+    let store: Box<dyn DedupStore> = match config.store.as_deref().map(StoreUrl::parse).transpose()? {
+        Some(url) if url.is_shared() => {
+            std::fs::create_dir_all(&config.out).with_context(|| format!("cannot create {}", config.out.display()))?;
+            let sink = std::fs::canonicalize(&config.out).unwrap_or_else(|_| config.out.clone());
+            url.open_shared(host_identity(&sink.display().to_string()), settings, config.store_concurrency).await?
+        }
+        _ => crate::cli::ingest::open_store(config.store.as_deref(), Some(&config.data_dir), settings)?,
+    };
+    Ok(Arc::from(store))
+}
+
+async fn reload_on_sighup(rules: Arc<LiveRules>) {
+    #[cfg(unix)]
+    {
+        let Ok(mut hangups) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
+            tracing::warn!("cannot listen for SIGHUP; use POST /v1/rules/reload");
+            return;
+        };
+        while hangups.recv().await.is_some() {
+            tracing::info!("SIGHUP: reloading the rules");
+            if let Err(err) = reload_in_background(rules.clone(), true).await {
+                tracing::error!("rules reload failed to run: {err:#}");
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    drop(rules);
+}
+
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(t) => t,
+            Err(_) => return std::future::pending().await,
+        };
+        tokio::select! {
+            _ = interrupt => {}
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = interrupt.await;
+}

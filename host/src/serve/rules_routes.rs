@@ -1,0 +1,41 @@
+//! The rules endpoints: status, reload on demand, end a quarantine.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::json;
+
+use super::api_error::ApiError;
+use super::app_state::AppState;
+use super::live_rules::{reload_in_background, ReloadOutcome};
+
+pub async fn list(State(app): State<Arc<AppState>>) -> Response {
+    Json(app.rules.status()).into_response()
+}
+
+/// Reloads even when nothing changed on disk (a module cache cleared, a
+/// golden case's session file edited elsewhere). 200 applied, 422 refused.
+pub async fn reload(State(app): State<Arc<AppState>>) -> Result<Response, ApiError> {
+    let outcome = reload_in_background(app.rules.clone(), true).await.map_err(|e| ApiError::internal(format!("{e:#}")))?;
+    Ok(match outcome {
+        ReloadOutcome::Applied { generation } => (StatusCode::OK, Json(json!({"result": "applied", "generation": generation}))),
+        ReloadOutcome::Unchanged => (StatusCode::OK, Json(json!({"result": "unchanged"}))),
+        ReloadOutcome::Refused { reason } => (StatusCode::UNPROCESSABLE_ENTITY, Json(json!({"result": "refused", "reason": reason}))),
+    }
+    .into_response())
+}
+
+pub async fn release(State(app): State<Arc<AppState>>, Path(id): Path<String>) -> Result<Response, ApiError> {
+    match app.rules.release(&id) {
+        Some(released) => {
+            if released {
+                tracing::info!(rule = %id, "quarantine released by an operator");
+            }
+            Ok(Json(json!({"rule": id, "released": released})).into_response())
+        }
+        None => Err(ApiError::not_found(format!("no rule `{id}` in the active ruleset"))),
+    }
+}
