@@ -26,9 +26,9 @@ fn sample_records() -> Vec<ContactRecord> {
 }
 
 fn analysis_of(contact: &str) -> Analysis {
-    let (files, unnamed) = find_analysis_files(&connect("analysis")).unwrap();
-    assert!(unnamed.is_empty());
-    files[contact][0].read().unwrap()
+    let files = find_analysis_files(&connect("analysis")).unwrap();
+    assert!(files.unnamed.is_empty());
+    files.by_contact[contact][0].read().unwrap()
 }
 
 #[test]
@@ -166,11 +166,13 @@ fn contact_lens_chat_output_maps_messages_offsets_and_response_times() {
 
 #[test]
 fn a_corrupt_analysis_file_is_an_error_naming_the_position() {
-    let (files, _) = find_analysis_files(&connect("analysis")).unwrap();
-    let err = files[CORRUPT][0].read().unwrap_err();
+    let files = find_analysis_files(&connect("analysis")).unwrap();
+    let err = files.by_contact[CORRUPT][0].read().unwrap_err();
     assert!(format!("{err:#}").contains("malformed JSON at line"), "{err:#}");
     let err = Analysis::from_json(r#"{"Version": "1.1.0", "Channel": "VOICE"}"#).unwrap_err();
     assert!(format!("{err:#}").contains("no Transcript"), "{err:#}");
+    let err = Analysis::from_json(r#"{"Version": "1.1.0", "Channel": "VOICE", "JobStatus": "FAILED"}"#).unwrap_err();
+    assert!(format!("{err:#}").contains("JobStatus FAILED"), "{err:#}");
 }
 
 #[test]
@@ -179,10 +181,10 @@ fn the_original_analysis_file_is_preferred_to_its_redacted_twin_and_newer_to_old
     for name in ["c1_analysis_redacted_2026-11-20T01_00_00Z.json", "c1_analysis_2026-11-20T01_00_00Z.json", "c1_analysis_2026-11-21T01_00_00Z.json", "export.json"] {
         std::fs::write(dir.path().join(name), "{}").unwrap();
     }
-    let (files, unnamed) = find_analysis_files(dir.path()).unwrap();
-    let names: Vec<_> = files["c1"].iter().map(|f| f.path.file_name().unwrap().to_str().unwrap()).collect();
+    let files = find_analysis_files(dir.path()).unwrap();
+    let names: Vec<_> = files.by_contact["c1"].iter().map(|f| f.path.file_name().unwrap().to_str().unwrap()).collect();
     assert_eq!(names, ["c1_analysis_2026-11-21T01_00_00Z.json", "c1_analysis_2026-11-20T01_00_00Z.json", "c1_analysis_redacted_2026-11-20T01_00_00Z.json"]);
-    assert_eq!(unnamed.len(), 1, "a name without the contact id is read to learn it");
+    assert_eq!(files.unnamed.len(), 1, "a name without the contact id is read to learn it");
 }
 
 #[test]

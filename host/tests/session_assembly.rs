@@ -21,8 +21,8 @@ fn records() -> Vec<((), ContactRecord)> {
 }
 
 fn analyses_for(ids: &[&str]) -> BTreeMap<String, LegAnalysis> {
-    let (files, _) = find_analysis_files(&common::repo_root().join("samples/connect/analysis")).unwrap();
-    ids.iter().map(|id| (id.to_string(), LegAnalysis { analysis: Some(files[*id][0].read().unwrap()), problems: Vec::new() })).collect()
+    let files = find_analysis_files(&common::repo_root().join("samples/connect/analysis")).unwrap();
+    ids.iter().map(|id| (id.to_string(), LegAnalysis { analysis: Some(files.by_contact[*id][0].read().unwrap()), problems: Vec::new() })).collect()
 }
 
 fn legs_of(chain: &[((), ContactRecord)]) -> Vec<ContactRecord> {

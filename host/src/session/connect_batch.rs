@@ -140,10 +140,10 @@ impl ConnectInputs {
     }
 
     fn analysis_candidates(&self, dir: &Path, report: &mut BatchReport) -> anyhow::Result<BTreeMap<String, Vec<Candidate>>> {
-        let (named, unnamed) = find_analysis_files(dir)?;
+        let files = find_analysis_files(dir)?;
         let mut candidates: BTreeMap<String, Vec<Candidate>> =
-            named.into_iter().map(|(id, files)| (id, files.into_iter().map(Candidate::File).collect())).collect();
-        for file in unnamed {
+            files.by_contact.into_iter().map(|(id, files)| (id, files.into_iter().map(Candidate::File).collect())).collect();
+        for file in files.unnamed {
             match file.read() {
                 Ok(analysis) => match analysis.contact_id.clone() {
                     Some(id) => candidates.entry(id).or_default().push(Candidate::Read(file.path, Box::new(analysis))),

@@ -55,6 +55,9 @@ impl Analysis {
         let value: Value = serde_json::from_str(text)
             .map_err(|e| anyhow::anyhow!("malformed JSON at line {}, column {}: {e}", e.line(), e.column()))?;
         let root = Fields::from_value(value).context("a Contact Lens output file is a JSON object")?;
+        if let Some(status) = root.peek_str("JobStatus").filter(|s| *s != "COMPLETED") {
+            anyhow::bail!("the analysis job did not complete (JobStatus {status})");
+        }
         let is_chat = root.peek_str("Channel") == Some("CHAT") || root.peek_str("Version").is_some_and(|v| v.starts_with("CHAT"));
         if is_chat {
             contact_lens_chat::read(root)
@@ -81,11 +84,19 @@ impl AnalysisFile {
     }
 }
 
-/// The analysis files under `dir`, by contact id, best first: the original
-/// before the redacted twin, then the newest (the time in the name sorts).
-/// Files whose name carries no contact id are returned apart; the caller
-/// reads them to learn it from `CustomerMetadata.ContactId`.
-pub fn find_analysis_files(dir: &Path) -> anyhow::Result<(BTreeMap<String, Vec<AnalysisFile>>, Vec<AnalysisFile>)> {
+/// The Contact Lens output files of a directory.
+#[derive(Debug, Default)]
+pub struct AnalysisFiles {
+    /// By contact id, best first: the original before its redacted twin,
+    /// then the newest (the time in the name sorts).
+    pub by_contact: BTreeMap<String, Vec<AnalysisFile>>,
+    /// Files whose name carries no contact id; reading one tells it from
+    /// `CustomerMetadata.ContactId`.
+    pub unnamed: Vec<AnalysisFile>,
+}
+
+/// The analysis files under `dir`, recursively.
+pub fn find_analysis_files(dir: &Path) -> anyhow::Result<AnalysisFiles> {
     let mut by_contact: BTreeMap<String, Vec<AnalysisFile>> = BTreeMap::new();
     let mut unnamed = Vec::new();
     for entry in walkdir::WalkDir::new(dir).sort_by_file_name() {
@@ -107,7 +118,7 @@ pub fn find_analysis_files(dir: &Path) -> anyhow::Result<(BTreeMap<String, Vec<A
     for files in by_contact.values_mut() {
         files.sort_by(|a, b| a.redacted.cmp(&b.redacted).then_with(|| b.path.file_name().cmp(&a.path.file_name())));
     }
-    Ok((by_contact, unnamed))
+    Ok(AnalysisFiles { by_contact, unnamed })
 }
 
 pub(crate) fn role_of(text: &str) -> Role {
