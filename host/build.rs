@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// The bundled rules, by crate name; each becomes `bundled:<name>`.
-const BUNDLED: &[&str] = &["greeting", "forbidden-phrases", "silence", "talk-speed", "chase-follow-up"];
+const BUNDLED: &[&str] = &["greeting", "forbidden-phrases", "silence", "talk-speed", "chase-follow-up", "interruptions", "non-talk", "sentiment-ending", "chat-response"];
 
 fn main() -> anyhow::Result<()> {
     let manifest_dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR")?);
