@@ -73,7 +73,10 @@ impl RedisStore {
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
         let client = redis::Client::open(url).map_err(|e| StoreError::backend(format!("{url} (open)"), e))?;
         let config = ConnectionManagerConfig::new()
-            .set_number_of_retries(ATTEMPTS as usize)
+            // Reconnects are retried by `run`, with the same backoff as
+            // everything else; the manager's own retries would multiply them.
+            .set_number_of_retries(1)
+            .set_max_delay(Duration::from_millis(200))
             .set_connection_timeout(Some(Duration::from_secs(3)))
             .set_response_timeout(Some(Duration::from_secs(10)));
         let mut last = None;

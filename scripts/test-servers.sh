@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# The servers the shared-store tests and benchmark use: redis-server and
+# dynalite (a DynamoDB-compatible server), on loopback.
+#
+#   scripts/test-servers.sh          start both, print the exports, wait (Ctrl-C stops them)
+#   source scripts/test-servers.sh   start both in the background and export the endpoints
+#                                    into this shell (stopped when it exits)
+#
+# Installs what is missing: redis-server with apt-get (as root), dynalite
+# with `npm ci` at the repository root. Ports: CALLQA_REDIS_PORT (16379) and
+# CALLQA_DYNALITE_PORT (18000).
+
+_callqa_servers() {
+  local root
+  root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+  local redis_port="${CALLQA_REDIS_PORT:-16379}" dynalite_port="${CALLQA_DYNALITE_PORT:-18000}"
+
+  if ! command -v redis-server >/dev/null; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+      apt-get update -qq && apt-get install -y -qq redis-server >/dev/null
+    else
+      echo "redis-server is missing: install it (Debian/Ubuntu: sudo apt-get install redis-server)" >&2
+      return 1
+    fi
+  fi
+  if [ ! -x "$root/node_modules/.bin/dynalite" ]; then
+    command -v npm >/dev/null || { echo "npm is missing: install Node.js to run dynalite" >&2; return 1; }
+    (cd "$root" && npm ci --no-audit --no-fund --loglevel=error) || return 1
+  fi
+
+  redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no >/dev/null 2>&1 &
+  CALLQA_REDIS_PID=$!
+  "$root/node_modules/.bin/dynalite" --port "$dynalite_port" --createTableMs 0 >/dev/null 2>&1 &
+  CALLQA_DYNALITE_PID=$!
+
+  local tries=0
+  until (exec 3<>"/dev/tcp/127.0.0.1/$redis_port") 2>/dev/null && (exec 3<>"/dev/tcp/127.0.0.1/$dynalite_port") 2>/dev/null; do
+    tries=$((tries + 1))
+    if [ "$tries" -gt 100 ]; then
+      echo "redis-server or dynalite did not start (ports $redis_port, $dynalite_port in use?)" >&2
+      kill "$CALLQA_REDIS_PID" "$CALLQA_DYNALITE_PID" 2>/dev/null
+      return 1
+    fi
+    sleep 0.1
+  done
+
+  # Answered, but by ours? A server already on the port would answer too.
+  if ! kill -0 "$CALLQA_REDIS_PID" 2>/dev/null || ! kill -0 "$CALLQA_DYNALITE_PID" 2>/dev/null; then
+    echo "redis-server or dynalite exited at start: is port $redis_port or $dynalite_port taken?" >&2
+    kill "$CALLQA_REDIS_PID" "$CALLQA_DYNALITE_PID" 2>/dev/null
+    return 1
+  fi
+
+  export CALLQA_TEST_REDIS_URL="redis://127.0.0.1:$redis_port"
+  export AWS_ENDPOINT_URL_DYNAMODB="http://127.0.0.1:$dynalite_port"
+  # dynalite accepts any credentials; the SDK still wants some.
+  export AWS_ACCESS_KEY_ID="${AWS_ACCESS_KEY_ID:-test}" AWS_SECRET_ACCESS_KEY="${AWS_SECRET_ACCESS_KEY:-test}"
+  export AWS_REGION="${AWS_REGION:-us-east-1}" AWS_EC2_METADATA_DISABLED=true
+  export CALLQA_REDIS_PID CALLQA_DYNALITE_PID
+}
+
+_callqa_servers_stop() {
+  kill "${CALLQA_REDIS_PID:-}" "${CALLQA_DYNALITE_PID:-}" 2>/dev/null || true
+}
+
+if [ "${BASH_SOURCE[0]}" != "$0" ]; then
+  _callqa_servers || return 1
+  trap _callqa_servers_stop EXIT
+else
+  set -euo pipefail
+  _callqa_servers
+  trap _callqa_servers_stop EXIT INT TERM
+  echo "redis-server and dynalite are running; in another shell:"
+  echo "  export CALLQA_TEST_REDIS_URL=$CALLQA_TEST_REDIS_URL AWS_ENDPOINT_URL_DYNAMODB=$AWS_ENDPOINT_URL_DYNAMODB"
+  echo "  export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1"
+  echo "Ctrl-C stops them."
+  wait
+fi
