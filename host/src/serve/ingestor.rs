@@ -197,7 +197,10 @@ impl Ingestor {
                 return Err(err.context("cannot write the records to the sink"));
             }
         }
-        self.store.complete_batch(claim.token).await.context("cannot complete the batch in the dedup store")?;
+        if !stored.is_empty() {
+            // As in `callqa ingest`: a batch that claimed nothing has nothing to complete.
+            self.store.complete_batch(claim.token).await.context("cannot complete the batch in the dedup store")?;
+        }
         drop(writers);
 
         for result in &results {

@@ -1,0 +1,136 @@
+//! Starting the real `callqa serve` binary on a free loopback port for the
+//! serve_* tests, and the helpers they share.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+/// A running `callqa serve`, killed when dropped.
+pub struct Server {
+    child: Child,
+    pub address: String,
+    pub dir: tempfile::TempDir,
+    pub log: PathBuf,
+}
+
+impl Server {
+    /// Starts the server with the sample ruleset unless `args` name other
+    /// rules; its data, sink and sheets live in a fresh temporary directory.
+    pub fn start(args: &[&str]) -> Server {
+        let dir = tempfile::tempdir().unwrap();
+        let mut all: Vec<String> = Vec::new();
+        if !args.contains(&"--rules") {
+            all.extend(["--rules".into(), repo_root().join("samples/rules.toml").display().to_string()]);
+        }
+        all.extend(args.iter().map(|a| a.to_string()));
+        Self::start_in(dir, &all)
+    }
+
+    pub fn start_in(dir: tempfile::TempDir, args: &[String]) -> Server {
+        let ready = dir.path().join("ready");
+        let log = dir.path().join("serve.log");
+        let child = Command::new(env!("CARGO_BIN_EXE_callqa"))
+            .arg("serve")
+            .args(["--listen", "127.0.0.1:0", "--settle", "0s"])
+            .arg("--ready-file")
+            .arg(&ready)
+            .arg("--out")
+            .arg(dir.path().join("out"))
+            .arg("--data-dir")
+            .arg(dir.path().join("data"))
+            .args(args)
+            .env("CALLQA_CACHE_DIR", concat!(env!("CARGO_TARGET_TMPDIR"), "/module-cache"))
+            .env("RUST_LOG", "info")
+            .current_dir(repo_root())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("start callqa serve");
+        let mut server = Server { child, address: String::new(), dir, log };
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            if let Ok(address) = std::fs::read_to_string(&ready) {
+                server.address = address.trim().to_string();
+                return server;
+            }
+            if let Some(status) = server.child.try_wait().unwrap() {
+                panic!("callqa serve exited with {status} before listening:\n{}", server.log_text());
+            }
+            assert!(Instant::now() < deadline, "callqa serve did not start:\n{}", server.log_text());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.address)
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// Every line of every record file in the sink (`out/`).
+    pub fn sink_lines(&self) -> Vec<String> {
+        let mut lines = Vec::new();
+        let out = self.path("out");
+        let mut stack = vec![out];
+        while let Some(dir) = stack.pop() {
+            for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+                let path = entry.path();
+                if path.is_dir() {
+                    stack.push(path);
+                } else if path.extension().is_some_and(|x| x == "ndjson") {
+                    let text = std::fs::read_to_string(&path).unwrap();
+                    lines.extend(text.lines().map(str::to_owned));
+                }
+            }
+        }
+        lines
+    }
+
+    /// The value of one sample line of `/metrics` (`name{labels}`), 0 when absent.
+    pub async fn metric(&self, client: &reqwest::Client, series: &str) -> f64 {
+        let text = client.get(self.url("/metrics")).send().await.unwrap().text().await.unwrap();
+        metric_value(&text, series)
+    }
+}
+
+pub fn metric_value(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find_map(|line| line.strip_prefix(series).and_then(|rest| rest.strip_prefix(' ')))
+        .map(|v| v.trim().parse().unwrap())
+        .unwrap_or(0.0)
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder().timeout(Duration::from_secs(60)).build().unwrap()
+}
+
+/// The sample contact records (one contact: a first version, two updates,
+/// and a duplicate of each), as the bytes of each array element.
+pub fn sample_ctrs() -> Vec<Vec<u8>> {
+    let text = std::fs::read_to_string(repo_root().join("samples/ctr/connect-ctrs-with-duplicates.json")).unwrap();
+    let values: Vec<serde_json::Value> = serde_json::from_str(&text).unwrap();
+    values.iter().map(|v| serde_json::to_vec(v).unwrap()).collect()
+}
+
+pub fn session_document(name: &str) -> Vec<u8> {
+    std::fs::read(repo_root().join("samples/sessions").join(name)).unwrap()
+}
