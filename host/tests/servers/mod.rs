@@ -428,7 +428,7 @@ pub fn sigkill_and_restart(kind: Kind) {
     let store = server.new_store("sigkill");
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("ctrs.ndjson");
-    let (lines, expected) = generate(6_000, 11);
+    let (lines, expected) = generate(4_000, 11);
     write_lines(&input, &lines);
     let out = dir.path().join("out");
     let args = ["--batch-size", "250", "--lease", "1s"];
@@ -470,7 +470,7 @@ pub fn server_stopped_mid_run(kind: Kind) {
     let mut server = Server::private(kind, Some(&data));
     let store = server.new_store("stopped");
     let input = dir.path().join("ctrs.ndjson");
-    let (lines, expected) = generate(12_000, 23);
+    let (lines, expected) = generate(6_000, 23);
     write_lines(&input, &lines);
     let out = dir.path().join("out");
     let args = ["--batch-size", "200", "--lease", "1s", "--store-concurrency", "4"];
