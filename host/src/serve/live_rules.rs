@@ -112,6 +112,7 @@ impl LiveRules {
     /// with `force`). Blocking: compiles modules and runs golden cases.
     pub fn reload(&self, force: bool) -> ReloadOutcome {
         let _one_at_a_time = self.reloading.lock();
+        let started = std::time::Instant::now();
         let content = content_hash(&self.ruleset_path);
         let active = self.current();
         if !force {
@@ -134,7 +135,7 @@ impl LiveRules {
                     golden_cases,
                 }));
                 *self.refusal.lock() = None;
-                tracing::info!(generation, golden_cases, ruleset = %self.ruleset_path.display(), "rules reloaded");
+                tracing::info!(generation, golden_cases, elapsed_ms = started.elapsed().as_millis() as u64, ruleset = %self.ruleset_path.display(), "rules reloaded");
                 ReloadOutcome::Applied { generation }
             }
             Err((rule, error)) => {

@@ -13,7 +13,7 @@ use tokio::sync::mpsc;
 use super::live_rules::{reload_in_background, LiveRules};
 
 /// Quiet time after the last file event before reloading.
-const DEBOUNCE: Duration = Duration::from_millis(100);
+const DEBOUNCE: Duration = Duration::from_millis(50);
 
 /// Runs until the task is dropped. Returns once the watcher is set up; a
 /// directory that cannot be watched falls back to polling alone.
