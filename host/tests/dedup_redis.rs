@@ -1,6 +1,7 @@
 //! The shared store on Redis (redis-server): the seed, three hosts at once,
 //! SIGKILL and restart, the server stopped mid-run.
 
+mod common;
 mod servers;
 
 use servers::Kind;

@@ -2,6 +2,8 @@
 //! sink holds every unique record exactly once. Also: a second process on the
 //! same store is refused.
 
+mod common;
+
 use std::collections::{HashMap, HashSet};
 use std::io::Write;
 use std::os::unix::process::ExitStatusExt;
@@ -9,18 +11,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// A small deterministic generator (no dependency needed for test data).
-struct Lcg(u64);
+use common::test_data::Lcg;
 
-impl Lcg {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-        self.0 >> 33
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
 
 fn record(contact: u64, version: u64, rng: &mut Lcg) -> String {
     let day = 1 + contact % 5;

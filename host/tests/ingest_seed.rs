@@ -1,7 +1,11 @@
 //! The published seed data: raw fingerprints, counts, the sink, the daily figures.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::Path;
 use std::process::{Command, Output};
+
+use common::test_data::files as walk;
 
 const SEED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/seed-data/connect-ctrs-with-duplicates.json");
 const SAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../samples/ctr/connect-ctrs-with-duplicates.json");
@@ -35,19 +39,6 @@ fn sink_lines(dir: &Path) -> Vec<String> {
     lines
 }
 
-fn walk(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            out.extend(walk(&path));
-        } else {
-            out.push(path);
-        }
-    }
-    out.sort();
-    out
-}
 
 fn summary(path: &Path) -> serde_json::Value {
     serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()

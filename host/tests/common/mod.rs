@@ -2,6 +2,8 @@
 //! test-only rule components (built here from `tests/rules/`).
 #![allow(dead_code)]
 
+pub mod test_data;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Arc, OnceLock};

@@ -16,6 +16,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+pub use crate::common::test_data::files;
+use crate::common::test_data::Lcg;
+
 pub const SEED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../samples/ctr/connect-ctrs-with-duplicates.json");
 
 pub const PUBLISHED: [&str; 6] = [
@@ -217,18 +220,6 @@ fn wait_for_port(port: u16, limit: Duration) -> bool {
 
 // ---- data ----------------------------------------------------------------
 
-/// A small deterministic generator (no dependency needed for test data).
-struct Lcg(u64);
-
-impl Lcg {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-        self.0 >> 33
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
 
 fn record(contact: u64, version: u64, rng: &mut Lcg) -> String {
     let day = 1 + contact % 5;
@@ -283,21 +274,6 @@ pub fn identity(line: &str) -> (String, String) {
     (value["ContactId"].as_str().unwrap().to_owned(), value["LastUpdateTimestamp"].as_str().unwrap().to_owned())
 }
 
-pub fn files(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    if let Ok(entries) = std::fs::read_dir(dir) {
-        for entry in entries {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                out.extend(files(&path));
-            } else {
-                out.push(path);
-            }
-        }
-    }
-    out.sort();
-    out
-}
 
 /// Every record in the sinks, counted by identity.
 pub fn sink_counts(dirs: &[PathBuf]) -> HashMap<(String, String), usize> {
