@@ -7,11 +7,11 @@ mod common;
 use std::collections::{HashMap, HashSet};
 use std::io::Write;
 use std::os::unix::process::ExitStatusExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::test_data::Lcg;
+use common::test_data::{files, Lcg};
 
 
 fn record(contact: u64, version: u64, rng: &mut Lcg) -> String {
@@ -63,20 +63,6 @@ fn identity(line: &str) -> (String, String) {
     (value["ContactId"].as_str().unwrap().to_owned(), value["LastUpdateTimestamp"].as_str().unwrap().to_owned())
 }
 
-fn files(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    if let Ok(entries) = std::fs::read_dir(dir) {
-        for entry in entries {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                out.extend(files(&path));
-            } else {
-                out.push(path);
-            }
-        }
-    }
-    out
-}
 
 fn ingest(dir: &Path, input: &Path) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_callqa"));

@@ -12,21 +12,9 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use serde_json::Value;
-use serve_support::{client, session_document, Server};
+use serve_support::{client, session_document, Server, RULESET};
 use sha2::{Digest, Sha256};
 
-const RULESET: &str = r#"
-[[rule]]
-id = "greeting"
-module = "greeting.wasm"
-channels = ["voice"]
-[rule.params]
-within-seconds = 8
-
-[[rule]]
-id = "silence"
-module = "bundled:silence"
-"#;
 
 /// A different module with the same behaviour: the bundled greeting rule
 /// with a custom section appended (components allow them anywhere), as a

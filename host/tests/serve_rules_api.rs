@@ -5,20 +5,8 @@
 mod serve_support;
 
 use serde_json::Value;
-use serve_support::{client, Server};
+use serve_support::{client, Server, RULESET};
 
-const RULESET: &str = r#"
-[[rule]]
-id = "greeting"
-module = "greeting.wasm"
-channels = ["voice"]
-[rule.params]
-within-seconds = 8
-
-[[rule]]
-id = "silence"
-module = "bundled:silence"
-"#;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_failing_golden_case_refuses_the_change_and_reload_and_release_answer() {

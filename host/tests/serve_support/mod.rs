@@ -134,3 +134,18 @@ pub fn sample_ctrs() -> Vec<Vec<u8>> {
 pub fn session_document(name: &str) -> Vec<u8> {
     std::fs::read(repo_root().join("samples/sessions").join(name)).unwrap()
 }
+
+/// A rules directory's ruleset for the hot-loading tests: `greeting.wasm`
+/// (the file the tests replace) and a bundled rule that stays put.
+pub const RULESET: &str = r#"
+[[rule]]
+id = "greeting"
+module = "greeting.wasm"
+channels = ["voice"]
+[rule.params]
+within-seconds = 8
+
+[[rule]]
+id = "silence"
+module = "bundled:silence"
+"#;
