@@ -7,13 +7,13 @@
 //! `CALLQA_BENCH_RECORDS` sets the number of records (default 50,000).
 
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use callqa::ctr::{FingerprintMode, RecordDecoder};
 use callqa::dedup::{DedupStore, EmbeddedStore, StoreSettings, SystemClock};
-use callqa::pipeline::{IngestOptions, IngestPipeline};
+use callqa::pipeline::{Counts, IngestOptions, IngestPipeline};
 use callqa::sinks::{DeadLetterSink, DirectorySink, Sink};
 use callqa::sources::{InputSource, RecordReader};
 
@@ -21,31 +21,42 @@ fn main() -> anyhow::Result<()> {
     let records: usize =
         std::env::var("CALLQA_BENCH_RECORDS").ok().and_then(|n| n.parse().ok()).unwrap_or(50_000);
     let dir = tempfile::tempdir()?;
-    let input = dir.path().join("ctrs.ndjson");
+    // `CALLQA_BENCH_INPUT=FILE` keeps the generated input there (to profile
+    // `callqa ingest` on the same records).
+    let input = std::env::var_os("CALLQA_BENCH_INPUT").map(PathBuf::from).unwrap_or_else(|| dir.path().join("ctrs.ndjson"));
     let bytes = generate(&input, records)?;
     println!(
-        "{records} records, {:.1} MB ({} bytes/record on average), 30% duplicates",
+        "{records} records, {:.1} MB ({} bytes/record on average), 30% re-deliveries, 5% updates, 3 days",
         bytes as f64 / 1e6,
         bytes / records as u64
     );
     println!(
-        "{:<10} {:>22} {:>22} {:>7} {:>16}",
-        "mode", "floor (parse+fp)", "full ingest", "ratio", "full, per CPU-s"
+        "{:<10} {:>22} {:>22} {:>7} {:>16}  {}",
+        "mode", "floor (parse+fp)", "full ingest", "ratio", "full, per CPU-s", "unique/duplicates/updates"
     );
+    // `CALLQA_BENCH_MODES=raw,key` measures only those modes (for profiling).
+    let only = std::env::var("CALLQA_BENCH_MODES").unwrap_or_default();
     for mode in [FingerprintMode::Raw, FingerprintMode::Key, FingerprintMode::Canonical] {
+        let name = format!("{mode:?}").to_lowercase();
+        if !only.is_empty() && !only.split(',').any(|m| m == name) {
+            continue;
+        }
         let floor = floor(&input, mode)?;
         let cpu_before = cpu_seconds();
-        let full = full(&input, mode, &dir.path().join(format!("{mode:?}")))?;
+        let (full, counts) = full(&input, mode, &dir.path().join(format!("{mode:?}")))?;
         let cpu = cpu_seconds() - cpu_before;
         println!(
-            "{:<10} {:>9.0} rec/s {:>6.0} MB/s {:>9.0} rec/s {:>6.0} MB/s {:>6.0}% {:>10.0} rec/s",
-            format!("{mode:?}").to_lowercase(),
+            "{:<10} {:>9.0} rec/s {:>6.0} MB/s {:>9.0} rec/s {:>6.0} MB/s {:>6.0}% {:>10.0} rec/s  {}/{}/{}",
+            name,
             records as f64 / floor.as_secs_f64(),
             bytes as f64 / 1e6 / floor.as_secs_f64(),
             records as f64 / full.as_secs_f64(),
             bytes as f64 / 1e6 / full.as_secs_f64(),
             100.0 * floor.as_secs_f64() / full.as_secs_f64(),
             records as f64 / cpu,
+            counts.unique,
+            counts.duplicates,
+            counts.updates,
         );
     }
     Ok(())
@@ -76,7 +87,7 @@ fn floor(input: &Path, mode: FingerprintMode) -> anyhow::Result<Duration> {
     Ok(started.elapsed())
 }
 
-fn full(input: &Path, mode: FingerprintMode, work: &Path) -> anyhow::Result<Duration> {
+fn full(input: &Path, mode: FingerprintMode, work: &Path) -> anyhow::Result<(Duration, Counts)> {
     let settings = StoreSettings {
         ttl: Duration::from_secs(24 * 3600),
         lease: Duration::from_secs(30),
@@ -91,42 +102,56 @@ fn full(input: &Path, mode: FingerprintMode, work: &Path) -> anyhow::Result<Dura
     let summary = runtime.block_on(pipeline.run(&[InputSource::File(input.to_path_buf())]))?;
     let elapsed = started.elapsed();
     assert_eq!(summary.total.read, summary.total.unique + summary.total.duplicates);
-    Ok(elapsed)
+    Ok((elapsed, summary.total))
 }
 
-/// Writes `count` NDJSON CTRs shaped like Amazon Connect's (about 3 KB each);
-/// 30% of the lines re-deliver an earlier line.
+/// Writes `count` NDJSON CTRs shaped like Amazon Connect's (about 3 KB each,
+/// keys sorted as Connect writes them), in the order a stream delivers them:
+/// contacts initiated over three days in time order, 30% of the lines a
+/// re-delivery of one of the last few thousand lines (a Kinesis or Firehose
+/// retry), and 5% a later version of a recent contact (an update).
 fn generate(path: &Path, count: usize) -> anyhow::Result<u64> {
+    const RECENT: usize = 5000;
     let mut state = 7u64;
     let mut next = move |n: u64| {
         state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
         (state >> 33) % n
     };
-    let mut lines: Vec<String> = Vec::with_capacity(count);
+    let mut recent: std::collections::VecDeque<String> = std::collections::VecDeque::with_capacity(RECENT);
     let mut out = std::io::BufWriter::new(std::fs::File::create(path)?);
     let mut total = 0u64;
     let mut contact = 0u64;
     for _ in 0..count {
-        let line = if !lines.is_empty() && next(100) < 30 {
-            lines[next(lines.len() as u64) as usize].clone()
+        let roll = next(100);
+        let line = if !recent.is_empty() && roll < 30 {
+            recent[next(recent.len() as u64) as usize].clone()
+        } else if contact > 0 && roll < 35 {
+            let earlier = contact.saturating_sub(next(2000)).max(1);
+            ctr(earlier, 1 + next(5), count as u64, &mut next)
         } else {
             contact += 1;
-            ctr(contact, &mut next)
+            ctr(contact, 0, count as u64, &mut next)
         };
         out.write_all(line.as_bytes())?;
         out.write_all(b"\n")?;
         total += line.len() as u64 + 1;
-        lines.push(line);
+        if recent.len() == RECENT {
+            recent.pop_front();
+        }
+        recent.push_back(line);
     }
     out.flush()?;
     Ok(total)
 }
 
-fn ctr(n: u64, next: &mut impl FnMut(u64) -> u64) -> String {
+/// Contact `n`'s CTR at `version` (0 = first delivery; later versions carry
+/// a later LastUpdateTimestamp). Contacts spread over three days in order.
+fn ctr(n: u64, version: u64, count: u64, next: &mut impl FnMut(u64) -> u64) -> String {
     let id = format!("{:08x}-{:04x}-4{:03x}-8{:03x}-{:012x}", n, n % 65536, n % 4096, (n * 7) % 4096, n * 2654435761);
     let instance = "arn:aws:connect:us-east-1:123456789012:instance/258252ea-967d-46f9-a510-b7f0bae69eea";
-    let day = 1 + n % 28;
+    let day = 1 + n * 3 / count.max(1);
     let minute = n % 60;
+    let updated = 35 + version;
     serde_json::json!({
         "AWSAccountId": "123456789012",
         "AWSContactTraceRecordFormatVersion": "2017-03-10",
@@ -163,7 +188,7 @@ fn ctr(n: u64, next: &mut impl FnMut(u64) -> u64) -> String {
         "InitiationMethod": "INBOUND",
         "InitiationTimestamp": format!("2024-03-{day:02}T10:{minute:02}:00Z"),
         "InstanceARN": instance,
-        "LastUpdateTimestamp": format!("2024-03-{day:02}T10:{minute:02}:35Z"),
+        "LastUpdateTimestamp": format!("2024-03-{day:02}T10:{minute:02}:{updated:02}Z"),
         "MediaStreams": [{"Type": "AUDIO"}],
         "NextContactId": null,
         "PreviousContactId": null,

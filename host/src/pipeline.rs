@@ -260,7 +260,7 @@ impl IngestPipeline {
     }
 
     async fn ingest_input(&mut self, source: &InputSource) -> anyhow::Result<()> {
-        let mut reader = RecordReader::open(source, self.options.max_record_bytes)?;
+        let reader = RecordReader::open(source, self.options.max_record_bytes)?;
         let input = self.inputs.len();
         let verbose = self.options.verbose;
         self.inputs.push(InputSummary {
@@ -279,24 +279,32 @@ impl IngestPipeline {
             }
             self.firehose = Some((input, FirehoseResponse::for_event(records)));
         }
-        while let Some(raw) = reader.next_record().with_context(|| format!("cannot read input {source}"))? {
-            let counts = &mut self.inputs[input].counts;
-            counts.read += 1;
-            counts.bytes += raw.bytes.len() as u64;
-            let decoded = match raw.rejected {
-                Some(error) => Err(error),
-                None => self.decoder.decode(&raw.bytes, raw.delivery),
-            };
-            match decoded {
-                Ok(record) => {
-                    self.pending.push(PendingRecord { input, position: raw.position, record });
-                    if self.pending.len() >= self.options.batch_size {
-                        self.flush().await?;
+        // Reading and decoding (a third of the work) run on their own thread,
+        // so the next records are decoded while this one claims.
+        let (chunks, decoded) = sync_channel::<std::io::Result<Vec<DecodedRecord>>>(4);
+        let decoder = self.decoder;
+        let decode_thread = std::thread::Builder::new()
+            .name("callqa-decode".into())
+            .spawn(move || decode_records(reader, decoder, chunks))
+            .context("cannot start the decoding thread")?;
+        for chunk in decoded {
+            let chunk = chunk.with_context(|| format!("cannot read input {source}"))?;
+            for DecodedRecord { position, size, result } in chunk {
+                let counts = &mut self.inputs[input].counts;
+                counts.read += 1;
+                counts.bytes += size;
+                match result {
+                    Ok(record) => {
+                        self.pending.push(PendingRecord { input, position, record });
+                        if self.pending.len() >= self.options.batch_size {
+                            self.flush().await?;
+                        }
                     }
+                    Err((error, bytes)) => self.dead_letter(input, &position, &error, &bytes)?,
                 }
-                Err(error) => self.dead_letter(input, &raw.position, &error, &raw.bytes)?,
             }
         }
+        decode_thread.join().map_err(|_| anyhow::anyhow!("the decoding thread panicked"))?;
         Ok(())
     }
 
@@ -483,6 +491,58 @@ pub async fn recover_store(store: &dyn DedupStore, sinks: &[Box<dyn Sink>]) -> a
 }
 
 use crate::dedup::Clock as _;
+
+/// A record as the decoding thread hands it over: decoded, or the reason it
+/// cannot be used together with its bytes for the dead letters.
+struct DecodedRecord {
+    position: Position,
+    size: u64,
+    result: Result<ContactRecord, (DecodeError, Vec<u8>)>,
+}
+
+/// Records per hand-over from the decoding thread: large enough that the
+/// channel costs nothing per record, small enough to keep both threads busy.
+const DECODE_CHUNK: usize = 256;
+
+/// The decoding thread: reads one input and decodes its records, in order.
+/// Stops early when the pipeline hangs up (it failed and returned).
+fn decode_records(
+    mut reader: RecordReader,
+    decoder: RecordDecoder,
+    chunks: SyncSender<std::io::Result<Vec<DecodedRecord>>>,
+) {
+    let mut chunk = Vec::with_capacity(DECODE_CHUNK);
+    loop {
+        match reader.next_record() {
+            Ok(Some(raw)) => {
+                let size = raw.bytes.len() as u64;
+                let result = match raw.rejected {
+                    Some(error) => Err((error, raw.bytes)),
+                    None => decoder.decode(&raw.bytes, raw.delivery).map_err(|error| (error, raw.bytes)),
+                };
+                chunk.push(DecodedRecord { position: raw.position, size, result });
+                if chunk.len() == DECODE_CHUNK {
+                    let full = std::mem::replace(&mut chunk, Vec::with_capacity(DECODE_CHUNK));
+                    if chunks.send(Ok(full)).is_err() {
+                        return;
+                    }
+                }
+            }
+            Ok(None) => {
+                if !chunk.is_empty() {
+                    let _ = chunks.send(Ok(chunk));
+                }
+                return;
+            }
+            Err(error) => {
+                // What was read before the error is still handled.
+                let _ = chunks.send(Ok(chunk));
+                let _ = chunks.send(Err(error));
+                return;
+            }
+        }
+    }
+}
 
 /// The writer thread: each batch to every sink, then its completion.
 fn write_batches(

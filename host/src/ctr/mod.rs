@@ -6,6 +6,7 @@
 //! rewrites a record's content, only (when it arrived pretty-printed or inside
 //! a JSON array) its layout, to one compact line.
 
+mod canonical;
 mod contact_record;
 mod fingerprint;
 mod stringify;

@@ -193,16 +193,18 @@ impl EmbeddedStore {
         now: Millis,
     ) -> Result<bool, StoreError> {
         let Some(version) = request.last_update_millis else { return Ok(false) };
-        let known = latest
-            .get(request.contact_id)
+        let expires = now + self.ttl_millis();
+        // Insert first and look at what it replaced: one B-tree walk instead
+        // of a lookup and an insert, for the common case of a newer version.
+        let previous = latest
+            .insert(request.contact_id, encode_pair(version, expires).as_slice())
             .map_err(|e| self.err("claim", e))?
-            .and_then(|v| decode_pair(v.value()))
-            .filter(|(_, expires)| *expires > now)
-            .map(|(seen, _)| seen);
+            .and_then(|v| decode_pair(v.value()));
+        let known = previous.filter(|(_, expires)| *expires > now).map(|(seen, _)| seen);
         let newer = known.is_none_or(|seen| version > seen);
-        if newer {
+        if let (false, Some((seen, seen_expires))) = (newer, previous) {
             latest
-                .insert(request.contact_id, encode_pair(version, now + self.ttl_millis()).as_slice())
+                .insert(request.contact_id, encode_pair(seen, seen_expires).as_slice())
                 .map_err(|e| self.err("claim", e))?;
         }
         Ok(known.is_some() && newer)
@@ -304,12 +306,23 @@ impl DedupStore for EmbeddedStore {
             let mut outcomes_by_index = vec![ClaimOutcome::Duplicate; batch.requests.len()];
             for index in order {
                 let request = &batch.requests[index];
-                let existing = claims
-                    .get(request.fingerprint.0.as_slice())
+                let mut entry = ClaimEntry {
+                    token,
+                    expires,
+                    day: request.day.0,
+                    input: request.input,
+                    position: request.position,
+                    update: newer[index],
+                };
+                // Claim first and judge what the claim replaced: most records
+                // are new, and for them this is the only B-tree walk. A claim
+                // that should not have replaced its predecessor puts it back.
+                let replaced = claims
+                    .insert(request.fingerprint.0.as_slice(), entry.encode().as_slice())
                     .map_err(|e| err(e.into()))?
                     .and_then(|v| ClaimEntry::decode(v.value()));
                 // `Some(inherited update flag)` when the fingerprint is absent.
-                let absent: Result<Option<bool>, ClaimOutcome> = match existing {
+                let absent: Result<Option<bool>, ClaimOutcome> = match replaced {
                     None => Ok(None),
                     Some(entry) if entry.expires <= now => Ok(None),
                     Some(entry) if entry.token == token => Err(ClaimOutcome::Duplicate),
@@ -341,24 +354,26 @@ impl DedupStore for EmbeddedStore {
                         }
                     }
                 };
-                match absent {
-                    Err(outcome) => outcomes_by_index[index] = outcome,
-                    Ok(inherited) => {
-                        let update = inherited.unwrap_or(newer[index]);
-                        let entry = ClaimEntry {
-                            token,
-                            expires,
-                            day: request.day.0,
-                            input: request.input,
-                            position: request.position,
-                            update,
-                        };
-                        claims
-                            .insert(request.fingerprint.0.as_slice(), entry.encode().as_slice())
-                            .map_err(|e| err(e.into()))?;
-                        days.insert(request.day.0);
-                        outcomes_by_index[index] = ClaimOutcome::Claimed { update };
+                let restore = match absent {
+                    Err(outcome) => {
+                        outcomes_by_index[index] = outcome;
+                        replaced
                     }
+                    Ok(inherited) => {
+                        days.insert(request.day.0);
+                        let update = inherited.unwrap_or(newer[index]);
+                        outcomes_by_index[index] = ClaimOutcome::Claimed { update };
+                        // A taken-over claim keeps the update flag of the record it replaces.
+                        (update != entry.update).then(|| {
+                            entry.update = update;
+                            entry
+                        })
+                    }
+                };
+                if let Some(restore) = restore {
+                    claims
+                        .insert(request.fingerprint.0.as_slice(), restore.encode().as_slice())
+                        .map_err(|e| err(e.into()))?;
                 }
             }
             outcomes = outcomes_by_index;
