@@ -8,12 +8,17 @@
 #
 # Installs what is missing: redis-server with apt-get (as root), dynalite
 # with `npm ci` at the repository root. Ports: CALLQA_REDIS_PORT (16379) and
-# CALLQA_DYNALITE_PORT (18000).
+# CALLQA_DYNALITE_PORT (18000). Also sources scripts/rule-toolchains.sh, so
+# the suite has the tools that build its JavaScript and Python rules.
 
 _callqa_servers() {
   local root
   root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
   local redis_port="${CALLQA_REDIS_PORT:-16379}" dynalite_port="${CALLQA_DYNALITE_PORT:-18000}"
+
+  # First: its `npm ci` also installs dynalite.
+  # shellcheck source=rule-toolchains.sh
+  source "$root/scripts/rule-toolchains.sh" || return 1
 
   if ! command -v redis-server >/dev/null; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then

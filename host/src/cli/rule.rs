@@ -100,7 +100,10 @@ fn new(args: NewArgs) -> anyhow::Result<ExitCode> {
     let sdk = args.sdk.unwrap_or_else(scaffold::default_sdk_path);
     let created = scaffold::create(&dir, &args.name, args.lang, &sdk)?;
     eprintln!("created {} ({} files)", dir.display(), created.len());
-    eprintln!("build:  {}", scaffold::build_command(args.lang));
+    if let Some(setup) = scaffold::setup_command(args.lang) {
+        eprintln!("setup:  {setup}");
+    }
+    eprintln!("build:  {}", scaffold::build_command(args.lang, &args.name));
     eprintln!("test:   callqa rule test {} {}", scaffold::module_path(args.lang, &args.name), "golden/");
     Ok(ExitCode::SUCCESS)
 }

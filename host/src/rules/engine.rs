@@ -21,7 +21,14 @@ pub const EPOCH_TICK: Duration = Duration::from_millis(5);
 
 /// The most evaluations (component instances) alive at once; the pooling
 /// allocator reserves this many slots up front.
-const MAX_LIVE_INSTANCES: u32 = 256;
+pub const MAX_LIVE_INSTANCES: u32 = 256;
+
+/// Core module instances one rule may bring: a Rust or componentize-js rule
+/// has 3 (the program and two small adapter shims), a componentize-py rule
+/// 13 (CPython, libc and each of its shims is a module of its own). Core
+/// instance slots are only counted, not reserved: sizing them for Python
+/// costs nothing.
+const CORE_INSTANCES_PER_RULE: u32 = 16;
 
 /// No rule may be given more linear memory than this; per-rule caps
 /// (`Limits::memory_bytes`) sit below it.
@@ -65,7 +72,7 @@ impl RuleEngine {
         config.max_wasm_stack(1 << 20);
         let mut pool = PoolingAllocationConfig::default();
         pool.total_component_instances(MAX_LIVE_INSTANCES)
-            .total_core_instances(MAX_LIVE_INSTANCES * 4)
+            .total_core_instances(MAX_LIVE_INSTANCES * CORE_INSTANCES_PER_RULE)
             .total_memories(MAX_LIVE_INSTANCES * 2)
             .total_tables(MAX_LIVE_INSTANCES * 4)
             .max_memory_size(MEMORY_CEILING)
