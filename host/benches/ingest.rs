@@ -41,10 +41,20 @@ fn main() -> anyhow::Result<()> {
         if !only.is_empty() && !only.split(',').any(|m| m == name) {
             continue;
         }
-        let floor = floor(&input, mode)?;
-        let cpu_before = cpu_seconds();
-        let (full, counts) = full(&input, mode, &dir.path().join(format!("{mode:?}")))?;
-        let cpu = cpu_seconds() - cpu_before;
+        // Median of three runs each, alternating, so a burst of load on a
+        // shared machine skews one sample rather than one side.
+        let (mut floors, mut fulls, mut cpus) = (Vec::new(), Vec::new(), Vec::new());
+        let mut counts = Counts::default();
+        for run in 0..RUNS {
+            floors.push(floor(&input, mode)?);
+            let cpu_before = cpu_seconds();
+            let (elapsed, run_counts) = full(&input, mode, &dir.path().join(format!("{name}-{run}")))?;
+            cpus.push(cpu_seconds() - cpu_before);
+            fulls.push(elapsed);
+            counts = run_counts;
+        }
+        let (floor, full) = (median(floors), median(fulls));
+        let cpu = median(cpus);
         println!(
             "{:<10} {:>9.0} rec/s {:>6.0} MB/s {:>9.0} rec/s {:>6.0} MB/s {:>6.0}% {:>10.0} rec/s  {}/{}/{}",
             name,
@@ -60,6 +70,13 @@ fn main() -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+const RUNS: usize = 3;
+
+fn median<T: PartialOrd + Copy>(mut samples: Vec<T>) -> T {
+    samples.sort_by(|a, b| a.partial_cmp(b).expect("comparable samples"));
+    samples[samples.len() / 2]
 }
 
 /// User + system CPU time of this process: the writer thread overlaps fsync
