@@ -1,8 +1,7 @@
 //! `forbidden-phrases`: the agent never says a phrase or pattern from a list.
 //!
 //! Every segment of `role` is searched for each of `phrases`
-//! (case-insensitive substrings, the host's `contains-any` semantics, run in
-//! the rule by the SDK) and each of `patterns`
+//! (case-insensitive substrings, matched by the host) and each of `patterns`
 //! (regular expressions, Rust `regex` syntax, matched by the host's
 //! `find-all`). One finding per hit: per phrase found in a segment, and per
 //! match of a pattern. Fails (score 0) on any hit, passes (score 1) otherwise.
@@ -96,8 +95,8 @@ impl Rule for ForbiddenPhrases {
             if seg.text.is_empty() {
                 continue;
             }
-            // `contains_any` reports the first phrase found; ask again with
-            // the rest of the list to find every phrase, in list order.
+            // The host reports the first phrase found; ask again with the
+            // rest of the list to find every phrase, in list order.
             let mut found: Vec<&String> = Vec::new();
             let mut start = 0;
             while start < phrases.len() {
@@ -107,6 +106,8 @@ impl Rule for ForbiddenPhrases {
             }
             // A phrase inside a longer phrase found in the same segment
             // ("听不懂吗" in "你听不懂吗") is the same hit: report the longer.
+            // Case-insensitive containment is asked of the host, which keeps
+            // Unicode case tables out of the module.
             for (k, p) in found.iter().enumerate() {
                 let one = [(*p).clone()];
                 let shadowed = found.iter().enumerate().any(|(j, q)| {
@@ -168,4 +169,4 @@ fn clip(s: &str, max: usize) -> String {
     }
 }
 
-export_rule!(ForbiddenPhrases, stateless);
+export_rule!(ForbiddenPhrases);
