@@ -35,6 +35,11 @@ fn main() -> anyhow::Result<()> {
             build.env_remove(var);
         }
     }
+    // A 64 KiB shadow stack instead of Rust's default 1 MiB: the bundled
+    // rules do not recurse, and a smaller linear memory is less for the
+    // pooling allocator to scan and reset after every evaluation (measured
+    // about 0.6 µs of a small rule's fresh-instance evaluation).
+    build.env("CARGO_ENCODED_RUSTFLAGS", "-Clink-arg=-zstack-size=65536");
     let status = build.status()?;
     anyhow::ensure!(
         status.success(),

@@ -10,6 +10,9 @@
 //! CALLQA_TEST_REDIS_URL when set, else starts its own servers like the tests).
 //! CALLQA_BENCH_RECORDS sets the number of records (default 10,000, 30% copies).
 
+// `servers` takes its test data from the tests' `common` module.
+#[path = "../tests/common/mod.rs"]
+mod common;
 #[path = "../tests/servers/mod.rs"]
 mod servers;
 #[path = "../tests/common/test_data.rs"]

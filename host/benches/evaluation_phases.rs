@@ -1,42 +1,86 @@
 //! Where one fresh-instance evaluation spends its time: building the store
 //! state, the store, instantiating, the call, and dropping the store (which
 //! resets the pooled memory). `cargo bench --bench evaluation_phases`.
+//!
+//! `CALLQA_PHASES_MODULES` (comma-separated: `bundled:<rule>` or `.wasm`
+//! paths; default `bundled:silence`), `CALLQA_PHASES_SESSION` (`tiny`, the
+//! default: one segment; `call`: the generated 10-minute call; `chat`) and
+//! `CALLQA_BENCH_ITERATIONS` (default 3000 per module) choose what is
+//! measured. Several modules are measured interleaved, in rounds, so that
+//! noise from other work on the machine hits them alike: compare them
+//! within one run. Figures are medians per phase.
 
 use std::sync::Arc;
 use std::time::Instant;
-use callqa::rules::{params, Limits, RuleEngine, RuleModule};
+
 use callqa::rules::store::StoreState;
-use callqa::session::Session;
+use callqa::rules::{params, Limits, RuleEngine, RuleModule};
+use callqa::session::{synthetic, Session};
 use wasmtime::Store;
 
 fn main() {
+    let n: usize = std::env::var("CALLQA_BENCH_ITERATIONS").ok().and_then(|v| v.parse().ok()).unwrap_or(3000);
+    let sources = std::env::var("CALLQA_PHASES_MODULES").unwrap_or_else(|_| "bundled:silence".into());
     let engine = RuleEngine::new(None).unwrap();
-    let module = RuleModule::load(&engine, "bundled:silence", ".".as_ref()).unwrap();
-    let mut s: Session = serde_json::from_str(r#"{"id":"s","contact":{"contact_id":"c","channel":"voice"},"segments":[{"id":"t1","role":"agent","text":"您好","begin_ms":0,"end_ms":900}]}"#).unwrap();
-    s.normalise().unwrap();
-    let session = Arc::new(s);
-    let params = params::resolve(&module.descriptor.params, &Default::default()).unwrap();
+    let session = Arc::new(match std::env::var("CALLQA_PHASES_SESSION").as_deref() {
+        Ok("call") => synthetic::ten_minute_call(),
+        Ok("chat") => synthetic::short_chat(),
+        _ => {
+            let mut s: Session = serde_json::from_str(r#"{"id":"s","contact":{"contact_id":"c","channel":"voice"},"segments":[{"id":"t1","role":"agent","text":"您好","begin_ms":0,"end_ms":900}]}"#).unwrap();
+            s.normalise().unwrap();
+            s
+        }
+    });
     let limits = Limits::default();
-    let n = 3000;
-    let (mut t_state, mut t_store, mut t_inst, mut t_call, mut t_drop) = (0f64, 0f64, 0f64, 0f64, 0f64);
-    for _ in 0..n {
-        let a = Instant::now();
-        let state = StoreState::new("x".into(), session.clone(), &limits, engine.patterns_for_bench());
-        let b = Instant::now();
-        let mut store = Store::new(engine.wasmtime(), state);
-        store.limiter(|s| s.memory_cap());
-        store.set_fuel(limits.fuel).unwrap();
-        store.set_epoch_deadline(100);
-        let c = Instant::now();
-        let rule = module.pre_for_bench().instantiate(&mut store).unwrap();
-        let d = Instant::now();
-        let res = store.data_mut().session_resource().unwrap();
-        let _ = rule.callqa_rule_rule().call_evaluate(&mut store, res, &params).unwrap();
-        let e = Instant::now();
-        drop(store);
-        let f = Instant::now();
-        t_state += (b - a).as_secs_f64(); t_store += (c - b).as_secs_f64(); t_inst += (d - c).as_secs_f64(); t_call += (e - d).as_secs_f64(); t_drop += (f - e).as_secs_f64();
+    let modules: Vec<_> = sources
+        .split(',')
+        .map(|source| {
+            let module = RuleModule::load(&engine, source, ".".as_ref()).unwrap();
+            let params = params::resolve(&module.descriptor.params, &Default::default()).unwrap();
+            (source, module, params)
+        })
+        .collect();
+    // samples[module][phase]
+    let mut samples = vec![vec![Vec::with_capacity(n); 6]; modules.len()];
+    let rounds = 20;
+    for round in 0..=rounds {
+        for (m, (_, module, params)) in modules.iter().enumerate() {
+            for _ in 0..n / rounds {
+                let a = Instant::now();
+                let state = StoreState::new("x".into(), session.clone(), &limits, engine.patterns_for_bench());
+                let b = Instant::now();
+                let mut store = Store::new(engine.wasmtime(), state);
+                store.limiter(|s| s.memory_cap());
+                store.set_fuel(limits.fuel).unwrap();
+                store.set_epoch_deadline(100);
+                let c = Instant::now();
+                let rule = module.pre_for_bench().instantiate(&mut store).unwrap();
+                let d = Instant::now();
+                let res = store.data_mut().session_resource().unwrap();
+                let _ = rule.callqa_rule_rule().call_evaluate(&mut store, res, params).unwrap();
+                let e = Instant::now();
+                drop(store);
+                let f = Instant::now();
+                // Round 0 warms the pool slots and caches.
+                if round > 0 {
+                    for (phase, took) in [b - a, c - b, d - c, e - d, f - e, f - a].into_iter().enumerate() {
+                        samples[m][phase].push(took.as_secs_f64() * 1e6);
+                    }
+                }
+            }
+        }
     }
-    let us = |t: f64| t / n as f64 * 1e6;
-    println!("state {:.1} store {:.1} instantiate {:.1} call {:.1} drop {:.1} (µs mean)", us(t_state), us(t_store), us(t_inst), us(t_call), us(t_drop));
+    println!("median µs per phase, {} evaluations per module", n / rounds * rounds);
+    println!("{:<44} {:>6} {:>6} {:>11} {:>6} {:>6} {:>7}", "module", "state", "store", "instantiate", "call", "drop", "total");
+    for (m, (source, module, _)) in modules.iter().enumerate() {
+        let med: Vec<f64> = samples[m]
+            .iter_mut()
+            .map(|s| {
+                s.sort_by(f64::total_cmp);
+                s[s.len() / 2]
+            })
+            .collect();
+        let name = format!("{source} ({} KiB)", module.size / 1024);
+        println!("{name:<44} {:>6.1} {:>6.1} {:>11.1} {:>6.1} {:>6.1} {:>7.1}", med[0], med[1], med[2], med[3], med[4], med[5]);
+    }
 }

@@ -3,11 +3,12 @@ use std::sync::Arc;
 use rayon::prelude::*;
 
 use super::sheet::{ItemError, ItemStatus, QaSheet, SheetItem};
-use crate::rules::{evaluation, RuleEngine, RuleEntry, Ruleset};
+use crate::rules::{RuleEngine, RuleEntry, Ruleset};
 use crate::session::Session;
 
 /// Runs a ruleset over sessions: every applicable rule, each in its own
-/// fresh sandbox, sessions in parallel.
+/// sandbox (a fresh instance, or a warm one where the ruleset asks for it),
+/// sessions in parallel.
 pub struct Inspector {
     pub engine: Arc<RuleEngine>,
     pub ruleset: Arc<Ruleset>,
@@ -55,7 +56,7 @@ impl Inspector {
             item.error = Some(ItemError { code: "quarantined".into(), message: last_error });
             return item;
         }
-        let eval = evaluation::evaluate(&self.engine, &rule.module, rule.id.clone(), session.clone(), &rule.params, &rule.limits);
+        let eval = rule.evaluate(&self.engine, session.clone());
         item.fuel_used = eval.fuel_used;
         item.micros = eval.micros;
         match eval.result {

@@ -140,7 +140,7 @@ fn call(store: &mut Store<StoreState>, module: &RuleModule, params: &[(String, V
 }
 
 /// Turn a trap into the limit or bug it stands for.
-fn classify(store: &Store<StoreState>, error: wasmtime::Error, limits: &Limits) -> EvaluationError {
+pub(crate) fn classify(store: &Store<StoreState>, error: wasmtime::Error, limits: &Limits) -> EvaluationError {
     let state = store.data();
     if state.memory.refused.is_some() {
         return EvaluationError::MemoryCap(format!(
@@ -172,7 +172,7 @@ fn classify(store: &Store<StoreState>, error: wasmtime::Error, limits: &Limits) 
     }
 }
 
-fn check_output(v: guest::Verdict, limits: &Limits) -> Result<Verdict, EvaluationError> {
+pub(crate) fn check_output(v: guest::Verdict, limits: &Limits) -> Result<Verdict, EvaluationError> {
     let cap = |m: String| Err(EvaluationError::OutputCap(m));
     if v.findings.len() > limits.max_findings {
         return cap(format!("the rule returned {} findings; the cap is {} (`limits.max-findings`)", v.findings.len(), limits.max_findings));

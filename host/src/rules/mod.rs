@@ -7,6 +7,8 @@
 //! - [`ruleset`]: the ruleset file (TOML): which rule applies where, with
 //!   which parameters, checked against each rule's schema.
 //! - [`evaluation`]: one rule on one session in a fresh store, under limits.
+//! - [`warm_instance`]: one instance reused across evaluations, for rules
+//!   that declare themselves stateless and rulesets that ask for it.
 //! - [`limits`]: fuel, wall clock, memory and output caps.
 //! - [`health`]: error counts and quarantine of a rule that keeps failing.
 //! - [`host`]: the capabilities a rule imports, one module each.
@@ -23,13 +25,14 @@ pub mod params;
 pub mod ruleset;
 pub mod scaffold;
 pub mod store;
+pub mod warm_instance;
 
 pub use engine::RuleEngine;
 pub use evaluation::{Evaluation, EvaluationError};
 pub use health::{HealthCounts, RuleHealth};
 pub use limits::Limits;
 pub use module::RuleModule;
-pub use ruleset::{RuleEntry, Ruleset};
+pub use ruleset::{InstanceMode, RuleEntry, Ruleset};
 
 /// The bundled rules, built from `plugins/` by `build.rs`: `bundled:<name>`.
 pub mod bundled {

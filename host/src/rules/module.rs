@@ -84,6 +84,10 @@ pub struct RuleModule {
     pub size: usize,
     pub descriptor: Descriptor,
     pub imports: Vec<String>,
+    /// The module declares that it keeps no state between evaluations
+    /// (`callqa:stateless` custom section), so a ruleset may ask for a warm
+    /// instance reused across evaluations.
+    pub stateless: bool,
     pub(crate) pre: QaRulePre<StoreState>,
 }
 
@@ -134,8 +138,25 @@ impl RuleModule {
         let pre = QaRulePre::new(instance_pre).map_err(|e| ModuleError::WrongWorld(root_cause(&e)))?;
         let descriptor = describe(engine, &pre)?;
         validate_schema(&descriptor)?;
-        Ok(RuleModule { source: source.to_owned(), sha256, size: bytes.len(), descriptor, imports, pre })
+        let stateless = declares_stateless(bytes);
+        Ok(RuleModule { source: source.to_owned(), sha256, size: bytes.len(), descriptor, imports, stateless, pre })
     }
+}
+
+/// The custom section by which a module declares itself stateless; the SDK's
+/// `export_rule!(MyRule, stateless)` emits it, other toolchains can add it
+/// to any core module of the component (`wasm-tools metadata add` or their
+/// own linker options). Its content is a version byte, 1.
+pub const STATELESS_SECTION: &str = "callqa:stateless";
+
+/// Whether any module of the component carries the `callqa:stateless`
+/// section. Only section headers are read (nested modules included), so
+/// this costs microseconds even for a large component.
+fn declares_stateless(bytes: &[u8]) -> bool {
+    wasmparser::Parser::new(0).parse_all(bytes).any(|payload| match payload {
+        Ok(wasmparser::Payload::CustomSection(section)) => section.name() == STATELESS_SECTION && section.data().first() == Some(&1),
+        _ => false,
+    })
 }
 
 fn is_allowed(name: &str) -> bool {

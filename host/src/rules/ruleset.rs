@@ -19,6 +19,11 @@
 //! [rule.limits]                  # optional, this rule only
 //! timeout-ms = 100
 //! ```
+//!
+//! `instance = "warm"` (with `recycle-after = N`, default 1000) reuses one
+//! instance across evaluations instead of a fresh one each time; only a
+//! module that declares itself stateless may be run so, and a ruleset that
+//! asks it of any other module is refused (see [`super::warm_instance`]).
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -30,10 +35,12 @@ use serde::Deserialize;
 
 use super::bindings::types::Value;
 use super::engine::RuleEngine;
+use super::evaluation::{self, Evaluation};
 use super::health::RuleHealth;
 use super::limits::Limits;
 use super::module::RuleModule;
 use super::params;
+use super::warm_instance::{WarmPool, DEFAULT_RECYCLE_AFTER};
 use crate::session::{Channel, Session};
 
 #[derive(Deserialize)]
@@ -59,6 +66,21 @@ struct RuleConfig {
     params: toml::Table,
     #[serde(default)]
     limits: Option<toml::Table>,
+    #[serde(default)]
+    instance: InstanceMode,
+    #[serde(rename = "recycle-after")]
+    recycle_after: Option<u32>,
+}
+
+/// How a rule's evaluations get their instance.
+#[derive(Deserialize, Default, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum InstanceMode {
+    /// A fresh instance per evaluation: nothing carries over (the default).
+    #[default]
+    Fresh,
+    /// One instance reused across evaluations; stateless modules only.
+    Warm,
 }
 
 fn default_weight() -> f64 {
@@ -73,6 +95,8 @@ pub struct RuleEntry {
     pub params: Vec<(String, Value)>,
     pub limits: Limits,
     pub health: RuleHealth,
+    /// `Some` when the ruleset asked for warm instances.
+    pub warm: Option<WarmPool>,
     applies: Applicability,
 }
 
@@ -96,6 +120,15 @@ impl RuleEntry {
     /// scenario filters).
     pub fn applies_to(&self, session: &Session) -> bool {
         self.applies.matches(session)
+    }
+
+    /// Evaluate this rule on a session, in a fresh instance or a warm one as
+    /// the ruleset says.
+    pub fn evaluate(&self, engine: &RuleEngine, session: Arc<Session>) -> Evaluation {
+        match &self.warm {
+            Some(pool) => pool.evaluate(engine, &self.module, self.id.clone(), session, &self.params, &self.limits),
+            None => evaluation::evaluate(engine, &self.module, self.id.clone(), session, &self.params, &self.limits),
+        }
     }
 }
 
@@ -153,6 +186,19 @@ fn build_entry(
     let given = given.as_object().cloned().unwrap_or_default();
     let params = params::resolve(&module.descriptor.params, &given).map_err(anyhow::Error::msg)?;
     let limits = merge_limits(shared_limits, config.limits.as_ref())?;
+    let warm = match (config.instance, config.recycle_after) {
+        (InstanceMode::Fresh, Some(_)) => bail!("`recycle-after` applies to warm instances only: add `instance = \"warm\"` or remove it"),
+        (InstanceMode::Fresh, None) => None,
+        (InstanceMode::Warm, _) if !module.stateless => bail!(
+            "`instance = \"warm\"` reuses one instance across sessions, but module `{}` does not declare itself stateless \
+             (a Rust rule declares it with `export_rule!(MyRule, stateless)`; other components with a `{}` custom section); \
+             remove `instance` to give it a fresh instance per evaluation",
+            config.module,
+            super::module::STATELESS_SECTION
+        ),
+        (InstanceMode::Warm, Some(0)) => bail!("`recycle-after` must be at least 1"),
+        (InstanceMode::Warm, n) => Some(WarmPool::new(n.unwrap_or(DEFAULT_RECYCLE_AFTER))),
+    };
     let queues = match config.queues {
         Some(globs) => {
             let mut set = GlobSetBuilder::new();
@@ -170,6 +216,7 @@ fn build_entry(
         params,
         limits,
         health: RuleHealth::default(),
+        warm,
         applies: Applicability { channels: config.channels, queues, scenarios: config.scenarios },
     })
 }

@@ -17,27 +17,55 @@ pub struct StoreState {
     pub(crate) rule_id: Arc<str>,
     pub(crate) session: Arc<Session>,
     pub(crate) table: ResourceTable,
-    pub(crate) wasi: WasiCtx,
+    /// Built on the rule's first WASI call: most evaluations make none, and
+    /// building a WASI context (clocks, random generators, pipes) was a
+    /// tenth of a small rule's evaluation.
+    pub(crate) wasi: Option<Sandbox>,
+    max_output_bytes: usize,
     pub(crate) memory: MemoryCap,
     pub(crate) log: LogBuffer,
-    /// What the rule wrote to stderr: a Rust panic message lands here.
-    pub(crate) stderr: MemoryOutputPipe,
     pub(crate) patterns: Arc<PatternCache>,
+}
+
+/// The rule's WASI context and the pipes that collect its output.
+pub(crate) struct Sandbox {
+    ctx: WasiCtx,
+    /// What the rule wrote to stderr: a Rust panic message lands here.
+    stderr: MemoryOutputPipe,
+    /// What the rule wrote to stdout (kept to tell whether it wrote any).
+    stdout: MemoryOutputPipe,
 }
 
 impl StoreState {
     pub fn new(rule_id: Arc<str>, session: Arc<Session>, limits: &Limits, patterns: Arc<PatternCache>) -> Self {
-        let (wasi, stderr) = super::host::wasi::sandbox(limits);
         StoreState {
             rule_id,
             session,
             table: ResourceTable::new(),
-            wasi,
+            wasi: None,
+            max_output_bytes: limits.max_log_bytes,
             memory: MemoryCap::new(limits),
             log: LogBuffer::new(limits.max_log_bytes),
-            stderr,
             patterns,
         }
+    }
+
+    /// Ready a warm instance's state for its next evaluation: the new rule
+    /// id, session and limits; meters and log empty. The output pipes are
+    /// not reset here: an instance that wrote to them is not reused.
+    pub(crate) fn begin_evaluation(&mut self, rule_id: Arc<str>, session: Arc<Session>, limits: &Limits) {
+        self.rule_id = rule_id;
+        self.session = session;
+        self.memory.memory_bytes = limits.memory_bytes;
+        self.memory.refused = None;
+        self.memory.peak = self.memory.current;
+        self.log = LogBuffer::new(limits.max_log_bytes);
+        self.max_output_bytes = limits.max_log_bytes;
+    }
+
+    /// Whether the rule wrote to stdout or stderr in this instance.
+    pub(crate) fn wrote_output(&self) -> bool {
+        self.wasi.as_ref().is_some_and(|w| !w.stdout.contents().is_empty() || !w.stderr.contents().is_empty())
     }
 
     #[doc(hidden)]
@@ -47,13 +75,19 @@ impl StoreState {
 
     /// The rule's stderr as text, for error messages (a panic's message).
     pub fn stderr_text(&self) -> String {
-        String::from_utf8_lossy(&self.stderr.contents()).trim().to_string()
+        let Some(wasi) = &self.wasi else { return String::new() };
+        String::from_utf8_lossy(&wasi.stderr.contents()).trim().to_string()
     }
 }
 
 impl WasiView for StoreState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+        let cap = self.max_output_bytes;
+        let wasi = self.wasi.get_or_insert_with(|| {
+            let (ctx, stdout, stderr) = super::host::wasi::sandbox(cap);
+            Sandbox { ctx, stderr, stdout }
+        });
+        WasiCtxView { ctx: &mut wasi.ctx, table: &mut self.table }
     }
 }
 
@@ -63,11 +97,14 @@ pub struct MemoryCap {
     pub(crate) memory_bytes: usize,
     pub(crate) refused: Option<usize>,
     pub(crate) peak: usize,
+    /// The current size of the instance's linear memory (a warm instance
+    /// keeps it from one evaluation to the next).
+    pub(crate) current: usize,
 }
 
 impl MemoryCap {
     fn new(limits: &Limits) -> Self {
-        MemoryCap { memory_bytes: limits.memory_bytes, refused: None, peak: 0 }
+        MemoryCap { memory_bytes: limits.memory_bytes, refused: None, peak: 0, current: 0 }
     }
 }
 
@@ -89,6 +126,7 @@ impl ResourceLimiter for MemoryCap {
             );
         }
         self.peak = self.peak.max(desired);
+        self.current = desired;
         Ok(true)
     }
 

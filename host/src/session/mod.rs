@@ -15,6 +15,7 @@ mod contact;
 mod document;
 mod event;
 mod segment;
+pub mod synthetic;
 
 pub use attribute::lookup as attribute_at;
 pub use characteristics::{Characteristics, Interruption, RoleFigures, Span};

@@ -151,4 +151,4 @@ fn duration(ms: i64) -> String {
     }
 }
 
-export_rule!(ChaseFollowUp);
+export_rule!(ChaseFollowUp, stateless);

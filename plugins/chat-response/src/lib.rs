@@ -111,4 +111,4 @@ fn seconds(ms: u32) -> String {
     format!("{}.{} s", t / 10, t % 10)
 }
 
-export_rule!(ChatResponse);
+export_rule!(ChatResponse, stateless);

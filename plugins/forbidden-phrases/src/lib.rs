@@ -169,4 +169,4 @@ fn clip(s: &str, max: usize) -> String {
     }
 }
 
-export_rule!(ForbiddenPhrases);
+export_rule!(ForbiddenPhrases, stateless);

@@ -46,4 +46,4 @@ impl Rule for Greeting {
     }
 }
 
-export_rule!(Greeting);
+export_rule!(Greeting, stateless);

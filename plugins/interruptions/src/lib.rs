@@ -59,4 +59,4 @@ fn clock(ms: u32) -> String {
     format!("{}:{:02}", s / 60, s % 60)
 }
 
-export_rule!(Interruptions);
+export_rule!(Interruptions, stateless);

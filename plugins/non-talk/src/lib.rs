@@ -64,4 +64,4 @@ fn clock(ms: u32) -> String {
     format!("{}:{:02}", s / 60, s % 60)
 }
 
-export_rule!(NonTalk);
+export_rule!(NonTalk, stateless);

@@ -70,8 +70,10 @@ pub use session::KeywordHit;
 
 /// A QA rule: one item on a QA sheet.
 ///
-/// Both functions are called on a fresh instance for every evaluation, so a
-/// rule keeps no state between sessions.
+/// By default both functions are called on a fresh instance for every
+/// evaluation, so a rule keeps no state between sessions. A rule exported
+/// with `export_rule!(MyRule, stateless)` promises not to rely on that and
+/// may be evaluated many times in one instance.
 pub trait Rule {
     /// Id, version, description and parameter schema. The host checks the
     /// ruleset's parameters against this schema when it loads the rule.
@@ -94,6 +96,13 @@ pub mod prelude {
 }
 
 /// Export a [`Rule`] implementation as the component's `callqa:rule/rule`.
+///
+/// `export_rule!(MyRule, stateless)` also declares that the rule keeps no
+/// state between evaluations (no `static` it writes, no cache it relies on
+/// being empty): the host may then reuse one warm instance for many
+/// evaluations when the ruleset asks for it (`instance = "warm"`), which
+/// saves the instantiation. A rule without the declaration always gets a
+/// fresh instance.
 #[macro_export]
 macro_rules! export_rule {
     ($rule:ty) => {
@@ -115,4 +124,21 @@ macro_rules! export_rule {
 
         $crate::bindings::__export_qa_rule!(__CallqaExportedRule with_types_in $crate::bindings);
     };
+    ($rule:ty, stateless) => {
+        $crate::export_rule!($rule);
+
+        // The declaration is a custom section the host reads at load
+        // (`callqa:stateless`, version byte 1): a custom section changes
+        // nothing in the component's WIT interface, so hosts that do not
+        // know it load the rule as before.
+        #[cfg(target_arch = "wasm32")]
+        #[doc(hidden)]
+        #[used]
+        #[unsafe(link_section = "callqa:stateless")]
+        static __CALLQA_STATELESS: [u8; 1] = [$crate::STATELESS_SECTION_VERSION];
+    };
 }
+
+/// The content of the `callqa:stateless` custom section.
+#[doc(hidden)]
+pub const STATELESS_SECTION_VERSION: u8 = 1;

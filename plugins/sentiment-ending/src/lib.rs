@@ -74,4 +74,4 @@ fn score(s: f32) -> String {
     }
 }
 
-export_rule!(SentimentEnding);
+export_rule!(SentimentEnding, stateless);

@@ -99,4 +99,4 @@ fn clock(ms: u32) -> String {
     format!("{}:{:02}", s / 60, s % 60)
 }
 
-export_rule!(Silence);
+export_rule!(Silence, stateless);

@@ -160,4 +160,4 @@ fn tenths(ms: u64) -> String {
     format!("{}.{}", t / 10, t % 10)
 }
 
-export_rule!(TalkSpeed);
+export_rule!(TalkSpeed, stateless);

@@ -1,7 +1,9 @@
 //! `callqa:rule/helpers`: time arithmetic and text search, done natively
 //! once for every rule (and every guest language).
 
+use std::borrow::Cow;
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use parking_lot::Mutex;
 use regex::Regex;
@@ -23,20 +25,24 @@ const MAX_PATTERN_BYTES: usize = 4096;
 const MAX_CACHED_PATTERNS: usize = 1024;
 
 /// Compiled patterns shared by every evaluation of the engine.
+///
+/// Each entry is one shared `Regex` (in an `Arc`), not a clone per call: a
+/// cloned `Regex` starts with an empty cache of its lazy DFA, which it then
+/// rebuilds on every search; sharing keeps the DFA states warm across calls.
 #[derive(Default)]
 pub struct PatternCache {
-    compiled: Mutex<HashMap<String, Result<Regex, String>>>,
+    compiled: Mutex<HashMap<String, Result<Arc<Regex>, String>>>,
 }
 
 impl PatternCache {
-    pub fn get(&self, pattern: &str) -> Result<Regex, String> {
+    pub fn get(&self, pattern: &str) -> Result<Arc<Regex>, String> {
         if let Some(hit) = self.compiled.lock().get(pattern) {
             return hit.clone();
         }
         let compiled = if pattern.len() > MAX_PATTERN_BYTES {
             Err(format!("pattern is {} bytes, the limit is {MAX_PATTERN_BYTES}", pattern.len()))
         } else {
-            regex::RegexBuilder::new(pattern).size_limit(1 << 20).build().map_err(|e| e.to_string())
+            regex::RegexBuilder::new(pattern).size_limit(1 << 20).build().map(Arc::new).map_err(|e| e.to_string())
         };
         let mut cache = self.compiled.lock();
         if cache.len() >= MAX_CACHED_PATTERNS {
@@ -104,12 +110,30 @@ pub fn find_all(re: &Regex, text: &str) -> Vec<TextMatch> {
 /// is a letter or digit of an alphabetic script must sit at a word boundary
 /// ("hi" is not found in "this"); CJK text has no word boundaries, so there
 /// a keyword matches anywhere.
-pub fn contains_any(text: &str, keywords: &[String]) -> Option<usize> {
-    let haystack = text.to_lowercase();
+pub fn contains_any<K: AsRef<str>>(text: &str, keywords: &[K]) -> Option<usize> {
+    let haystack = lowercase(text);
     keywords.iter().position(|k| {
-        let needle = k.to_lowercase();
-        !needle.is_empty() && haystack.match_indices(&needle).any(|(at, m)| at_word_boundaries(&haystack, at, at + m.len()))
+        let needle = lowercase(k.as_ref());
+        // `contains` first: its short-needle search has no set-up cost, and
+        // most keywords are absent from most segments.
+        !needle.is_empty()
+            && haystack.contains(&*needle)
+            && haystack.match_indices(&*needle).any(|(at, m)| at_word_boundaries(&haystack, at, at + m.len()))
     })
+}
+
+/// Lower case, without allocating for text that has no upper case (most
+/// keyword lists, and all CJK text).
+fn lowercase(text: &str) -> Cow<'_, str> {
+    let has_upper = if text.is_ascii() { text.bytes().any(|b| b.is_ascii_uppercase()) } else { text.chars().any(|c| {
+        let mut lower = c.to_lowercase();
+        lower.next() != Some(c) || lower.next().is_some()
+    }) };
+    if has_upper {
+        Cow::Owned(text.to_lowercase())
+    } else {
+        Cow::Borrowed(text)
+    }
 }
 
 fn at_word_boundaries(text: &str, begin: usize, end: usize) -> bool {

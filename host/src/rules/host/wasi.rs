@@ -10,21 +10,22 @@ use wasmtime::component::Linker;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxBuilder};
 
-use crate::rules::limits::Limits;
 use crate::rules::store::StoreState;
 
 pub fn add_to_linker(linker: &mut Linker<StoreState>) -> anyhow::Result<()> {
     Ok(wasmtime_wasi::p2::add_to_linker_sync(linker)?)
 }
 
-/// A fresh sandbox for one evaluation, and the pipe that collects stderr.
-pub fn sandbox(limits: &Limits) -> (WasiCtx, MemoryOutputPipe) {
-    let stderr = MemoryOutputPipe::new(limits.max_log_bytes);
-    let stdout = MemoryOutputPipe::new(limits.max_log_bytes);
+/// A fresh sandbox for one evaluation, and the pipes that collect stdout
+/// and stderr.
+/// `max_output_bytes` caps each pipe (`limits.max-log-bytes`).
+pub fn sandbox(max_output_bytes: usize) -> (WasiCtx, MemoryOutputPipe, MemoryOutputPipe) {
+    let stderr = MemoryOutputPipe::new(max_output_bytes);
+    let stdout = MemoryOutputPipe::new(max_output_bytes);
     let mut builder = WasiCtxBuilder::new();
     builder
         .stderr(stderr.clone())
-        .stdout(stdout)
+        .stdout(stdout.clone())
         .wall_clock(FixedClock)
         .monotonic_clock(FixedClock)
         .secure_random(wasmtime_wasi::Deterministic::new(SEED.to_vec()))
@@ -33,7 +34,7 @@ pub fn sandbox(limits: &Limits) -> (WasiCtx, MemoryOutputPipe) {
         .allow_tcp(false)
         .allow_udp(false)
         .allow_ip_name_lookup(false);
-    (builder.build(), stderr)
+    (builder.build(), stdout, stderr)
 }
 
 const SEED: [u8; 32] = *b"callqa: determinism over entropy";
