@@ -15,12 +15,6 @@
 mod common;
 #[path = "../tests/servers/mod.rs"]
 mod servers;
-#[path = "../tests/common/test_data.rs"]
-mod test_data;
-/// The part of the tests' `common` module the server helpers use.
-mod common {
-    pub(crate) use super::test_data;
-}
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
