@@ -85,6 +85,16 @@ pub fn deadline_ticks(limits: &Limits) -> u64 {
     limits.timeout_ms.div_ceil(EPOCH_TICK.as_millis() as u64) + 1
 }
 
+/// Arms one evaluation's fuel and wall-clock deadline (fresh and warm
+/// instances alike; an unmetered bench engine arms nothing).
+pub(crate) fn arm_limits(store: &mut Store<StoreState>, engine: &RuleEngine, limits: &Limits) -> Result<(), EvaluationError> {
+    if !engine.metered {
+        return Ok(());
+    }
+    store.set_epoch_deadline(deadline_ticks(limits));
+    store.set_fuel(limits.fuel).map_err(|e| EvaluationError::Instantiate(root_cause(&e)))
+}
+
 pub fn evaluate(
     engine: &RuleEngine,
     module: &RuleModule,
@@ -97,13 +107,7 @@ pub fn evaluate(
     let state = StoreState::new(rule_id, session, limits, engine.patterns.clone());
     let mut store = Store::new(&engine.engine, state);
     store.limiter(|s| &mut s.memory);
-    let armed = if engine.metered {
-        store.set_epoch_deadline(deadline_ticks(limits));
-        store.set_fuel(limits.fuel).map_err(|e| EvaluationError::Instantiate(root_cause(&e)))
-    } else {
-        Ok(())
-    };
-    let result = armed.and_then(|()| call(&mut store, module, params, limits));
+    let result = arm_limits(&mut store, engine, limits).and_then(|()| call(&mut store, module, params, limits));
     let micros = started.elapsed().as_micros() as u64;
     let dropped = store.data().log.dropped_bytes;
     let result = match result {

@@ -29,7 +29,7 @@ use super::bindings::guest::RuleError;
 use super::bindings::types::Value;
 use super::bindings::QaRule;
 use super::engine::RuleEngine;
-use super::evaluation::{check_output, classify, deadline_ticks, Evaluation, EvaluationError};
+use super::evaluation::{arm_limits, check_output, classify, Evaluation, EvaluationError};
 use super::host::session::SessionHandle;
 use super::limits::Limits;
 use super::module::{root_cause, RuleModule};
@@ -95,13 +95,7 @@ impl WarmPool {
         };
         warm.evaluations += 1;
         warm.store.data_mut().begin_evaluation(rule_id, session, limits);
-        let armed = if engine.metered {
-            warm.store.set_epoch_deadline(deadline_ticks(limits));
-            warm.store.set_fuel(limits.fuel).map_err(|e| EvaluationError::Instantiate(root_cause(&e)))
-        } else {
-            Ok(())
-        };
-        let result = armed.and_then(|()| warm.call(params, limits));
+        let result = arm_limits(&mut warm.store, engine, limits).and_then(|()| warm.call(params, limits));
         let micros = started.elapsed().as_micros() as u64;
 
         let store = &mut warm.store;
@@ -145,10 +139,7 @@ impl WarmInstance {
         let state = StoreState::new("warm".into(), NO_SESSION.clone(), limits, engine.patterns.clone());
         let mut store = Store::new(&engine.engine, state);
         store.limiter(|s| &mut s.memory);
-        if engine.metered {
-            store.set_epoch_deadline(deadline_ticks(limits));
-            store.set_fuel(limits.fuel).map_err(|e| EvaluationError::Instantiate(root_cause(&e)))?;
-        }
+        arm_limits(&mut store, engine, limits)?;
         let rule = module.pre.instantiate(&mut store).map_err(|e| classify(&store, e, limits))?;
         Ok(WarmInstance { store, rule, evaluations: 0 })
     }
