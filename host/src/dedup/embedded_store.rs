@@ -1,27 +1,31 @@
 //! The default store: one redb file, exclusively locked by the process that
-//! opens it. See the module docs of `dedup` for the protocol it implements.
+//! opens it. See the module docs of `dedup` for the protocol it implements,
+//! and [`ClaimIndex`] for how claims are kept.
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
-use redb::{Database, DatabaseError, Durability, ReadableTable, ReadableTableMetadata, TableDefinition};
+use redb::{Database, DatabaseError, Durability, ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
 
+use super::claim_index::{ClaimEntry, ClaimIndex, IndexChanges};
 use super::{
-    BatchClaim, ClaimBatch, ClaimOutcome, ClaimRequest, DedupStore, FencingToken, Millis, StaleBatch, StoreError,
-    StoreSettings,
+    BatchClaim, ClaimBatch, ClaimOutcome, DedupStore, FencingToken, Millis, StaleBatch, StoreError, StoreSettings,
 };
 use crate::ctr::{Fingerprint, UtcDay};
 
-/// fingerprint (32 bytes) → [`ClaimEntry`].
-const CLAIMS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("claims");
+/// fencing token → the claims and versions the batch wrote (see [`ClaimIndex`]).
+const CLAIM_LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("claim_log");
 /// fencing token → [`BatchEntry`] (JSON: few, small, and readable when debugging).
 const BATCHES: TableDefinition<u64, &[u8]> = TableDefinition::new("batches");
-/// ContactId → latest claimed `LastUpdateTimestamp` and the entry's expiry.
-const LATEST: TableDefinition<&str, &[u8]> = TableDefinition::new("latest");
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+/// Format 1 kept a row per fingerprint and per contact; opening such a store
+/// moves them into one log row.
+const V1_CLAIMS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("claims");
+const V1_LATEST: TableDefinition<&str, &[u8]> = TableDefinition::new("latest");
 
-const FORMAT_VERSION: u64 = 1;
+const FORMAT_VERSION: u64 = 2;
 
 /// The embedded, persistent, transactional store (redb).
 ///
@@ -35,47 +39,9 @@ pub struct EmbeddedStore {
     session: u64,
     store_id: String,
     settings: StoreSettings,
-}
-
-/// A claim: which batch owns the fingerprint, where its record goes, where it came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct ClaimEntry {
-    token: u64,
-    expires: Millis,
-    day: i32,
-    input: u32,
-    position: u64,
-    update: bool,
-}
-
-impl ClaimEntry {
-    const LEN: usize = 33;
-
-    fn encode(&self) -> [u8; Self::LEN] {
-        let mut out = [0u8; Self::LEN];
-        out[0..8].copy_from_slice(&self.token.to_le_bytes());
-        out[8..16].copy_from_slice(&self.expires.to_le_bytes());
-        out[16..20].copy_from_slice(&self.day.to_le_bytes());
-        out[20..24].copy_from_slice(&self.input.to_le_bytes());
-        out[24..32].copy_from_slice(&self.position.to_le_bytes());
-        out[32] = self.update as u8;
-        out
-    }
-
-    fn decode(bytes: &[u8]) -> Option<Self> {
-        if bytes.len() != Self::LEN {
-            return None;
-        }
-        let u64_at = |i: usize| u64::from_le_bytes(bytes[i..i + 8].try_into().unwrap());
-        Some(ClaimEntry {
-            token: u64_at(0),
-            expires: u64_at(8) as i64,
-            day: i32::from_le_bytes(bytes[16..20].try_into().unwrap()),
-            input: u32::from_le_bytes(bytes[20..24].try_into().unwrap()),
-            position: u64_at(24),
-            update: bytes[32] != 0,
-        })
-    }
+    /// Held for a whole claim transaction: claims are judged against it and
+    /// logged in the transaction that makes them durable.
+    index: Mutex<ClaimIndex>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -122,8 +88,9 @@ impl EmbeddedStore {
                     .map_err(|e| StoreError::backend(context(), e))?
                     .and_then(|v| v.value().try_into().ok().map(u64::from_le_bytes)))
             };
-            match read_u64(&meta, "format")? {
-                None => {
+            let format = read_u64(&meta, "format")?;
+            match format {
+                None | Some(1) => {
                     meta.insert("format", FORMAT_VERSION.to_le_bytes().as_slice())
                         .map_err(|e| StoreError::backend(context(), e))?;
                 }
@@ -131,7 +98,10 @@ impl EmbeddedStore {
                 Some(other) => {
                     return Err(StoreError::Backend {
                         context: context(),
-                        message: format!("store format {other} is not supported by this version (expects {FORMAT_VERSION})"),
+                        message: format!(
+                            "store format {other} was written by a newer callqa (this one reads formats 1 and {FORMAT_VERSION}); \
+                             upgrade callqa or pass a different --store"
+                        ),
                     })
                 }
             }
@@ -149,14 +119,18 @@ impl EmbeddedStore {
                     id
                 }
             };
+            if format == Some(1) {
+                migrate_v1(&txn).map_err(|e| StoreError::backend(format!("{} (moving format 1 claims into the claim log)", context()), e))?;
+            }
             // Create the other tables so read paths never meet a missing table.
-            txn.open_table(CLAIMS).map_err(|e| StoreError::backend(context(), e))?;
+            txn.open_table(CLAIM_LOG).map_err(|e| StoreError::backend(context(), e))?;
             txn.open_table(BATCHES).map_err(|e| StoreError::backend(context(), e))?;
-            txn.open_table(LATEST).map_err(|e| StoreError::backend(context(), e))?;
             (session, store_id)
         };
         txn.commit().map_err(|e| StoreError::backend(context(), e))?;
-        Ok(EmbeddedStore { db, path: path.to_path_buf(), session, store_id, settings })
+
+        let index = replay_log(&db).map_err(|e| StoreError::backend(format!("cannot read the claims in {}", path.display()), e))?;
+        Ok(EmbeddedStore { db, path: path.to_path_buf(), session, store_id, settings, index: Mutex::new(index) })
     }
 
     pub fn path(&self) -> &Path {
@@ -184,30 +158,137 @@ impl EmbeddedStore {
         Ok(txn)
     }
 
-    /// Updates the latest known version of the contact and tells whether
-    /// `request` is a newer version of a contact seen within the TTL.
-    fn note_version(
+    /// The claim transaction: judges every request against the index,
+    /// updates it, and writes the batch entry and its log row durably.
+    fn claim_in_index(
         &self,
-        latest: &mut redb::Table<&str, &[u8]>,
-        request: &ClaimRequest<'_>,
+        index: &mut ClaimIndex,
+        changes: &mut IndexChanges,
+        batch: &ClaimBatch<'_>,
         now: Millis,
-    ) -> Result<bool, StoreError> {
-        let Some(version) = request.last_update_millis else { return Ok(false) };
-        let expires = now + self.ttl_millis();
-        // Insert first and look at what it replaced: one B-tree walk instead
-        // of a lookup and an insert, for the common case of a newer version.
-        let previous = latest
-            .insert(request.contact_id, encode_pair(version, expires).as_slice())
-            .map_err(|e| self.err("claim", e))?
-            .and_then(|v| decode_pair(v.value()));
-        let known = previous.filter(|(_, expires)| *expires > now).map(|(seen, _)| seen);
-        let newer = known.is_none_or(|seen| version > seen);
-        if let (false, Some((seen, seen_expires))) = (newer, previous) {
-            latest
-                .insert(request.contact_id, encode_pair(seen, seen_expires).as_slice())
-                .map_err(|e| self.err("claim", e))?;
+        expires: Millis,
+    ) -> Result<(u64, Vec<ClaimOutcome>), StoreError> {
+        let err = |e: redb::Error| self.err("claim", e);
+        // The claims must be on disk before the sink writes anything they name.
+        let txn = self.write_txn(Durability::Immediate, "claim")?;
+        let token;
+        let mut outcomes = Vec::with_capacity(batch.requests.len());
+        {
+            let mut meta = txn.open_table(META).map_err(|e| err(e.into()))?;
+            token = meta
+                .get("next_token")
+                .map_err(|e| err(e.into()))?
+                .and_then(|v| v.value().try_into().ok().map(u64::from_le_bytes))
+                .unwrap_or(1);
+            meta.insert("next_token", (token + 1).to_le_bytes().as_slice()).map_err(|e| err(e.into()))?;
+            let mut batches = txn.open_table(BATCHES).map_err(|e| err(e.into()))?;
+            let mut known_batches: HashMap<u64, Option<BatchEntry>> = HashMap::new();
+            let mut days = BTreeSet::new();
+
+            // Versions first, in input order, so "update" means newer than
+            // what came before it; a duplicate's version is never newer than
+            // its original's, so it changes nothing there.
+            let newer: Vec<bool> = batch
+                .requests
+                .iter()
+                .map(|request| {
+                    request.last_update_millis.is_some_and(|version| {
+                        index
+                            .note_version(changes, request.contact_id, version, expires, now)
+                            .is_some_and(|seen| version > seen)
+                    })
+                })
+                .collect();
+
+            // In request order: of two equal fingerprints the earlier one claims.
+            for (request, newer) in batch.requests.iter().zip(newer) {
+                let entry = ClaimEntry {
+                    token,
+                    expires,
+                    day: request.day.0,
+                    input: request.input,
+                    position: request.position,
+                    update: newer,
+                };
+                // Claim first and judge what the claim replaced: most records
+                // are new, and for them this is the only lookup. A claim that
+                // should not have replaced its predecessor puts it back.
+                let replaced = index.claim(changes, request.fingerprint, entry);
+                // `Ok(Some(inherited update flag))` when the fingerprint is absent.
+                let absent: Result<Option<bool>, ClaimOutcome> = match replaced {
+                    None => Ok(None),
+                    Some(entry) if entry.expires <= now => Ok(None),
+                    Some(entry) if entry.token == token => Err(ClaimOutcome::Duplicate),
+                    Some(entry) => {
+                        let owner = match known_batches.get(&entry.token) {
+                            Some(known) => known.clone(),
+                            None => {
+                                let loaded = read_batch(&batches, entry.token).map_err(|e| self.err("claim", e))?;
+                                known_batches.insert(entry.token, loaded.clone());
+                                loaded
+                            }
+                        };
+                        match owner {
+                            // Swept while a claim naming it lives: only after a
+                            // clock jump. Keeping the record out is the safe side.
+                            None => Err(ClaimOutcome::Duplicate),
+                            Some(owner) => match owner.state {
+                                BatchState::Completed => Err(ClaimOutcome::Duplicate),
+                                BatchState::Settled if owner.durable_days.contains(&entry.day) => {
+                                    Err(ClaimOutcome::Duplicate)
+                                }
+                                BatchState::Settled => Ok(Some(entry.update)),
+                                BatchState::InProgress if owner.owner == self.session => Err(ClaimOutcome::Duplicate),
+                                BatchState::InProgress if owner.lease_until <= now => Ok(Some(entry.update)),
+                                BatchState::InProgress => {
+                                    Err(ClaimOutcome::InProgressElsewhere { lease_until: owner.lease_until })
+                                }
+                            },
+                        }
+                    }
+                };
+                match absent {
+                    Err(outcome) => {
+                        outcomes.push(outcome);
+                        if let Some(replaced) = replaced {
+                            index.restore(request.fingerprint, replaced);
+                        }
+                    }
+                    Ok(inherited) => {
+                        days.insert(request.day.0);
+                        // A taken-over claim keeps the update flag of the record it replaces.
+                        let update = inherited.unwrap_or(newer);
+                        outcomes.push(ClaimOutcome::Claimed { update });
+                        let entry = ClaimEntry { update, ..entry };
+                        if update != newer {
+                            index.restore(request.fingerprint, entry);
+                        }
+                        index.log_claim(changes, request.fingerprint, entry);
+                    }
+                }
+            }
+
+            if !days.is_empty() {
+                let entry = BatchEntry {
+                    state: BatchState::InProgress,
+                    owner: self.session,
+                    claimed_at: now,
+                    lease_until: now + self.settings.lease.as_millis() as Millis,
+                    expires,
+                    days: days.into_iter().collect(),
+                    durable_days: Vec::new(),
+                    inputs: batch.inputs.to_vec(),
+                };
+                let bytes = serde_json::to_vec(&entry).map_err(|e| self.err("claim", e))?;
+                batches.insert(token, bytes.as_slice()).map_err(|e| err(e.into()))?;
+            }
+            if !changes.is_empty() {
+                let mut log = txn.open_table(CLAIM_LOG).map_err(|e| err(e.into()))?;
+                log.insert(token, changes.encode().as_slice()).map_err(|e| err(e.into()))?;
+            }
         }
-        Ok(known.is_some() && newer)
+        txn.commit().map_err(|e| self.err("claim", e))?;
+        Ok((token, outcomes))
     }
 
     fn set_batch_state(
@@ -271,130 +352,22 @@ impl DedupStore for EmbeddedStore {
     async fn claim_batch(&self, batch: &ClaimBatch<'_>) -> Result<BatchClaim, StoreError> {
         let now = self.now();
         let expires = now + self.ttl_millis();
-        // The claims must be on disk before the sink writes anything they name.
-        let txn = self.write_txn(Durability::Immediate, "claim")?;
-        let outcomes;
-        let token;
-        {
-            let err = |e: redb::Error| self.err("claim", e);
-            let mut meta = txn.open_table(META).map_err(|e| err(e.into()))?;
-            token = meta
-                .get("next_token")
-                .map_err(|e| err(e.into()))?
-                .and_then(|v| v.value().try_into().ok().map(u64::from_le_bytes))
-                .unwrap_or(1);
-            meta.insert("next_token", (token + 1).to_le_bytes().as_slice()).map_err(|e| err(e.into()))?;
-
-            let mut claims = txn.open_table(CLAIMS).map_err(|e| err(e.into()))?;
-            let mut latest = txn.open_table(LATEST).map_err(|e| err(e.into()))?;
-            let mut batches = txn.open_table(BATCHES).map_err(|e| err(e.into()))?;
-            let mut known_batches: HashMap<u64, Option<BatchEntry>> = HashMap::new();
-            let mut days = BTreeSet::new();
-
-            // Versions first, in input order, so "update" means newer than
-            // what came before it; a duplicate's version is never newer than
-            // its original's, so it changes nothing there.
-            let mut newer = Vec::with_capacity(batch.requests.len());
-            for request in batch.requests {
-                newer.push(self.note_version(&mut latest, request, now)?);
-            }
-            // Claims in fingerprint order: neighbouring keys share B-tree
-            // pages, which makes the batch's inserts cheaper. The sort is
-            // stable, so of two equal fingerprints the earlier one claims.
-            let mut order: Vec<usize> = (0..batch.requests.len()).collect();
-            order.sort_by_key(|&i| batch.requests[i].fingerprint);
-            let mut outcomes_by_index = vec![ClaimOutcome::Duplicate; batch.requests.len()];
-            for index in order {
-                let request = &batch.requests[index];
-                let mut entry = ClaimEntry {
-                    token,
-                    expires,
-                    day: request.day.0,
-                    input: request.input,
-                    position: request.position,
-                    update: newer[index],
-                };
-                // Claim first and judge what the claim replaced: most records
-                // are new, and for them this is the only B-tree walk. A claim
-                // that should not have replaced its predecessor puts it back.
-                let replaced = claims
-                    .insert(request.fingerprint.0.as_slice(), entry.encode().as_slice())
-                    .map_err(|e| err(e.into()))?
-                    .and_then(|v| ClaimEntry::decode(v.value()));
-                // `Some(inherited update flag)` when the fingerprint is absent.
-                let absent: Result<Option<bool>, ClaimOutcome> = match replaced {
-                    None => Ok(None),
-                    Some(entry) if entry.expires <= now => Ok(None),
-                    Some(entry) if entry.token == token => Err(ClaimOutcome::Duplicate),
-                    Some(entry) => {
-                        let owner = match known_batches.get(&entry.token) {
-                            Some(known) => known.clone(),
-                            None => {
-                                let loaded = read_batch(&batches, entry.token).map_err(|e| self.err("claim", e))?;
-                                known_batches.insert(entry.token, loaded.clone());
-                                loaded
-                            }
-                        };
-                        match owner {
-                            // Swept while a claim naming it lives: only after a
-                            // clock jump. Keeping the record out is the safe side.
-                            None => Err(ClaimOutcome::Duplicate),
-                            Some(owner) => match owner.state {
-                                BatchState::Completed => Err(ClaimOutcome::Duplicate),
-                                BatchState::Settled if owner.durable_days.contains(&entry.day) => {
-                                    Err(ClaimOutcome::Duplicate)
-                                }
-                                BatchState::Settled => Ok(Some(entry.update)),
-                                BatchState::InProgress if owner.owner == self.session => Err(ClaimOutcome::Duplicate),
-                                BatchState::InProgress if owner.lease_until <= now => Ok(Some(entry.update)),
-                                BatchState::InProgress => {
-                                    Err(ClaimOutcome::InProgressElsewhere { lease_until: owner.lease_until })
-                                }
-                            },
-                        }
-                    }
-                };
-                let restore = match absent {
-                    Err(outcome) => {
-                        outcomes_by_index[index] = outcome;
-                        replaced
-                    }
-                    Ok(inherited) => {
-                        days.insert(request.day.0);
-                        let update = inherited.unwrap_or(newer[index]);
-                        outcomes_by_index[index] = ClaimOutcome::Claimed { update };
-                        // A taken-over claim keeps the update flag of the record it replaces.
-                        (update != entry.update).then(|| {
-                            entry.update = update;
-                            entry
-                        })
-                    }
-                };
-                if let Some(restore) = restore {
-                    claims
-                        .insert(request.fingerprint.0.as_slice(), restore.encode().as_slice())
-                        .map_err(|e| err(e.into()))?;
+        let mut index = self.index.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut changes = IndexChanges::default();
+        let claimed = self.claim_in_index(&mut index, &mut changes, batch, now, expires);
+        match claimed {
+            Ok((token, outcomes)) => {
+                if !changes.is_empty() {
+                    index.add_row(token, changes.expires());
                 }
+                Ok(BatchClaim { token: FencingToken(token), outcomes })
             }
-            outcomes = outcomes_by_index;
-
-            if !days.is_empty() {
-                let entry = BatchEntry {
-                    state: BatchState::InProgress,
-                    owner: self.session,
-                    claimed_at: now,
-                    lease_until: now + self.settings.lease.as_millis() as Millis,
-                    expires,
-                    days: days.into_iter().collect(),
-                    durable_days: Vec::new(),
-                    inputs: batch.inputs.to_vec(),
-                };
-                let bytes = serde_json::to_vec(&entry).map_err(|e| self.err("claim", e))?;
-                batches.insert(token, bytes.as_slice()).map_err(|e| err(e.into()))?;
+            Err(err) => {
+                // The transaction did not commit: memory must not remember it.
+                index.undo(changes);
+                Err(err)
             }
         }
-        txn.commit().map_err(|e| self.err("claim", e))?;
-        Ok(BatchClaim { token: FencingToken(token), outcomes })
     }
 
     async fn complete_batch(&self, token: FencingToken) -> Result<(), StoreError> {
@@ -425,22 +398,15 @@ impl DedupStore for EmbeddedStore {
 
     async fn sweep(&self) -> Result<u64, StoreError> {
         let now = self.now();
+        let mut index = self.index.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let rows = index.expired_rows(now);
         let txn = self.write_txn(Durability::Immediate, "sweep")?;
-        let mut removed = 0;
         {
             let err = |e: redb::Error| self.err("sweep", e);
-            let mut claims = txn.open_table(CLAIMS).map_err(|e| err(e.into()))?;
-            let before = claims.len().map_err(|e| err(e.into()))?;
-            claims
-                .retain(|_, value| ClaimEntry::decode(value).is_some_and(|entry| entry.expires > now))
-                .map_err(|e| err(e.into()))?;
-            removed += before - claims.len().map_err(|e| err(e.into()))?;
-
-            let mut latest = txn.open_table(LATEST).map_err(|e| err(e.into()))?;
-            latest
-                .retain(|_, value| decode_pair(value).is_some_and(|(_, expires)| expires > now))
-                .map_err(|e| err(e.into()))?;
-
+            let mut log = txn.open_table(CLAIM_LOG).map_err(|e| err(e.into()))?;
+            for token in &rows {
+                log.remove(token).map_err(|e| err(e.into()))?;
+            }
             let mut batches = txn.open_table(BATCHES).map_err(|e| err(e.into()))?;
             batches
                 .retain(|_, value| {
@@ -451,7 +417,7 @@ impl DedupStore for EmbeddedStore {
                 .map_err(|e| err(e.into()))?;
         }
         txn.commit().map_err(|e| self.err("sweep", e))?;
-        Ok(removed)
+        Ok(index.sweep(now, &rows))
     }
 
     async fn close(&self) -> Result<(), StoreError> {
@@ -470,17 +436,51 @@ fn read_batch(batches: &impl ReadableTable<u64, &'static [u8]>, token: u64) -> R
     }
 }
 
-fn encode_pair(a: i64, b: i64) -> [u8; 16] {
-    let mut out = [0u8; 16];
-    out[..8].copy_from_slice(&a.to_le_bytes());
-    out[8..].copy_from_slice(&b.to_le_bytes());
-    out
+/// Rebuilds the index from the claim log, oldest batch first.
+fn replay_log(db: &Database) -> Result<ClaimIndex, redb::Error> {
+    let mut index = ClaimIndex::default();
+    let txn = db.begin_read()?;
+    let log = txn.open_table(CLAIM_LOG)?;
+    for row in log.iter()? {
+        let (token, value) = row?;
+        index.replay(token.value(), value.value()).map_err(|e| redb::Error::Corrupted(e.to_string()))?;
+    }
+    Ok(index)
 }
 
-fn decode_pair(bytes: &[u8]) -> Option<(i64, i64)> {
-    (bytes.len() == 16).then(|| {
-        (i64::from_le_bytes(bytes[..8].try_into().unwrap()), i64::from_le_bytes(bytes[8..].try_into().unwrap()))
-    })
+/// Moves a format 1 store's claim and version rows into one log row under
+/// token 0, which replays before every batch's.
+fn migrate_v1(txn: &redb::WriteTransaction) -> Result<(), redb::Error> {
+    let mut index = ClaimIndex::default();
+    let mut changes = IndexChanges::default();
+    {
+        let claims = txn.open_table(V1_CLAIMS)?;
+        for row in claims.iter()? {
+            let (fingerprint, value) = row?;
+            let (Ok(fingerprint), Some(entry)) = (<[u8; 32]>::try_from(fingerprint.value()), ClaimEntry::decode(value.value()))
+            else {
+                continue;
+            };
+            index.log_claim(&mut changes, Fingerprint(fingerprint), entry);
+        }
+        let latest = txn.open_table(V1_LATEST)?;
+        for row in latest.iter()? {
+            let (contact, value) = row?;
+            let value = value.value();
+            if value.len() != 16 {
+                continue;
+            }
+            let version = i64::from_le_bytes(value[..8].try_into().unwrap());
+            let expires = i64::from_le_bytes(value[8..].try_into().unwrap());
+            index.note_version(&mut changes, contact.value(), version, expires, Millis::MIN);
+        }
+    }
+    if !changes.is_empty() {
+        txn.open_table(CLAIM_LOG)?.insert(0, changes.encode().as_slice())?;
+    }
+    txn.delete_table(V1_CLAIMS)?;
+    txn.delete_table(V1_LATEST)?;
+    Ok(())
 }
 
 /// Eight hex digits, different for every store file ever created.
@@ -496,7 +496,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::dedup::ManualClock;
+    use crate::dedup::{ClaimRequest, ManualClock};
 
     fn settings(clock: Arc<ManualClock>) -> StoreSettings {
         StoreSettings { ttl: Duration::from_secs(3600), lease: Duration::from_secs(30), clock }
@@ -574,5 +574,78 @@ mod tests {
         let _first = EmbeddedStore::open(&path, settings(clock.clone())).unwrap();
         let second = EmbeddedStore::open(&path, settings(clock));
         assert!(matches!(second, Err(StoreError::InUse { .. })));
+    }
+
+    #[test]
+    fn claims_survive_a_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.redb");
+        let clock = Arc::new(ManualClock::new(1_000_000));
+        {
+            let store = EmbeddedStore::open(&path, settings(clock.clone())).unwrap();
+            let first = claim(&store, &[request(1, "a", 10), request(2, "b", 10)]);
+            block_on(store.complete_batch(first.token)).unwrap();
+            let second = claim(&store, &[request(3, "a", 20)]);
+            block_on(store.complete_batch(second.token)).unwrap();
+            block_on(store.close()).unwrap();
+        }
+        let store = EmbeddedStore::open(&path, settings(clock)).unwrap();
+        let again = claim(&store, &[request(1, "a", 10), request(3, "a", 20), request(4, "a", 30), request(5, "b", 5)]);
+        assert_eq!(
+            again.outcomes,
+            vec![
+                ClaimOutcome::Duplicate,
+                ClaimOutcome::Duplicate,
+                ClaimOutcome::Claimed { update: true },
+                ClaimOutcome::Claimed { update: false },
+            ],
+            "claims and latest versions are replayed from the log"
+        );
+    }
+
+    #[test]
+    fn a_format_1_store_is_migrated() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v1.redb");
+        let now = 1_000_000;
+        {
+            // The layout callqa 0.1 wrote: a row per fingerprint and per contact.
+            let db = Database::create(&path).unwrap();
+            let txn = db.begin_write().unwrap();
+            {
+                let mut meta = txn.open_table(META).unwrap();
+                meta.insert("format", 1u64.to_le_bytes().as_slice()).unwrap();
+                meta.insert("session", 3u64.to_le_bytes().as_slice()).unwrap();
+                meta.insert("next_token", 8u64.to_le_bytes().as_slice()).unwrap();
+                let mut claims = txn.open_table(V1_CLAIMS).unwrap();
+                let entry = ClaimEntry { token: 7, expires: now + 5_000, day: 19000, input: 0, position: 1, update: false };
+                let mut bytes = Vec::new();
+                entry.encode_into(&mut bytes);
+                claims.insert([1u8; 32].as_slice(), bytes.as_slice()).unwrap();
+                let mut latest = txn.open_table(V1_LATEST).unwrap();
+                let mut pair = 10i64.to_le_bytes().to_vec();
+                pair.extend_from_slice(&(now + 5_000).to_le_bytes());
+                latest.insert("a", pair.as_slice()).unwrap();
+                let mut batches = txn.open_table(BATCHES).unwrap();
+                let batch = BatchEntry {
+                    state: BatchState::Completed,
+                    owner: 3,
+                    claimed_at: now,
+                    lease_until: now,
+                    expires: now + 5_000,
+                    days: vec![19000],
+                    durable_days: vec![],
+                    inputs: vec!["old".into()],
+                };
+                batches.insert(7, serde_json::to_vec(&batch).unwrap().as_slice()).unwrap();
+            }
+            txn.commit().unwrap();
+        }
+        let store = EmbeddedStore::open(&path, settings(Arc::new(ManualClock::new(now)))).unwrap();
+        let batch = claim(&store, &[request(1, "a", 10), request(2, "a", 20)]);
+        assert_eq!(batch.outcomes, vec![ClaimOutcome::Duplicate, ClaimOutcome::Claimed { update: true }]);
+        assert_eq!(batch.token, FencingToken(8));
+        let txn = store.db.begin_read().unwrap();
+        assert!(txn.open_table(V1_CLAIMS).is_err(), "the format 1 tables are gone");
     }
 }

@@ -98,6 +98,7 @@
 //! unique record and is written); the daily figures then use the latest
 //! version.
 
+mod claim_index;
 mod claim_table;
 mod clock;
 mod dynamodb_store;
