@@ -31,8 +31,8 @@ fn main() -> anyhow::Result<()> {
         bytes / records as u64
     );
     println!(
-        "{:<10} {:>22} {:>22} {:>7} {:>16}  {}",
-        "mode", "floor (parse+fp)", "full ingest", "ratio", "full, per CPU-s", "unique/duplicates/updates"
+        "{:<10} {:>22} {:>22} {:>7} {:>16} {:>16}  {}",
+        "mode", "floor (parse+fp)", "full ingest", "ratio", "full, per CPU-s", "full, one core", "unique/duplicates/updates"
     );
     // `CALLQA_BENCH_MODES=raw,key` measures only those modes (for profiling).
     let only = std::env::var("CALLQA_BENCH_MODES").unwrap_or_default();
@@ -43,7 +43,7 @@ fn main() -> anyhow::Result<()> {
         }
         // Median of three runs each, alternating, so a burst of load on a
         // shared machine skews one sample rather than one side.
-        let (mut floors, mut fulls, mut cpus) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut floors, mut fulls, mut cpus, mut pinned) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         let mut counts = Counts::default();
         for run in 0..RUNS {
             floors.push(floor(&input, mode)?);
@@ -52,11 +52,17 @@ fn main() -> anyhow::Result<()> {
             cpus.push(cpu_seconds() - cpu_before);
             fulls.push(elapsed);
             counts = run_counts;
+            // The target is per core: the same run with every thread of the
+            // pipeline confined to one CPU.
+            let on_one_core = OneCore::pin()?;
+            pinned.push(full(&input, mode, &dir.path().join(format!("{name}-{run}-pinned")))?.0);
+            drop(on_one_core);
         }
         let (floor, full) = (median(floors), median(fulls));
         let cpu = median(cpus);
+        let pinned = median(pinned);
         println!(
-            "{:<10} {:>9.0} rec/s {:>6.0} MB/s {:>9.0} rec/s {:>6.0} MB/s {:>6.0}% {:>10.0} rec/s  {}/{}/{}",
+            "{:<10} {:>9.0} rec/s {:>6.0} MB/s {:>9.0} rec/s {:>6.0} MB/s {:>6.0}% {:>10.0} rec/s {:>10.0} rec/s  {}/{}/{}",
             name,
             records as f64 / floor.as_secs_f64(),
             bytes as f64 / 1e6 / floor.as_secs_f64(),
@@ -64,6 +70,7 @@ fn main() -> anyhow::Result<()> {
             bytes as f64 / 1e6 / full.as_secs_f64(),
             100.0 * floor.as_secs_f64() / full.as_secs_f64(),
             records as f64 / cpu,
+            records as f64 / pinned.as_secs_f64(),
             counts.unique,
             counts.duplicates,
             counts.updates,
@@ -77,6 +84,32 @@ const RUNS: usize = 3;
 fn median<T: PartialOrd + Copy>(mut samples: Vec<T>) -> T {
     samples.sort_by(|a, b| a.partial_cmp(b).expect("comparable samples"));
     samples[samples.len() / 2]
+}
+
+/// Confines this thread, and the threads it starts, to the first CPU it may
+/// run on; dropping it restores the previous set.
+struct OneCore(libc::cpu_set_t);
+
+impl OneCore {
+    fn pin() -> anyhow::Result<Self> {
+        // SAFETY: sched_{get,set}affinity only read and write the set they are given.
+        unsafe {
+            let mut previous: libc::cpu_set_t = std::mem::zeroed();
+            anyhow::ensure!(libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut previous) == 0);
+            let cpu = (0..libc::CPU_SETSIZE as usize).find(|&cpu| libc::CPU_ISSET(cpu, &previous)).unwrap_or(0);
+            let mut one: libc::cpu_set_t = std::mem::zeroed();
+            libc::CPU_SET(cpu, &mut one);
+            anyhow::ensure!(libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &one) == 0);
+            Ok(OneCore(previous))
+        }
+    }
+}
+
+impl Drop for OneCore {
+    fn drop(&mut self) {
+        // SAFETY: as in `pin`.
+        unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &self.0) };
+    }
 }
 
 /// User + system CPU time of this process: the writer thread overlaps fsync
@@ -98,7 +131,7 @@ fn floor(input: &Path, mode: FingerprintMode) -> anyhow::Result<Duration> {
     let mut reader = RecordReader::open(&InputSource::File(input.to_path_buf()), 1 << 20)?;
     let mut decoded = 0usize;
     while let Some(raw) = reader.next_record()? {
-        decoded += decoder.decode(&raw.bytes, raw.delivery).is_ok() as usize;
+        decoded += decoder.decode_owned(raw.bytes, raw.delivery).is_ok() as usize;
     }
     std::hint::black_box(decoded);
     Ok(started.elapsed())

@@ -518,7 +518,7 @@ fn decode_records(
                 let size = raw.bytes.len() as u64;
                 let result = match raw.rejected {
                     Some(error) => Err((error, raw.bytes)),
-                    None => decoder.decode(&raw.bytes, raw.delivery).map_err(|error| (error, raw.bytes)),
+                    None => decoder.decode_owned(raw.bytes, raw.delivery),
                 };
                 chunk.push(DecodedRecord { position: raw.position, size, result });
                 if chunk.len() == DECODE_CHUNK {

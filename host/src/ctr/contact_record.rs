@@ -94,9 +94,41 @@ impl RecordDecoder {
     }
 
     pub fn decode(&self, bytes: &[u8], delivery: Delivery) -> Result<ContactRecord, DecodeError> {
+        let (mut record, line) = self.decode_parts(bytes, delivery)?;
+        record.line = match line {
+            Line::Within(range) => bytes[range].to_vec(),
+            Line::Built(line) => line,
+        };
+        Ok(record)
+    }
+
+    /// [`decode`](Self::decode) for bytes the caller gives up: when they
+    /// already are the record's line (the usual NDJSON case) they become it
+    /// without a copy. A record that cannot be used comes back with its bytes,
+    /// for the dead letters.
+    pub fn decode_owned(&self, mut bytes: Vec<u8>, delivery: Delivery) -> Result<ContactRecord, (DecodeError, Vec<u8>)> {
+        match self.decode_parts(&bytes, delivery) {
+            Ok((mut record, Line::Within(range))) => {
+                bytes.truncate(range.end);
+                bytes.drain(..range.start);
+                record.line = bytes;
+                Ok(record)
+            }
+            Ok((mut record, Line::Built(line))) => {
+                record.line = line;
+                Ok(record)
+            }
+            Err(error) => Err((error, bytes)),
+        }
+    }
+
+    /// Everything but the line, and where the line is.
+    fn decode_parts(&self, bytes: &[u8], delivery: Delivery) -> Result<(ContactRecord, Line), DecodeError> {
         let text = std::str::from_utf8(bytes)
             .map_err(|err| DecodeError::InvalidUtf8 { valid_up_to: err.valid_up_to() })?;
         let trimmed = text.trim_matches(|c: char| c.is_ascii_whitespace());
+        let start = trimmed.as_ptr() as usize - text.as_ptr() as usize;
+        let within = Line::Within(start..start + trimmed.len());
         match trimmed.as_bytes().first() {
             Some(b'{') => {}
             Some(_) => return Err(not_an_object(trimmed)),
@@ -106,7 +138,7 @@ impl RecordDecoder {
         // only other deliveries can be their own canonical line.
         if self.mode == FingerprintMode::Canonical && delivery != Delivery::ArrayElement {
             if let Some(record) = already_canonical(trimmed).and_then(|fields| from_canonical(fields, trimmed)) {
-                return Ok(record);
+                return Ok((record, within));
             }
         }
         let needs_value = delivery == Delivery::ArrayElement
@@ -116,9 +148,9 @@ impl RecordDecoder {
         // and Firehose records arrive already cut, and are hashed untouched.
         let delivered = if delivery == Delivery::Document { trimmed.as_bytes() } else { bytes };
         if needs_value {
-            self.decode_value(trimmed, delivered, delivery)
+            self.decode_value(trimmed, delivered, delivery, within)
         } else {
-            self.decode_fields(trimmed, delivered)
+            Ok((self.decode_fields(trimmed, delivered)?, within))
         }
     }
 
@@ -135,10 +167,16 @@ impl RecordDecoder {
             FingerprintMode::Key => key_fingerprint(&contact_id, last_update.as_deref()),
             FingerprintMode::Canonical => unreachable!("canonical mode always parses the full value"),
         };
-        Ok(build(contact_id, last_update, initiation, fingerprint, trimmed.as_bytes().to_vec()))
+        Ok(build(contact_id, last_update, initiation, fingerprint))
     }
 
-    fn decode_value(&self, trimmed: &str, delivered: &[u8], delivery: Delivery) -> Result<ContactRecord, DecodeError> {
+    fn decode_value(
+        &self,
+        trimmed: &str,
+        delivered: &[u8],
+        delivery: Delivery,
+        within: Line,
+    ) -> Result<(ContactRecord, Line), DecodeError> {
         let value: Value = serde_json::from_str(trimmed).map_err(malformed)?;
         let Value::Object(map) = &value else {
             return Err(DecodeError::NotAnObject(kind_of(&value)));
@@ -157,24 +195,31 @@ impl RecordDecoder {
 
         let single_line = delivery != Delivery::ArrayElement && !trimmed.contains(['\n', '\r']);
         let line = if single_line {
-            trimmed.as_bytes().to_vec()
+            within
         } else {
             let mut out = Vec::with_capacity(trimmed.len());
             write_js_json(&value, &mut out);
-            out
+            Line::Built(out)
         };
-        let fingerprint = match self.mode {
-            FingerprintMode::Raw if delivery == Delivery::ArrayElement => Fingerprint::of(&line),
-            FingerprintMode::Raw => Fingerprint::of(delivered),
-            FingerprintMode::Key => key_fingerprint(&contact_id, last_update.as_deref()),
-            FingerprintMode::Canonical => {
+        let fingerprint = match (&self.mode, &line) {
+            (FingerprintMode::Raw, Line::Built(line)) if delivery == Delivery::ArrayElement => Fingerprint::of(line),
+            (FingerprintMode::Raw, _) => Fingerprint::of(delivered),
+            (FingerprintMode::Key, _) => key_fingerprint(&contact_id, last_update.as_deref()),
+            (FingerprintMode::Canonical, _) => {
                 let canonical = serde_json_canonicalizer::to_vec(&value)
                     .map_err(|err| DecodeError::MalformedJson(format!("cannot canonicalize: {err}")))?;
                 Fingerprint::of(&canonical)
             }
         };
-        Ok(build(contact_id, last_update, initiation.map(Cow::Owned), fingerprint, line))
+        Ok((build(contact_id, last_update, initiation.map(Cow::Owned), fingerprint), line))
     }
+}
+
+/// Where a record's line comes from: a range of the delivered bytes, or
+/// written out (`JSON.stringify` of an array element or a multi-line document).
+enum Line {
+    Within(std::ops::Range<usize>),
+    Built(Vec<u8>),
 }
 
 /// A record whose text is its own JCS form: its bytes are the canonical
@@ -183,7 +228,7 @@ impl RecordDecoder {
 fn from_canonical(fields: CanonicalFields<'_>, text: &str) -> Option<ContactRecord> {
     let contact_id = fields.contact_id.filter(|id| !id.is_empty())?;
     let fingerprint = Fingerprint::of(text.as_bytes());
-    Some(build(contact_id, fields.last_update_timestamp, fields.initiation_timestamp, fingerprint, text.as_bytes().to_vec()))
+    Some(build(contact_id, fields.last_update_timestamp, fields.initiation_timestamp, fingerprint))
 }
 
 fn build(
@@ -191,11 +236,12 @@ fn build(
     last_update: Option<impl Into<String>>,
     initiation: Option<Cow<'_, str>>,
     fingerprint: Fingerprint,
-    line: Vec<u8>,
 ) -> ContactRecord {
     let last_update: Option<String> = last_update.map(Into::into);
     let last_update_millis = last_update.as_deref().and_then(parse_millis);
     let day = initiation.as_deref().map(UtcDay::from_timestamp).unwrap_or(UtcDay::UNKNOWN);
+    // The caller fills in the line.
+    let line = Vec::new();
     ContactRecord { contact_id: contact_id.into(), last_update_timestamp: last_update, last_update_millis, day, fingerprint, line }
 }
 

@@ -355,6 +355,10 @@ fn read_line_capped(reader: &mut Box<dyn BufRead + Send>, max: u64) -> io::Resul
             None => (buf, false),
         };
         let room = keep.saturating_sub(line.len());
+        if line.is_empty() {
+            // One allocation for a line the buffer holds whole.
+            line.reserve_exact(room.min(chunk.len()));
+        }
         line.extend_from_slice(&chunk[..room.min(chunk.len())]);
         size += chunk.len() as u64;
         let used = chunk.len() + found as usize;
