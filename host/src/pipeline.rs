@@ -329,7 +329,7 @@ impl IngestPipeline {
         if self.pending.is_empty() {
             return Ok(());
         }
-        let pending = std::mem::take(&mut self.pending);
+        let mut pending = std::mem::take(&mut self.pending);
         let first_input = pending.iter().map(|p| p.input).min().unwrap_or(0);
         let input_names: Vec<String> =
             self.inputs[first_input..].iter().map(|summary| summary.input.clone()).collect();
@@ -354,7 +354,7 @@ impl IngestPipeline {
         self.dead_letters.sync()?;
         let mut job = WriteJob { token: claim.token, records: Vec::new() };
 
-        for (p, outcome) in pending.into_iter().zip(claim.outcomes) {
+        for (p, outcome) in pending.drain(..).zip(claim.outcomes) {
             let (name, firehose_result) = match outcome {
                 ClaimOutcome::Claimed { update } => {
                     let counts = &mut self.inputs[p.input].counts;
@@ -394,6 +394,11 @@ impl IngestPipeline {
         if !job.records.is_empty() {
             failpoint("after-claim");
             self.send(job)?;
+        }
+        // The next batch reuses the allocation: a fresh 4,096-record vector
+        // per batch is memory the allocator returns and the kernel zeroes again.
+        if self.pending.is_empty() {
+            self.pending = pending;
         }
         self.show_progress();
         Ok(())
