@@ -71,7 +71,13 @@ pub struct Ingestor {
     decoder: RecordDecoder,
     writers: Mutex<Writers>,
     metrics: Arc<Metrics>,
+    /// When the store is next swept: a server runs for days, and the embedded
+    /// store keeps its claims in memory until a sweep forgets expired ones.
+    next_sweep: std::sync::Mutex<std::time::Instant>,
 }
+
+/// How often a long-running server sweeps expired claims.
+const SWEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
 
 impl Ingestor {
     /// Settles what a crashed earlier run left in progress, then is ready.
@@ -89,7 +95,13 @@ impl Ingestor {
         }
         let sink = sinks.into_iter().next().context("no sink")?;
         let dead_letters = DeadLetterSink::open(dead_letter)?;
-        Ok(Ingestor { store, decoder, writers: Mutex::new(Writers { sink, dead_letters }), metrics })
+        Ok(Ingestor {
+            store,
+            decoder,
+            writers: Mutex::new(Writers { sink, dead_letters }),
+            metrics,
+            next_sweep: std::sync::Mutex::new(std::time::Instant::now() + SWEEP_EVERY),
+        })
     }
 
     pub fn describe_store(&self) -> String {
@@ -218,7 +230,24 @@ impl Ingestor {
                 Disposition::DeadLetter | Disposition::Retry => {}
             }
         }
+        self.sweep_when_due().await;
         Ok(IngestReport { results, stored: stored.into_iter().map(|(_, line)| line).collect() })
+    }
+
+    async fn sweep_when_due(&self) {
+        {
+            let mut next = self.next_sweep.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            let now = std::time::Instant::now();
+            if now < *next {
+                return;
+            }
+            *next = now + SWEEP_EVERY;
+        }
+        // A failed sweep only delays forgetting; the next one catches up.
+        match self.store.sweep().await {
+            Ok(swept) => tracing::info!(swept, "dedup store: swept expired entries"),
+            Err(err) => tracing::warn!("dedup store: sweep failed, retrying in an hour: {err}"),
+        }
     }
 
     pub async fn close(&self) -> anyhow::Result<()> {
