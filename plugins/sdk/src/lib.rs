@@ -60,7 +60,7 @@ pub mod verdict;
 
 pub use bindings::callqa::rule::types::{
     Agent, Channel, Characteristics, Contact, Event, InitiationMethod, Instant, Interruption,
-    Role, RoleFigures, Segment, Sentiment, Session, Span, Value,
+    Role, RoleFigures, Segment, SegmentHit, Sentiment, Session, Span, Value,
 };
 pub use bindings::exports::callqa::rule::rule::{
     Descriptor, Finding, Outcome, ParamKind, ParamSpec, RuleError, Verdict,

@@ -1,6 +1,5 @@
 //! Helpers over the host's session that QA rules keep needing.
 
-use crate::helpers::contains_any;
 use crate::{Role, Segment, Session, Span};
 
 /// A keyword found in a segment.
@@ -25,27 +24,32 @@ impl Session {
     }
 
     /// Every segment of `role` that mentions any of `keywords`
-    /// (case-insensitive substring match, done by the host).
+    /// (case-insensitive, `contains_any`'s word boundaries). The host
+    /// searches (`session.find-segments`): only the segments that match are
+    /// copied into the rule.
     pub fn keyword_hits(&self, role: Role, keywords: &[String]) -> Vec<KeywordHit> {
-        self.segments_by_role(role)
+        self.keyword_hits_up_to(Some(role), keywords, None)
+    }
+
+    /// Like [`Session::keyword_hits`], for one role or every role (`None`),
+    /// and at most `limit` hits.
+    pub fn keyword_hits_up_to(&self, role: Option<Role>, keywords: &[String], limit: Option<u32>) -> Vec<KeywordHit> {
+        self.find_segments(role, keywords, limit)
             .into_iter()
-            .filter_map(|segment| {
-                contains_any(&segment.text, keywords)
-                    .map(|i| KeywordHit { keyword: keywords[i].clone(), segment })
-            })
+            .map(|hit| KeywordHit { keyword: keywords[hit.keyword as usize].clone(), segment: hit.segment })
             .collect()
     }
 
-    /// The first segment of `role` (optionally within the first `within_ms`)
-    /// that mentions any of `keywords`.
+    /// The first segment of `role` (optionally one that begins within the
+    /// first `within_ms`) that mentions any of `keywords`.
     pub fn first_keyword_hit(&self, role: Role, keywords: &[String], within_ms: Option<u32>) -> Option<KeywordHit> {
-        let segments = match within_ms {
-            Some(ms) => self.opening(role, ms),
-            None => self.segments_by_role(role),
-        };
-        segments.into_iter().find_map(|segment| {
-            contains_any(&segment.text, keywords).map(|i| KeywordHit { keyword: keywords[i].clone(), segment })
-        })
+        // Segments come in begin order: when the first hit begins too late,
+        // every later one does too.
+        let hit = self.keyword_hits_up_to(Some(role), keywords, Some(1)).into_iter().next()?;
+        match within_ms {
+            Some(ms) if hit.segment.begin_ms >= ms => None,
+            _ => Some(hit),
+        }
     }
 }
 

@@ -111,15 +111,31 @@ pub fn find_all(re: &Regex, text: &str) -> Vec<TextMatch> {
 /// ("hi" is not found in "this"); CJK text has no word boundaries, so there
 /// a keyword matches anywhere.
 pub fn contains_any<K: AsRef<str>>(text: &str, keywords: &[K]) -> Option<usize> {
-    let haystack = lowercase(text);
-    keywords.iter().position(|k| {
-        let needle = lowercase(k.as_ref());
-        // `contains` first: its short-needle search has no set-up cost, and
-        // most keywords are absent from most segments.
-        !needle.is_empty()
-            && haystack.contains(&*needle)
-            && haystack.match_indices(&*needle).any(|(at, m)| at_word_boundaries(&haystack, at, at + m.len()))
-    })
+    KeywordMatcher::new(keywords).first_in(text)
+}
+
+/// Keywords lower-cased once, to search many texts (`session.find-segments`)
+/// with `contains_any`'s semantics.
+pub struct KeywordMatcher<'k> {
+    needles: Vec<Cow<'k, str>>,
+}
+
+impl<'k> KeywordMatcher<'k> {
+    pub fn new<K: AsRef<str>>(keywords: &'k [K]) -> Self {
+        KeywordMatcher { needles: keywords.iter().map(|k| lowercase(k.as_ref())).collect() }
+    }
+
+    /// Index of the first keyword found in `text`.
+    pub fn first_in(&self, text: &str) -> Option<usize> {
+        let haystack = lowercase(text);
+        self.needles.iter().position(|needle| {
+            // `contains` first: its short-needle search has no set-up cost,
+            // and most keywords are absent from most segments.
+            !needle.is_empty()
+                && haystack.contains(&**needle)
+                && haystack.match_indices(&**needle).any(|(at, m)| at_word_boundaries(&haystack, at, at + m.len()))
+        })
+    }
 }
 
 /// Lower case, without allocating for text that has no upper case (most

@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use wasmtime::component::{HasSelf, Linker, Resource};
 
 use crate::rules::bindings::types as wit;
+use crate::rules::host::helpers::KeywordMatcher;
 use crate::rules::store::StoreState;
 use crate::session::{self, Session};
 
@@ -65,6 +66,17 @@ impl wit::HostSession for StoreState {
         Ok(session.segments().iter().filter(|x| x.begin_ms >= begin_ms && x.begin_ms < end_ms).map(segment).collect())
     }
 
+    fn find_segments(
+        &mut self,
+        s: Resource<SessionHandle>,
+        role: Option<wit::Role>,
+        keywords: Vec<String>,
+        limit: Option<u32>,
+    ) -> wasmtime::Result<Vec<wit::SegmentHit>> {
+        let session = self.session_of(&s)?;
+        Ok(find_segments(&session, role.map(from_wit_role), &keywords, limit))
+    }
+
     fn agent_of(&mut self, s: Resource<SessionHandle>, segment_id: String) -> wasmtime::Result<Option<wit::Agent>> {
         Ok(self.session_of(&s)?.agent_of(&segment_id).map(agent))
     }
@@ -88,6 +100,20 @@ impl wit::HostSession for StoreState {
         self.table.delete(s)?;
         Ok(())
     }
+}
+
+/// `session.find-segments`: the segments of `role` (any when `None`) that
+/// contain one of `keywords` (`helpers.contains-any` semantics), in order,
+/// at most `limit`.
+pub fn find_segments(session: &Session, role: Option<session::Role>, keywords: &[String], limit: Option<u32>) -> Vec<wit::SegmentHit> {
+    let matcher = KeywordMatcher::new(keywords);
+    session
+        .segments()
+        .iter()
+        .filter(|x| role.is_none_or(|r| x.role == r))
+        .filter_map(|x| matcher.first_in(&x.text).map(|k| wit::SegmentHit { keyword: k as u32, segment: segment(x) }))
+        .take(limit.map_or(usize::MAX, |l| l as usize))
+        .collect()
 }
 
 pub fn instant(at: &DateTime<Utc>) -> wit::Instant {
@@ -218,5 +244,67 @@ fn characteristics(c: &session::Characteristics) -> wit::Characteristics {
             .collect(),
         agent_greeting_ms: c.agent_greeting_ms,
         categories: c.categories.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn session(segments: &[(&str, &str, &str, u32)]) -> Session {
+        let segments: Vec<_> = segments
+            .iter()
+            .map(|(id, role, text, begin)| serde_json::json!({"id": id, "role": role, "text": text, "begin_ms": begin, "end_ms": begin + 1000}))
+            .collect();
+        let mut s: Session = serde_json::from_value(serde_json::json!({
+            "id": "s", "contact": {"contact_id": "c", "channel": "voice"}, "segments": segments,
+        }))
+        .unwrap();
+        s.normalise().unwrap();
+        s
+    }
+
+    fn found(hits: &[wit::SegmentHit]) -> Vec<(&str, u32)> {
+        hits.iter().map(|h| (h.segment.id.as_str(), h.keyword)).collect()
+    }
+
+    #[test]
+    fn find_segments_matches_like_contains_any() {
+        let s = session(&[
+            ("c1", "customer", "Hi, I'll CHASE it", 0),
+            ("a1", "agent", "this is Dana", 1000),
+            ("a2", "agent", "Oh HI there", 2000),
+            ("a3", "agent", "喂您好啊", 3000),
+            ("a4", "agent", "I'll chaser nobody; i'll chase it", 4000),
+        ]);
+        let k = |ks: &[&str]| ks.iter().map(|k| k.to_string()).collect::<Vec<_>>();
+        // Word boundaries for Latin keywords ("hi" is not in "this"), none
+        // for CJK ones; case-insensitive; the first keyword found is named.
+        let hits = find_segments(&s, Some(session::Role::Agent), &k(&["hi", "您好", "i'll chase"]), None);
+        assert_eq!(found(&hits), vec![("a2", 0), ("a3", 1), ("a4", 2)]);
+        // Every role, in conversation order.
+        let hits = find_segments(&s, None, &k(&["i'll chase"]), None);
+        assert_eq!(found(&hits), vec![("c1", 0), ("a4", 0)]);
+        // The limit keeps the first hits; 0 finds nothing.
+        assert_eq!(found(&find_segments(&s, None, &k(&["hi", "您好"]), Some(2))), vec![("c1", 0), ("a2", 0)]);
+        assert!(find_segments(&s, None, &k(&["hi"]), Some(0)).is_empty());
+        // Empty keywords match nothing; no keywords, no hits.
+        assert!(find_segments(&s, None, &k(&["", "zzz"]), None).is_empty());
+        assert!(find_segments(&s, None, &k(&[]), None).is_empty());
+        // Whole segments cross, as `segments` would copy them.
+        let hits = find_segments(&s, Some(session::Role::Agent), &k(&["您好"]), None);
+        assert_eq!(hits[0].segment.text, "喂您好啊");
+        assert_eq!((hits[0].segment.begin_ms, hits[0].segment.end_ms), (3000, 4000));
+        // Agreement with `contains_any` segment by segment.
+        let keys = k(&["hi", "您好", "i'll chase", "DANA"]);
+        for role in [None, Some(session::Role::Agent), Some(session::Role::Customer)] {
+            let expected: Vec<_> = s
+                .segments()
+                .iter()
+                .filter(|x| role.is_none_or(|r| x.role == r))
+                .filter_map(|x| crate::rules::host::helpers::contains_any(&x.text, &keys).map(|i| (x.id.as_str(), i as u32)))
+                .collect();
+            assert_eq!(found(&find_segments(&s, role, &keys, None)), expected);
+        }
     }
 }
