@@ -175,7 +175,7 @@ macro_rules! __no_std_runtime {
     () => {
         #[cfg(target_arch = "wasm32")]
         #[global_allocator]
-        static __CALLQA_ALLOCATOR: $crate::__private::GlobalDlmalloc = $crate::__private::GlobalDlmalloc;
+        static __CALLQA_ALLOCATOR: $crate::__private::Allocator = $crate::__private::Allocator::new_wasm($crate::__private::InitialMemoryThenGrow::new());
 
         // On wasm32-wasip2 wasi-libc's malloc provides `cabi_realloc`; without
         // std there is no libc, so the component model's allocation entry
@@ -211,8 +211,56 @@ macro_rules! __no_std_runtime {
 #[doc(hidden)]
 pub mod __private {
     pub use crate::alloc_types::{String, Vec};
+    /// The allocator of a `no_std` rule: talc, fed first with the free pages
+    /// of the initial memory (as wasi-libc's malloc is), then by growing it.
     #[cfg(target_arch = "wasm32")]
-    pub use dlmalloc::GlobalDlmalloc;
+    pub type Allocator = talc::cell::TalcSyncCell<InitialMemoryThenGrow, talc::wasm::WasmBinning>;
+
+    /// Where talc's memory comes from. A fresh instance usually never grows
+    /// its memory: growing is a host call and fresh pages to reset.
+    #[derive(Debug)]
+    pub struct InitialMemoryThenGrow {
+        initial_claimed: bool,
+    }
+
+    impl InitialMemoryThenGrow {
+        pub const fn new() -> Self {
+            InitialMemoryThenGrow { initial_claimed: false }
+        }
+    }
+
+    const PAGE: usize = 64 << 10;
+
+    // SAFETY: `acquire` neither allocates nor touches the allocator it feeds.
+    #[cfg(target_arch = "wasm32")]
+    unsafe impl talc::source::Source for InitialMemoryThenGrow {
+        fn acquire<B: talc::base::binning::Binning>(
+            talc: &mut talc::base::Talc<Self, B>,
+            layout: core::alloc::Layout,
+        ) -> Result<(), ()> {
+            if !talc.source.initial_claimed {
+                talc.source.initial_claimed = true;
+                unsafe extern "C" {
+                    static __heap_base: u8;
+                }
+                let base = core::ptr::addr_of!(__heap_base) as usize;
+                let end = core::arch::wasm32::memory_size(0) * PAGE;
+                // SAFETY: from the linker's heap base to the end of memory
+                // nothing else lives; the allocator owns it from here on.
+                if end > base && unsafe { talc.claim(base as *mut u8, end - base) }.is_some() {
+                    return Ok(());
+                }
+            }
+            // Room for the block, its alignment and talc's bookkeeping.
+            let pages = (layout.size() + layout.align() + 1024).div_ceil(PAGE);
+            let previous = core::arch::wasm32::memory_grow(0, pages);
+            if previous == usize::MAX {
+                return Err(());
+            }
+            // SAFETY: the pages were just added to memory and belong to nobody.
+            unsafe { talc.claim((previous * PAGE) as *mut u8, pages * PAGE) }.map(|_| ()).ok_or(())
+        }
+    }
 
     /// The canonical ABI's `realloc`: a fresh block when `old_len` is 0,
     /// else the block resized. Never returns null: running out of memory
