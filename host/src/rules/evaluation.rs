@@ -158,10 +158,16 @@ pub(crate) fn classify(store: &Store<StoreState>, error: wasmtime::Error, limits
         Some(Trap::Interrupt) => EvaluationError::Timeout { ms: limits.timeout_ms },
         Some(Trap::StackOverflow) => EvaluationError::StackOverflow,
         Some(Trap::UnreachableCodeReached) => {
+            // A std rule's panic message is on stderr; the SDK's no_std
+            // runtime logs it at `error` just before it traps.
             let stderr = state.stderr_text();
-            match stderr.lines().find(|l| l.contains("panicked")) {
-                Some(_) => EvaluationError::Panic(stderr),
-                None => EvaluationError::Trap("executed `unreachable` (an explicit trap or an abort)".into()),
+            let logged = state.log.lines.last().filter(|(level, line)| {
+                matches!(level, crate::rules::bindings::log::Level::Error) && line.starts_with("panicked")
+            });
+            match (stderr.lines().any(|l| l.contains("panicked")), logged) {
+                (true, _) => EvaluationError::Panic(stderr),
+                (false, Some((_, line))) => EvaluationError::Panic(line.clone()),
+                (false, None) => EvaluationError::Trap("executed `unreachable` (an explicit trap or an abort)".into()),
             }
         }
         Some(Trap::MemoryOutOfBounds) => EvaluationError::Trap(

@@ -10,6 +10,11 @@
 //! the first event of one of `action-kinds` at or after the promise must come
 //! within `within-minutes` of it. See README.md for the exact semantics.
 
+#![no_std]
+
+#[macro_use]
+extern crate alloc;
+
 use callqa_sdk::prelude::*;
 
 struct ChaseFollowUp;
@@ -136,7 +141,7 @@ impl Rule for ChaseFollowUp {
 
 /// Minutes with one decimal, without pulling in float formatting.
 fn tenths(minutes: f64) -> String {
-    let t = (minutes * 10.0).round();
+    let t = callqa_sdk::helpers::round(minutes * 10.0);
     let neg = t < 0.0;
     let t = if t.is_finite() { t.abs().min(1e15) as u64 } else { 0 };
     format!("{}{}.{}", if neg { "-" } else { "" }, t / 10, t % 10)
@@ -151,4 +156,4 @@ fn duration(ms: i64) -> String {
     }
 }
 
-export_rule!(ChaseFollowUp, stateless);
+export_rule!(ChaseFollowUp, stateless, no_std);

@@ -8,6 +8,11 @@
 //! agent message; passes (score 1) otherwise.
 //! See README.md for the exact semantics.
 
+#![no_std]
+
+#[macro_use]
+extern crate alloc;
+
 use callqa_sdk::prelude::*;
 
 struct ChatResponse;
@@ -111,4 +116,4 @@ fn seconds(ms: u32) -> String {
     format!("{}.{} s", t / 10, t % 10)
 }
 
-export_rule!(ChatResponse, stateless);
+export_rule!(ChatResponse, stateless, no_std);

@@ -8,6 +8,11 @@
 //! Not applicable when the session has no transcript or `role` never speaks.
 //! See README.md for the exact semantics.
 
+#![no_std]
+
+#[macro_use]
+extern crate alloc;
+
 use callqa_sdk::helpers::contains_any;
 use callqa_sdk::prelude::*;
 
@@ -169,4 +174,4 @@ fn clip(s: &str, max: usize) -> String {
     }
 }
 
-export_rule!(ForbiddenPhrases, stateless);
+export_rule!(ForbiddenPhrases, stateless, no_std);

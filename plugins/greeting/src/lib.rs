@@ -5,6 +5,11 @@
 //! the session has no transcript or the agent never speaks (an abandoned
 //! call is judged elsewhere).
 
+#![no_std]
+
+#[macro_use]
+extern crate alloc;
+
 use callqa_sdk::prelude::*;
 
 struct Greeting;
@@ -46,4 +51,4 @@ impl Rule for Greeting {
     }
 }
 
-export_rule!(Greeting, stateless);
+export_rule!(Greeting, stateless, no_std);

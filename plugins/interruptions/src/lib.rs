@@ -7,6 +7,11 @@
 //! fails (score 0); otherwise passes (score 1).
 //! See README.md for the exact semantics.
 
+#![no_std]
+
+#[macro_use]
+extern crate alloc;
+
 use callqa_sdk::prelude::*;
 
 struct Interruptions;
@@ -59,4 +64,4 @@ fn clock(ms: u32) -> String {
     format!("{}:{:02}", s / 60, s % 60)
 }
 
-export_rule!(Interruptions, stateless);
+export_rule!(Interruptions, stateless, no_std);

@@ -8,6 +8,11 @@
 //! silence on its own; this rule judges their sum.
 //! See README.md for the exact semantics.
 
+#![no_std]
+
+#[macro_use]
+extern crate alloc;
+
 use callqa_sdk::prelude::*;
 
 struct NonTalk;
@@ -64,4 +69,4 @@ fn clock(ms: u32) -> String {
     format!("{}:{:02}", s / 60, s % 60)
 }
 
-export_rule!(NonTalk, stateless);
+export_rule!(NonTalk, stateless, no_std);

@@ -2,6 +2,7 @@
 //! by the host so every rule gets the same semantics and the same speed.
 
 pub use crate::bindings::callqa::rule::helpers::{Direction, TextMatch};
+use crate::alloc_types::*;
 use crate::bindings::callqa::rule::helpers as host;
 use crate::Instant;
 
@@ -25,4 +26,22 @@ pub fn find_all(pattern: &str, text: &str) -> Result<Vec<TextMatch>, String> {
 /// Index of the first keyword found in `text` (case-insensitive).
 pub fn contains_any(text: &str, keywords: &[String]) -> Option<usize> {
     host::contains_any(text, keywords).map(|i| i as usize)
+}
+
+/// `f64::round` (half away from zero) for rules built without std, where
+/// float rounding is not available.
+pub fn round(x: f64) -> f64 {
+    // Past 2^52 every f64 is already an integer; NaN and infinities stay as they are.
+    if !x.is_finite() || x.abs() >= 4_503_599_627_370_496.0 {
+        return x;
+    }
+    let truncated = x as i64 as f64;
+    let rest = x - truncated;
+    if rest >= 0.5 {
+        truncated + 1.0
+    } else if rest <= -0.5 {
+        truncated - 1.0
+    } else {
+        truncated
+    }
 }

@@ -1,5 +1,6 @@
 //! Typed access to a rule's parameters, and constructors for its schema.
 
+use crate::alloc_types::*;
 use crate::{Descriptor, ParamKind, ParamSpec, RuleError, Value};
 
 /// The resolved parameters of one evaluation: every parameter the rule
@@ -26,7 +27,7 @@ impl Params {
     pub fn integer(&self, name: &str) -> Result<i64, RuleError> {
         match self.require(name)? {
             Value::Integer(i) => Ok(*i),
-            Value::Number(n) if n.fract() == 0.0 => Ok(*n as i64),
+            Value::Number(n) if (*n as i64) as f64 == *n => Ok(*n as i64),
             other => Err(wrong_kind(name, "an integer", other)),
         }
     }
@@ -111,7 +112,7 @@ impl ParamSpec {
 }
 
 fn json_number(n: f64) -> String {
-    if n.fract() == 0.0 && n.abs() < 1e15 { format!("{n:.1}") } else { n.to_string() }
+    if (n as i64) as f64 == n && n < 1e15 && n > -1e15 { format!("{n:.1}") } else { n.to_string() }
 }
 
 /// JSON string literal; the SDK has no serde so that rules stay small.

@@ -1,5 +1,6 @@
 //! Helpers over the host's session that QA rules keep needing.
 
+use crate::alloc_types::*;
 use crate::{Role, Segment, Session, Span};
 
 /// A keyword found in a segment.

@@ -1,5 +1,6 @@
 //! Building verdicts and findings.
 
+use crate::alloc_types::*;
 use crate::{Finding, Outcome, Segment, Verdict};
 
 impl Verdict {

@@ -9,6 +9,11 @@
 //! (score 1) otherwise.
 //! See README.md for the exact semantics.
 
+#![no_std]
+
+#[macro_use]
+extern crate alloc;
+
 use callqa_sdk::prelude::*;
 
 struct SentimentEnding;
@@ -64,7 +69,7 @@ impl Rule for SentimentEnding {
 
 /// A score with at most two decimals, without float formatting noise.
 fn score(s: f32) -> String {
-    let h = (s as f64 * 100.0).round() as i64;
+    let h = callqa_sdk::helpers::round(s as f64 * 100.0) as i64;
     let sign = if h < 0 { "-" } else { "" };
     let h = h.abs();
     match h % 100 {
@@ -74,4 +79,4 @@ fn score(s: f32) -> String {
     }
 }
 
-export_rule!(SentimentEnding, stateless);
+export_rule!(SentimentEnding, stateless, no_std);

@@ -8,6 +8,11 @@
 //! with neither characteristics nor a non-empty transcript.
 //! See README.md for the exact semantics.
 
+#![no_std]
+
+#[macro_use]
+extern crate alloc;
+
 use callqa_sdk::prelude::*;
 use callqa_sdk::Span;
 
@@ -99,4 +104,4 @@ fn clock(ms: u32) -> String {
     format!("{}:{:02}", s / 60, s % 60)
 }
 
-export_rule!(Silence, stateless);
+export_rule!(Silence, stateless, no_std);

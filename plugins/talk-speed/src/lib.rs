@@ -9,6 +9,11 @@
 //! as is a call where the agent has no measurable speech.
 //! See README.md for the exact semantics.
 
+#![no_std]
+
+#[macro_use]
+extern crate alloc;
+
 use callqa_sdk::prelude::*;
 
 struct TalkSpeed;
@@ -160,4 +165,4 @@ fn tenths(ms: u64) -> String {
     format!("{}.{}", t / 10, t % 10)
 }
 
-export_rule!(TalkSpeed, stateless);
+export_rule!(TalkSpeed, stateless, no_std);
