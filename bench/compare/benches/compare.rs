@@ -31,6 +31,8 @@ use callqa_compare::rhai_rules::RhaiRules;
 use callqa_compare::{extism_rules, LoadedRule, Rule, RuleFailure};
 
 const ENGINES: [&str; 6] = ["native", "callqa fresh", "callqa warm", "Rhai", "Extism", "Extism new plugin"];
+/// The baseline every other engine must agree with and is compared to.
+const NATIVE: usize = 0;
 
 fn main() -> anyhow::Result<()> {
     let iterations: usize = env("CALLQA_BENCH_ITERATIONS", 2000);
@@ -84,8 +86,8 @@ fn main() -> anyhow::Result<()> {
     // ---- agreement before timing
     for (r, rule) in Rule::ALL.iter().enumerate() {
         for (label, session) in &sessions {
-            let expected = run(0, r, session);
-            for (e, name) in ENGINES.iter().enumerate().skip(1) {
+            let expected = run(NATIVE, r, session);
+            for (e, name) in ENGINES.iter().enumerate().filter(|(e, _)| *e != NATIVE) {
                 let got = run(e, r, session);
                 if got != expected {
                     eprintln!("DISAGREEMENT: {} on the {label}: {name} differs from native", rule.name());
@@ -126,7 +128,7 @@ fn main() -> anyhow::Result<()> {
             let medians: Vec<f64> = samples.iter_mut().map(|s| median(s)).collect();
             print!("{:<18} {label:<12}", rule.name());
             for m in &medians {
-                print!(" {:>9.1} ({:>6.1}x)", m, m / medians[0]);
+                print!(" {:>9.1} ({:>6.1}x)", m, m / medians[NATIVE]);
             }
             println!();
         }
