@@ -109,26 +109,37 @@ pub fn evaluate(
     store.limiter(|s| &mut s.memory);
     let result = arm_limits(&mut store, engine, limits).and_then(|()| call(&mut store, module, params, limits));
     let micros = started.elapsed().as_micros() as u64;
-    let dropped = store.data().log.dropped_bytes;
+    conclude(&mut store, engine, limits, result, micros)
+}
+
+/// The evaluation as its store leaves it, fresh or warm: the log cap
+/// applied to a verdict, the fuel used, and the log taken out of the store.
+pub(crate) fn conclude(
+    store: &mut Store<StoreState>,
+    engine: &RuleEngine,
+    limits: &Limits,
+    result: Result<Verdict, EvaluationError>,
+    micros: u64,
+) -> Evaluation {
+    let fuel_used = if engine.metered { limits.fuel.saturating_sub(store.get_fuel().unwrap_or(0)) } else { 0 };
+    let state = store.data_mut();
     let result = match result {
-        Ok(_) if dropped > 0 => Err(EvaluationError::OutputCap(format!(
+        Ok(_) if state.log.dropped_bytes > 0 => Err(EvaluationError::OutputCap(format!(
             "the rule logged {} bytes; the cap is {} (`limits.max-log-bytes`)",
-            dropped + store.data().log.bytes,
+            state.log.dropped_bytes + state.log.bytes,
             limits.max_log_bytes
         ))),
         other => other,
     };
-    let fuel_used = if engine.metered { limits.fuel.saturating_sub(store.get_fuel().unwrap_or(0)) } else { 0 };
-    let state = store.into_data();
-    let log = state.log.lines.iter().map(|(level, line)| (format!("{level:?}").to_lowercase(), line.clone())).collect();
+    let log = std::mem::take(&mut state.log);
     Evaluation {
         result,
         fuel_used,
         micros,
         peak_memory: state.memory.peak,
-        log,
-        log_bytes: state.log.bytes,
-        log_dropped_bytes: state.log.dropped_bytes,
+        log: log.lines.into_iter().map(|(level, line)| (format!("{level:?}").to_lowercase(), line)).collect(),
+        log_bytes: log.bytes,
+        log_dropped_bytes: log.dropped_bytes,
     }
 }
 

@@ -29,7 +29,7 @@ use super::bindings::guest::RuleError;
 use super::bindings::types::Value;
 use super::bindings::QaRule;
 use super::engine::RuleEngine;
-use super::evaluation::{arm_limits, check_output, classify, Evaluation, EvaluationError};
+use super::evaluation::{arm_limits, check_output, classify, conclude, Evaluation, EvaluationError};
 use super::host::session::SessionHandle;
 use super::limits::Limits;
 use super::module::{root_cause, RuleModule};
@@ -97,22 +97,9 @@ impl WarmPool {
         warm.store.data_mut().begin_evaluation(rule_id, session, limits);
         let result = arm_limits(&mut warm.store, engine, limits).and_then(|()| warm.call(params, limits));
         let micros = started.elapsed().as_micros() as u64;
-
-        let store = &mut warm.store;
-        let fuel_used = if engine.metered { limits.fuel.saturating_sub(store.get_fuel().unwrap_or(0)) } else { 0 };
-        let state = store.data_mut();
-        let result = match result {
-            Ok(_) if state.log.dropped_bytes > 0 => Err(EvaluationError::OutputCap(format!(
-                "the rule logged {} bytes; the cap is {} (`limits.max-log-bytes`)",
-                state.log.dropped_bytes + state.log.bytes,
-                limits.max_log_bytes
-            ))),
-            other => other,
-        };
-        let log_buffer = std::mem::take(&mut state.log);
-        let log = log_buffer.lines.iter().map(|(level, line)| (format!("{level:?}").to_lowercase(), line.clone())).collect();
-        let peak_memory = state.memory.peak;
-        let reusable = result.is_ok() && warm.evaluations < self.recycle_after && !state.wrote_output();
+        let evaluation = conclude(&mut warm.store, engine, limits, result, micros);
+        let state = warm.store.data_mut();
+        let reusable = evaluation.result.is_ok() && warm.evaluations < self.recycle_after && !state.wrote_output();
         if reusable {
             state.session = NO_SESSION.clone();
             let mut idle = self.idle.lock();
@@ -120,15 +107,7 @@ impl WarmPool {
                 idle.push(warm);
             }
         }
-        Evaluation {
-            result,
-            fuel_used,
-            micros,
-            peak_memory,
-            log,
-            log_bytes: log_buffer.bytes,
-            log_dropped_bytes: log_buffer.dropped_bytes,
-        }
+        evaluation
     }
 }
 
