@@ -119,8 +119,8 @@ impl Ingestor {
         for (index, raw) in records.into_iter().enumerate() {
             self.metrics.records_read.inc();
             let outcome = match raw.rejected {
-                Some(error) => Err(error),
-                None => self.decoder.decode(&raw.bytes, raw.delivery),
+                Some(error) => Err((error, raw.bytes)),
+                None => self.decoder.decode_owned(raw.bytes, raw.delivery),
             };
             match outcome {
                 Ok(record) => {
@@ -133,7 +133,7 @@ impl Ingestor {
                     });
                     decoded.push((index, raw.position, record));
                 }
-                Err(error) => {
+                Err((error, bytes)) => {
                     results.push(RecordResult {
                         index,
                         outcome: Disposition::DeadLetter,
@@ -141,7 +141,7 @@ impl Ingestor {
                         fingerprint: None,
                         reason: Some(format!("{}: {error}", error.code())),
                     });
-                    rejected.push((raw.position, error, raw.bytes));
+                    rejected.push((raw.position, error, bytes));
                 }
             }
         }
