@@ -82,6 +82,11 @@ pub(super) struct IndexChanges {
 }
 
 impl IndexChanges {
+    /// Logs a claim as it stands after the batch.
+    pub fn log_claim(&mut self, fingerprint: Fingerprint, entry: ClaimEntry) {
+        self.claims.push((fingerprint, entry));
+    }
+
     pub fn is_empty(&self) -> bool {
         self.claims.is_empty() && self.versions.is_empty()
     }
@@ -159,11 +164,6 @@ impl ClaimIndex {
     /// Puts back a claim that [`claim`](Self::claim) should not have replaced.
     pub fn restore(&mut self, fingerprint: Fingerprint, entry: ClaimEntry) {
         self.claims.insert(fingerprint, entry);
-    }
-
-    /// Logs a claim as it stands after the batch.
-    pub fn log_claim(&self, changes: &mut IndexChanges, fingerprint: Fingerprint, entry: ClaimEntry) {
-        changes.claims.push((fingerprint, entry));
     }
 
     /// Records `version` as the contact's latest when it is newer or the
@@ -269,7 +269,7 @@ mod tests {
         assert_eq!(index.note_version(&mut changes, "a", 20, 500, 0), Some(10));
         assert_eq!(index.note_version(&mut changes, "a", 15, 500, 0), Some(20), "an older version changes nothing");
         index.claim(&mut changes, Fingerprint([1; 32]), entry(1, 500));
-        index.log_claim(&mut changes, Fingerprint([1; 32]), entry(1, 500));
+        changes.log_claim(Fingerprint([1; 32]), entry(1, 500));
         let row = changes.encode();
 
         let mut replayed = ClaimIndex::default();

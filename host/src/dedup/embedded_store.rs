@@ -263,7 +263,7 @@ impl EmbeddedStore {
                         if update != newer {
                             index.restore(request.fingerprint, entry);
                         }
-                        index.log_claim(changes, request.fingerprint, entry);
+                        changes.log_claim(request.fingerprint, entry);
                     }
                 }
             }
@@ -461,7 +461,7 @@ fn migrate_v1(txn: &redb::WriteTransaction) -> Result<(), redb::Error> {
             else {
                 continue;
             };
-            index.log_claim(&mut changes, Fingerprint(fingerprint), entry);
+            changes.log_claim(Fingerprint(fingerprint), entry);
         }
         let latest = txn.open_table(V1_LATEST)?;
         for row in latest.iter()? {
