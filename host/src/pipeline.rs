@@ -27,7 +27,7 @@ use serde::Serialize;
 use crate::ctr::{ContactRecord, DecodeError, Fingerprint, FingerprintMode, RecordDecoder, UtcDay};
 use crate::dedup::{ClaimBatch, ClaimOutcome, ClaimRequest, DedupStore, FencingToken};
 use crate::sinks::{DeadLetterSink, Sink, SinkRecord};
-use crate::sources::{FirehoseResponse, FirehoseResult, InputFormat, InputSource, Position, RecordReader};
+use crate::sources::{FirehoseResponse, FirehoseResult, InputFormat, InputSource, LineBuffers, Position, RecordReader};
 
 /// What the pipeline does, apart from where records come from and go to.
 #[derive(Debug, Clone)]
@@ -155,6 +155,8 @@ pub struct IngestPipeline {
     inputs: Vec<InputSummary>,
     pending: Vec<PendingRecord>,
     contested: Vec<(PendingRecord, i64)>,
+    /// Record buffers the writer and the claims are done with, for the reader.
+    buffers: Arc<LineBuffers>,
     firehose: Option<(usize, FirehoseResponse)>,
     recovered_batches: u64,
     swept: u64,
@@ -179,6 +181,9 @@ impl IngestPipeline {
         } else {
             ProgressBar::hidden()
         };
+        // Enough for the records in flight: two batches (claimed and being
+        // written) and the decoded chunks queued for claiming.
+        let buffers = Arc::new(LineBuffers::new(2 * options.batch_size + 8 * DECODE_CHUNK));
         IngestPipeline {
             store,
             sink_names: sinks.iter().map(|s| s.describe()).collect(),
@@ -190,6 +195,7 @@ impl IngestPipeline {
             inputs: Vec::new(),
             pending: Vec::new(),
             contested: Vec::new(),
+            buffers,
             firehose: None,
             recovered_batches: 0,
             swept: 0,
@@ -234,10 +240,11 @@ impl IngestPipeline {
         let (jobs, queue) = sync_channel::<WriteJob>(1);
         let sinks = std::mem::take(&mut self.sinks);
         let store = Arc::clone(&self.store);
+        let buffers = Arc::clone(&self.buffers);
         let defer = self.options.firehose_response.is_some();
         let handle = std::thread::Builder::new()
             .name("callqa-writer".into())
-            .spawn(move || write_batches(queue, sinks, store, defer))
+            .spawn(move || write_batches(queue, sinks, store, buffers, defer))
             .context("cannot start the writer thread")?;
         self.writer = Some(Writer { jobs, handle });
         Ok(())
@@ -260,7 +267,7 @@ impl IngestPipeline {
     }
 
     async fn ingest_input(&mut self, source: &InputSource) -> anyhow::Result<()> {
-        let reader = RecordReader::open(source, self.options.max_record_bytes)?;
+        let reader = RecordReader::open(source, self.options.max_record_bytes)?.with_buffers(Arc::clone(&self.buffers));
         let input = self.inputs.len();
         let verbose = self.options.verbose;
         self.inputs.push(InputSummary {
@@ -353,6 +360,7 @@ impl IngestPipeline {
 
         self.dead_letters.sync()?;
         let mut job = WriteJob { token: claim.token, records: Vec::new() };
+        let mut done_with = Vec::new();
 
         for (p, outcome) in pending.drain(..).zip(claim.outcomes) {
             let (name, firehose_result) = match outcome {
@@ -368,6 +376,7 @@ impl IngestPipeline {
                     if let Some(dropped) = self.inputs[p.input].dropped.as_mut() {
                         dropped.push(p.record.fingerprint);
                     }
+                    done_with.push(p.record.line);
                     ("duplicate", FirehoseResult::Dropped)
                 }
                 ClaimOutcome::InProgressElsewhere { lease_until } => {
@@ -391,6 +400,7 @@ impl IngestPipeline {
                 });
             }
         }
+        self.buffers.give_back(done_with);
         if !job.records.is_empty() {
             failpoint("after-claim");
             self.send(job)?;
@@ -554,6 +564,7 @@ fn write_batches(
     queue: Receiver<WriteJob>,
     mut sinks: Vec<Box<dyn Sink>>,
     store: Arc<dyn DedupStore>,
+    buffers: Arc<LineBuffers>,
     defer_completion: bool,
 ) -> anyhow::Result<WriterResult> {
     let runtime = tokio::runtime::Builder::new_current_thread().build()?;
@@ -568,6 +579,8 @@ fn write_batches(
                 return Err(err.context(format!("cannot write batch {} to {}", job.token.0, sink.describe())));
             }
         }
+        drop(records);
+        buffers.give_back(job.records.into_iter().map(|(_, line)| line));
         failpoint("after-sink-write");
         if defer_completion {
             // Completing before the Firehose response exists would turn a

@@ -1,12 +1,13 @@
 use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
+use std::sync::Arc;
 
 use anyhow::Context;
 use base64::Engine;
 use serde_json::value::RawValue;
 
-use super::{FirehoseEvent, FirehoseRecord, InputSource, Position, RawRecord};
+use super::{FirehoseEvent, FirehoseRecord, InputSource, LineBuffers, Position, RawRecord};
 use crate::ctr::{DecodeError, Delivery};
 
 /// What an input turned out to hold.
@@ -43,7 +44,14 @@ pub struct RecordReader {
     queued: VecDeque<RawRecord>,
     firehose: Option<Vec<FirehoseRecord>>,
     max_record_bytes: u64,
+    /// Where NDJSON lines are read into: buffers handed back by the rest of
+    /// the pipeline ([`LineBuffers`]), taken a chunk at a time into `spare`.
+    buffers: Option<Arc<LineBuffers>>,
+    spare: Vec<Vec<u8>>,
 }
+
+/// Buffers taken from the shared stock at a time.
+const BUFFERS_PER_TAKE: usize = 256;
 
 struct LineSource {
     reader: Box<dyn BufRead + Send>,
@@ -89,6 +97,8 @@ impl RecordReader {
             queued: VecDeque::new(),
             firehose: None,
             max_record_bytes,
+            buffers: None,
+            spare: Vec::new(),
         };
         let skipped_lines = skip_whitespace(&mut reader)?;
         let first = reader.fill_buf()?.first().copied();
@@ -117,6 +127,14 @@ impl RecordReader {
         Ok(this)
     }
 
+    /// Reads NDJSON lines into buffers from `buffers` (which the pipeline
+    /// refills with the buffers of records it is done with) rather than into
+    /// new allocations.
+    pub fn with_buffers(mut self, buffers: Arc<LineBuffers>) -> Self {
+        self.buffers = Some(buffers);
+        self
+    }
+
     pub fn format(&self) -> InputFormat {
         self.format
     }
@@ -135,10 +153,18 @@ impl RecordReader {
         loop {
             lines.line_no += 1;
             let line_no = lines.line_no;
-            let Some((mut bytes, size)) = read_line_capped(&mut lines.reader, self.max_record_bytes)? else {
+            if self.spare.is_empty() {
+                if let Some(buffers) = &self.buffers {
+                    buffers.take(BUFFERS_PER_TAKE, &mut self.spare);
+                }
+            }
+            let buffer = self.spare.pop().unwrap_or_default();
+            let Some((mut bytes, size)) = read_line_capped(&mut lines.reader, self.max_record_bytes, buffer)? else {
                 return Ok(None);
             };
             if bytes.iter().all(u8::is_ascii_whitespace) && size == bytes.len() as u64 {
+                bytes.clear();
+                self.spare.push(bytes);
                 continue;
             }
             let rejected = (size > self.max_record_bytes)
@@ -337,11 +363,15 @@ fn skip_whitespace(reader: &mut Box<dyn BufRead + Send>) -> io::Result<u64> {
     }
 }
 
-/// Reads one line without its `\n`, keeping at most `max + 1` bytes of it in
-/// memory; returns the bytes kept and the line's full length.
-fn read_line_capped(reader: &mut Box<dyn BufRead + Send>, max: u64) -> io::Result<Option<(Vec<u8>, u64)>> {
+/// Reads one line without its `\n` into `line` (empty), keeping at most
+/// `max + 1` bytes of it in memory; returns the bytes kept and the line's
+/// full length.
+fn read_line_capped(
+    reader: &mut Box<dyn BufRead + Send>,
+    max: u64,
+    mut line: Vec<u8>,
+) -> io::Result<Option<(Vec<u8>, u64)>> {
     let keep = usize::try_from(max).unwrap_or(usize::MAX).saturating_add(1);
-    let mut line = Vec::new();
     let mut size: u64 = 0;
     let mut any = false;
     loop {
