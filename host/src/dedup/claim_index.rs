@@ -11,6 +11,8 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use rustc_hash::FxHashMap;
+
 use super::Millis;
 use crate::ctr::Fingerprint;
 
@@ -65,7 +67,10 @@ pub(super) struct LatestVersion {
 /// so a sweep knows which rows to delete.
 #[derive(Default)]
 pub(super) struct ClaimIndex {
-    claims: HashMap<Fingerprint, ClaimEntry>,
+    /// Keyed by SHA-256 output, which no input can steer into collisions, so
+    /// the fast unkeyed Fx hash is safe here (SipHash was ~2% of key-mode
+    /// ingest). Contact ids come from the input: they keep the keyed hash.
+    claims: FxHashMap<Fingerprint, ClaimEntry>,
     latest: HashMap<Box<str>, LatestVersion>,
     /// Log row (token) → the latest expiry of its entries.
     rows: BTreeMap<u64, Millis>,
