@@ -170,7 +170,13 @@ impl<'de, 'p> Visitor<'de> for FieldSeed<'p, 'de> {
                     return Err(cannot_tell());
                 }
             }
-            self.pass.length += escaped_length(&key).ok_or_else(cannot_tell)? + 3;
+            // A name borrowed from the text had no escapes there, so it has
+            // no character JCS escapes either (JSON forbids them raw).
+            let name_length = match &key {
+                Cow::Borrowed(name) => name.len(),
+                Cow::Owned(name) => escaped_length(name).ok_or_else(cannot_tell)?,
+            };
+            self.pass.length += name_length + 3;
             let capture = match &*key {
                 "ContactId" if top_level => Capture::ContactId,
                 "LastUpdateTimestamp" if top_level => Capture::LastUpdate,
@@ -253,7 +259,8 @@ fn utf16_cmp(a: &str, b: &str) -> std::cmp::Ordering {
     let first_difference = a.bytes().zip(b.bytes()).find(|(x, y)| x != y);
     match first_difference {
         Some((x, y)) if x >= 0xee || y >= 0xee => a.encode_utf16().cmp(b.encode_utf16()),
-        _ => a.as_bytes().cmp(b.as_bytes()),
+        Some((x, y)) => x.cmp(&y),
+        None => a.len().cmp(&b.len()),
     }
 }
 
