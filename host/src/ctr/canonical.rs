@@ -311,6 +311,48 @@ mod tests {
         assert!(already_canonical(r#"{"a":"line\nbreak \"quoted\" back\\slash"}"#).is_some());
     }
 
+    /// Damaged documents: whatever the pass accepts is valid JSON, is the
+    /// crate's own output, and has the fields serde_json reads in it.
+    #[test]
+    fn accepts_nothing_but_canonical_json_when_documents_are_damaged() {
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        };
+        const BYTES: &[u8] = b"{}[]:,\"\\ 0123456789-.eEtrufalsnbx\n\t";
+        let (mut accepted, mut damaged) = (0, 0);
+        for _ in 0..3000 {
+            let mut value = generate(&mut next, 0);
+            if let Value::Object(map) = &mut value {
+                map.insert("ContactId".into(), Value::String(text(&mut next)));
+            }
+            let canonical = serde_json_canonicalizer::to_vec(&value).unwrap();
+            for _ in 0..8 {
+                let mut bytes = canonical.clone();
+                let at = next(bytes.len() as u64) as usize;
+                match next(3) {
+                    0 => bytes[at] = BYTES[next(BYTES.len() as u64) as usize],
+                    1 => bytes.insert(at, BYTES[next(BYTES.len() as u64) as usize]),
+                    _ => {
+                        bytes.remove(at);
+                    }
+                }
+                let Ok(text) = std::str::from_utf8(&bytes) else { continue };
+                damaged += 1;
+                let Some(fields) = already_canonical(text) else { continue };
+                accepted += 1;
+                let parsed: Value = serde_json::from_str(text).unwrap_or_else(|err| panic!("accepted invalid JSON {text}: {err}"));
+                assert_eq!(jcs(text), text, "accepted a non-canonical text");
+                let contact_id = parsed.get("ContactId").and_then(Value::as_str);
+                assert_eq!(fields.contact_id.as_deref(), contact_id, "captured the wrong ContactId from {text}");
+            }
+        }
+        assert!(damaged > 20_000 && accepted > 100, "{damaged} damaged documents, {accepted} accepted");
+    }
+
     /// Generated documents: the pass says "canonical" only for the crate's
     /// own output, and says it for all of that output it can prove.
     #[test]
