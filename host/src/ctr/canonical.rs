@@ -311,17 +311,21 @@ mod tests {
         assert!(already_canonical(r#"{"a":"line\nbreak \"quoted\" back\\slash"}"#).is_some());
     }
 
-    /// Damaged documents: whatever the pass accepts is valid JSON, is the
-    /// crate's own output, and has the fields serde_json reads in it.
-    #[test]
-    fn accepts_nothing_but_canonical_json_when_documents_are_damaged() {
-        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
-        let mut next = move |n: u64| {
+    /// A seeded xorshift: `next(n)` is a number below `n`.
+    fn xorshift(mut seed: u64) -> impl FnMut(u64) -> u64 {
+        move |n| {
             seed ^= seed << 13;
             seed ^= seed >> 7;
             seed ^= seed << 17;
             seed % n
-        };
+        }
+    }
+
+    /// Damaged documents: whatever the pass accepts is valid JSON, is the
+    /// crate's own output, and has the fields serde_json reads in it.
+    #[test]
+    fn accepts_nothing_but_canonical_json_when_documents_are_damaged() {
+        let mut next = xorshift(0x9e37_79b9_7f4a_7c15u64);
         const BYTES: &[u8] = b"{}[]:,\"\\ 0123456789-.eEtrufalsnbx\n\t";
         let (mut accepted, mut damaged) = (0, 0);
         for _ in 0..3000 {
@@ -357,13 +361,7 @@ mod tests {
     /// own output, and says it for all of that output it can prove.
     #[test]
     fn agrees_with_the_crate_on_generated_documents() {
-        let mut seed = 0x2545_f491_4f6c_dd1du64;
-        let mut next = move |n: u64| {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed % n
-        };
+        let mut next = xorshift(0x2545_f491_4f6c_dd1du64);
         let mut recognised = 0;
         for _ in 0..3000 {
             let value = generate(&mut next, 0);
