@@ -11,16 +11,10 @@ use std::sync::Arc;
 use callqa::qa::Inspector;
 use callqa::rules::{Evaluation, Ruleset};
 use callqa::session::Session;
-use common::{engine, repo_root, test_rule};
+use common::{engine, one_segment_session, repo_root, test_rule};
 
 fn session(id: &str) -> Arc<Session> {
-    let mut s: Session = serde_json::from_value(serde_json::json!({
-        "id": id, "contact": {"contact_id": id, "channel": "voice"},
-        "segments": [{"id": "t1", "role": "agent", "text": "您好", "begin_ms": 0, "end_ms": 900}]
-    }))
-    .unwrap();
-    s.normalise().unwrap();
-    Arc::new(s)
+    one_segment_session(id, "您好")
 }
 
 fn counter_ruleset(extra: &str) -> Ruleset {

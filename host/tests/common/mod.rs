@@ -9,6 +9,7 @@ use std::process::Command;
 use std::sync::{Arc, OnceLock};
 
 use callqa::rules::{RuleEngine, RuleModule};
+use callqa::session::Session;
 
 pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
@@ -57,4 +58,15 @@ pub fn test_rule(name: &str) -> PathBuf {
 
 pub fn load_module(source: &str) -> Arc<RuleModule> {
     RuleModule::load(&engine(), source, &repo_root()).unwrap_or_else(|e| panic!("load {source}: {e}"))
+}
+
+/// A voice session with one agent segment saying `text`, normalised.
+pub fn one_segment_session(id: &str, text: &str) -> Arc<Session> {
+    let mut session: Session = serde_json::from_value(serde_json::json!({
+        "id": id, "contact": {"contact_id": id, "channel": "voice"},
+        "segments": [{"id": "t1", "role": "agent", "text": text, "begin_ms": 0, "end_ms": 900}]
+    }))
+    .unwrap();
+    session.normalise().unwrap();
+    Arc::new(session)
 }
