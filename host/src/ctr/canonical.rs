@@ -5,27 +5,28 @@
 //! parse a 3 KB CTR into a tree and 40–60 µs to serialise it again. Amazon
 //! Connect writes CTRs with sorted keys, no whitespace and integer numbers,
 //! which *is* their JCS form, so for most records the delivered bytes are
-//! already the canonical bytes. Proving that takes one borrowing pass over
-//! the text (a few µs) and no tree; anything the pass cannot prove (a float,
-//! an unsorted key, whitespace, an unusual escape) goes to the crate.
+//! already the canonical bytes. Proving that takes one pass over the bytes
+//! and no tree; anything the pass cannot prove (a float, an unsorted key,
+//! whitespace, a `\u` escape) goes to the crate.
 //!
 //! The pass never decides what the canonical form *is*; it only answers
-//! "the text equals its canonical form" or "cannot tell". The unit tests
-//! check both answers against the crate on generated documents.
+//! "the text equals its canonical form" or "cannot tell". It accepts a
+//! grammar narrower than JSON, in which every token has one spelling, the
+//! one JCS writes: no whitespace; members in UTF-16 order of their names,
+//! none repeated; strings with only the escapes JCS itself writes (`\"`,
+//! `\\`, `\b`, `\f`, `\n`, `\r`, `\t`); integers of at most 2^53 without
+//! a leading zero, sign of zero, fraction or exponent; `true`, `false` and
+//! `null`. A text in that grammar is valid JSON and is its own JCS form. The
+//! unit tests check both answers against serde_json and the crate, on
+//! generated documents and on damaged copies of them and of a Connect record.
 //!
-//! How the proof works: every token of a JSON text is at least as long as
-//! its canonical spelling (whitespace only adds; an escape is never shorter
-//! than the canonical spelling of its character; integers are checked to
-//! round-trip), so when the canonical lengths of all tokens add up to the
-//! length of the text, every token is spelled canonically and there is no
-//! whitespace. The one same-length alternative spelling, `\u001F` against
-//! `\u001f` for a control character, is excluded by sending any string with
-//! such a character to the crate.
+//! It replaced a pass over serde_json's tokens that proved the same thing by
+//! adding up canonical token lengths, at about twice the cost: most of that
+//! went on finding where each of a record's ~140 short strings ends. Here a
+//! first sweep marks every `"` and `\` of the text, 16 bytes at a time, and
+//! the end of a string is a bit scan.
 
 use std::borrow::Cow;
-use std::fmt;
-
-use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 
 /// The top-level fields the pipeline needs, captured during the pass.
 #[derive(Debug, Default)]
@@ -35,24 +36,104 @@ pub(super) struct CanonicalFields<'a> {
     pub initiation_timestamp: Option<Cow<'a, str>>,
 }
 
-/// `Some(fields)` when `text` (a JSON object) is exactly its own JCS form;
-/// `None` when it is not, when the pass cannot prove it, or when the text is
-/// not valid JSON (the caller's slow path reports that properly).
+/// `Some(fields)` when `text` is exactly its own JCS form; `None` when it is
+/// not, when the pass cannot prove it, or when the text is not valid JSON
+/// (the caller's slow path reports that properly).
 pub(super) fn already_canonical(text: &str) -> Option<CanonicalFields<'_>> {
-    let mut pass = Pass { length: 0, depth: 0, fields: CanonicalFields::default() };
-    let mut deserializer = serde_json::Deserializer::from_str(text);
-    ValueSeed { pass: &mut pass }.deserialize(&mut deserializer).ok()?;
-    deserializer.end().ok()?;
-    (pass.length == text.len()).then_some(pass.fields)
+    let marks = Marks::of(text.as_bytes())?;
+    let mut pass = Pass { text, at: 0, marks, fields: CanonicalFields::default() };
+    pass.value(0, Capture::None)?;
+    (pass.at == text.len()).then_some(pass.fields)
+}
+
+/// Where the text has a `"` or a `\`: one bit per byte, found 16 bytes at a
+/// time, so that finding the end of a string is a bit scan instead of a
+/// search started afresh for each of a record's hundreds of short strings.
+struct Marks {
+    words: Vec<u64>,
+}
+
+impl Marks {
+    /// `None` when the text has a control character: outside strings JCS
+    /// writes no whitespace, inside them a raw one is not JSON.
+    fn of(bytes: &[u8]) -> Option<Marks> {
+        let mut words = vec![0u64; bytes.len() / 64 + 1];
+        let blocks = bytes.chunks_exact(64);
+        let tail = blocks.remainder();
+        let mut control = false;
+        for (word, block) in words.iter_mut().zip(blocks) {
+            let (bits, any_control) = mark_block(block.try_into().unwrap());
+            *word = bits;
+            control |= any_control;
+        }
+        let last = words.last_mut().unwrap();
+        for (i, &byte) in tail.iter().enumerate() {
+            control |= byte < 0x20;
+            *last |= u64::from(byte == b'"' || byte == b'\\') << i;
+        }
+        (!control).then_some(Marks { words })
+    }
+
+    /// The first marked position at or after `from`.
+    #[inline]
+    fn next(&self, from: usize) -> Option<usize> {
+        let mut index = from / 64;
+        let mut word = *self.words.get(index)? & (!0u64 << (from % 64));
+        while word == 0 {
+            index += 1;
+            word = *self.words.get(index)?;
+        }
+        Some(index * 64 + word.trailing_zeros() as usize)
+    }
+}
+
+/// Marks of one 64-byte block, and whether it holds a control character.
+#[cfg(target_arch = "x86_64")]
+#[inline]
+fn mark_block(block: &[u8; 64]) -> (u64, bool) {
+    use std::arch::x86_64::*;
+    // SAFETY: SSE2 is part of x86_64 itself (no detection needed), and every
+    // 16 bytes loaded lie inside `block`.
+    unsafe {
+        let quote = _mm_set1_epi8(b'"' as i8);
+        let backslash = _mm_set1_epi8(b'\\' as i8);
+        let below_space = _mm_set1_epi8(0x1f);
+        let mut bits = 0u64;
+        let mut control = _mm_setzero_si128();
+        for lane in 0..4 {
+            let chunk = _mm_loadu_si128(block.as_ptr().add(lane * 16).cast());
+            let marked = _mm_or_si128(_mm_cmpeq_epi8(chunk, quote), _mm_cmpeq_epi8(chunk, backslash));
+            bits |= u64::from(_mm_movemask_epi8(marked) as u16) << (lane * 16);
+            // max(byte, 0x1f) == 0x1f exactly when byte <= 0x1f (unsigned).
+            control = _mm_or_si128(control, _mm_cmpeq_epi8(_mm_max_epu8(chunk, below_space), below_space));
+        }
+        (bits, _mm_movemask_epi8(control) != 0)
+    }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+#[inline]
+fn mark_block(block: &[u8; 64]) -> (u64, bool) {
+    let mut bits = 0u64;
+    let mut control = false;
+    for (i, &byte) in block.iter().enumerate() {
+        control |= byte < 0x20;
+        bits |= u64::from(byte == b'"' || byte == b'\\') << i;
+    }
+    (bits, control)
 }
 
 /// Largest integer a JCS implementation (IEEE-754 doubles) spells digit for digit.
 const EXACT_INTEGER: u64 = 1 << 53;
 
+/// Deeper nesting is left to serde_json, which refuses past 128 levels.
+const MAX_DEPTH: u32 = 128;
+
 struct Pass<'a> {
-    /// The canonical length of everything seen so far.
-    length: usize,
-    depth: u32,
+    text: &'a str,
+    /// The next byte to read.
+    at: usize,
+    marks: Marks,
     fields: CanonicalFields<'a>,
 }
 
@@ -65,190 +146,180 @@ enum Capture {
     Initiation,
 }
 
-struct ValueSeed<'p, 'a> {
-    pass: &'p mut Pass<'a>,
-}
-
-struct FieldSeed<'p, 'a> {
-    pass: &'p mut Pass<'a>,
-    capture: Capture,
-}
-
-fn cannot_tell<E: de::Error>() -> E {
-    E::custom("not provably canonical")
-}
-
-impl<'de, 'p> DeserializeSeed<'de> for ValueSeed<'p, 'de> {
-    type Value = ();
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
-        deserializer.deserialize_any(FieldSeed { pass: self.pass, capture: Capture::None })
-    }
-}
-
-impl<'de, 'p> DeserializeSeed<'de> for FieldSeed<'p, 'de> {
-    type Value = ();
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
-        deserializer.deserialize_any(self)
-    }
-}
-
-impl<'de, 'p> Visitor<'de> for FieldSeed<'p, 'de> {
-    type Value = ();
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("any JSON value")
+impl<'a> Pass<'a> {
+    fn peek(&self) -> Option<u8> {
+        self.text.as_bytes().get(self.at).copied()
     }
 
-    fn visit_bool<E: de::Error>(self, value: bool) -> Result<(), E> {
-        self.pass.length += if value { 4 } else { 5 };
-        Ok(())
+    /// Consumes `byte` if it is next.
+    fn eat(&mut self, byte: u8) -> bool {
+        let next = self.peek() == Some(byte);
+        self.at += usize::from(next);
+        next
     }
 
-    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
-        self.pass.length += 4;
-        Ok(())
-    }
-
-    fn visit_u64<E: de::Error>(self, value: u64) -> Result<(), E> {
-        if value > EXACT_INTEGER {
-            return Err(cannot_tell());
+    fn value(&mut self, depth: u32, capture: Capture) -> Option<()> {
+        match self.peek()? {
+            b'{' => self.object(depth + 1),
+            b'[' => self.array(depth + 1),
+            b'"' => {
+                let text = self.string()?;
+                self.capture(capture, text);
+                Some(())
+            }
+            b't' => self.literal("true"),
+            b'f' => self.literal("false"),
+            b'n' => self.literal("null"),
+            b'-' | b'0'..=b'9' => self.integer(),
+            _ => None,
         }
-        self.pass.length += digits(value);
-        Ok(())
     }
 
-    fn visit_i64<E: de::Error>(self, value: i64) -> Result<(), E> {
-        if value.unsigned_abs() > EXACT_INTEGER {
-            return Err(cannot_tell());
+    fn object(&mut self, depth: u32) -> Option<()> {
+        if depth > MAX_DEPTH {
+            return None;
         }
-        self.pass.length += digits(value.unsigned_abs()) + usize::from(value < 0);
-        Ok(())
-    }
-
-    fn visit_f64<E: de::Error>(self, _: f64) -> Result<(), E> {
-        // JCS spells doubles the way ECMAScript does; leave that to the crate.
-        Err(cannot_tell())
-    }
-
-    /// A string without escapes in the text: canonical as it stands (JSON
-    /// forbids raw control characters, the only ones JCS would escape
-    /// besides `"` and `\`, which cannot appear unescaped either).
-    fn visit_borrowed_str<E: de::Error>(self, text: &'de str) -> Result<(), E> {
-        self.pass.length += text.len() + 2;
-        self.capture(Cow::Borrowed(text));
-        Ok(())
-    }
-
-    /// A string that had escapes in the text.
-    fn visit_str<E: de::Error>(self, text: &str) -> Result<(), E> {
-        self.pass.length += escaped_length(text).ok_or_else(cannot_tell)? + 2;
-        self.capture(Cow::Owned(text.to_owned()));
-        Ok(())
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        self.pass.depth += 1;
-        let mut count = 0usize;
-        while seq.next_element_seed(ValueSeed { pass: self.pass })?.is_some() {
-            count += 1;
+        self.at += 1;
+        if self.eat(b'}') {
+            return Some(());
         }
-        self.pass.depth -= 1;
-        self.pass.length += 2 + count.saturating_sub(1);
-        Ok(())
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        let top_level = self.pass.depth == 0;
-        self.pass.depth += 1;
-        let mut previous: Option<Cow<'de, str>> = None;
-        let mut count = 0usize;
-        while let Some(key) = map.next_key_seed(KeySeed)? {
+        let mut previous: Option<Cow<'a, str>> = None;
+        loop {
+            if self.peek()? != b'"' {
+                return None;
+            }
+            let name = self.string()?;
             // JCS orders members by the UTF-16 code units of their names;
             // equal names (duplicates) have no canonical form either.
-            if let Some(previous) = &previous {
-                if utf16_cmp(previous, &key) != std::cmp::Ordering::Less {
-                    return Err(cannot_tell());
-                }
+            if previous.as_ref().is_some_and(|previous| utf16_cmp(previous, &name) != std::cmp::Ordering::Less) {
+                return None;
             }
-            // A name borrowed from the text had no escapes there, so it has
-            // no character JCS escapes either (JSON forbids them raw).
-            let name_length = match &key {
-                Cow::Borrowed(name) => name.len(),
-                Cow::Owned(name) => escaped_length(name).ok_or_else(cannot_tell)?,
-            };
-            self.pass.length += name_length + 3;
-            let capture = match &*key {
-                "ContactId" if top_level => Capture::ContactId,
-                "LastUpdateTimestamp" if top_level => Capture::LastUpdate,
-                "InitiationTimestamp" if top_level => Capture::Initiation,
+            if !self.eat(b':') {
+                return None;
+            }
+            let capture = match &*name {
+                "ContactId" if depth == 1 => Capture::ContactId,
+                "LastUpdateTimestamp" if depth == 1 => Capture::LastUpdate,
+                "InitiationTimestamp" if depth == 1 => Capture::Initiation,
                 _ => Capture::None,
             };
-            map.next_value_seed(FieldSeed { pass: self.pass, capture })?;
-            previous = Some(key);
-            count += 1;
+            self.value(depth, capture)?;
+            previous = Some(name);
+            if self.eat(b'}') {
+                return Some(());
+            }
+            if !self.eat(b',') {
+                return None;
+            }
         }
-        self.pass.depth -= 1;
-        self.pass.length += 2 + count.saturating_sub(1);
-        Ok(())
-    }
-}
-
-/// A member name, borrowed from the text unless it had escapes (serde's own
-/// `Cow<str>` always allocates).
-struct KeySeed;
-
-impl<'de> DeserializeSeed<'de> for KeySeed {
-    type Value = Cow<'de, str>;
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Cow<'de, str>, D::Error> {
-        deserializer.deserialize_str(self)
-    }
-}
-
-impl<'de> Visitor<'de> for KeySeed {
-    type Value = Cow<'de, str>;
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a member name")
     }
 
-    fn visit_borrowed_str<E: de::Error>(self, text: &'de str) -> Result<Cow<'de, str>, E> {
-        Ok(Cow::Borrowed(text))
+    fn array(&mut self, depth: u32) -> Option<()> {
+        if depth > MAX_DEPTH {
+            return None;
+        }
+        self.at += 1;
+        if self.eat(b']') {
+            return Some(());
+        }
+        loop {
+            self.value(depth, Capture::None)?;
+            if self.eat(b']') {
+                return Some(());
+            }
+            if !self.eat(b',') {
+                return None;
+            }
+        }
     }
 
-    fn visit_str<E: de::Error>(self, text: &str) -> Result<Cow<'de, str>, E> {
-        Ok(Cow::Owned(text.to_owned()))
+    /// A string (the cursor on its opening quote) spelled as JCS spells it;
+    /// its contents, borrowed unless it had escapes.
+    fn string(&mut self) -> Option<Cow<'a, str>> {
+        let bytes = self.text.as_bytes();
+        let start = self.at + 1;
+        let mut at = start;
+        let mut escaped = false;
+        loop {
+            // (Control characters were ruled out for the whole text.)
+            at = self.marks.next(at)?;
+            if bytes[at] == b'"' {
+                break;
+            }
+            match bytes.get(at + 1)? {
+                b'"' | b'\\' | b'b' | b'f' | b'n' | b'r' | b't' => {
+                    escaped = true;
+                    at += 2;
+                }
+                // `\/` and `\u` escapes are spellings JCS does not use for
+                // these characters, or (`\u00xx` for other control
+                // characters) ones the crate is better placed to check.
+                _ => return None,
+            }
+        }
+        self.at = at + 1;
+        // Both ends are quotes, so the slice falls on character boundaries.
+        let raw = &self.text[start..at];
+        Some(if escaped { Cow::Owned(unescape(raw)) } else { Cow::Borrowed(raw) })
     }
-}
 
-impl<'p, 'a> FieldSeed<'p, 'a> {
-    fn capture(self, text: Cow<'a, str>) {
-        let slot = match self.capture {
+    fn literal(&mut self, word: &str) -> Option<()> {
+        self.text[self.at..].starts_with(word).then(|| self.at += word.len())
+    }
+
+    fn integer(&mut self) -> Option<()> {
+        let bytes = self.text.as_bytes();
+        let negative = bytes[self.at] == b'-';
+        let digits_start = self.at + usize::from(negative);
+        let digits_end = bytes[digits_start..].iter().position(|b| !b.is_ascii_digit()).map_or(bytes.len(), |n| digits_start + n);
+        let digits = &bytes[digits_start..digits_end];
+        // JCS spells doubles the way ECMAScript does; leave those to the crate.
+        if matches!(bytes.get(digits_end), Some(b'.' | b'e' | b'E')) {
+            return None;
+        }
+        if digits.is_empty() || digits.len() > 16 || (digits[0] == b'0' && digits.len() > 1) {
+            return None;
+        }
+        let value = digits.iter().fold(0u64, |value, digit| value * 10 + u64::from(digit - b'0'));
+        if value > EXACT_INTEGER || (negative && value == 0) {
+            return None;
+        }
+        self.at = digits_end;
+        Some(())
+    }
+
+    fn capture(&mut self, capture: Capture, text: Cow<'a, str>) {
+        let slot = match capture {
             Capture::None => return,
-            Capture::ContactId => &mut self.pass.fields.contact_id,
-            Capture::LastUpdate => &mut self.pass.fields.last_update_timestamp,
-            Capture::Initiation => &mut self.pass.fields.initiation_timestamp,
+            Capture::ContactId => &mut self.fields.contact_id,
+            Capture::LastUpdate => &mut self.fields.last_update_timestamp,
+            Capture::Initiation => &mut self.fields.initiation_timestamp,
         };
         *slot = Some(text);
     }
 }
 
-fn digits(value: u64) -> usize {
-    value.checked_ilog10().map_or(1, |log| log as usize + 1)
-}
-
-/// The length of `text` as JCS writes it (without quotes), or `None` for a
-/// control character JCS writes as `\u00xx`, whose other spelling (upper-case
-/// hex) has the same length and so would escape the length proof.
-fn escaped_length(text: &str) -> Option<usize> {
-    let mut length = text.len();
-    for byte in text.bytes() {
-        match byte {
-            b'"' | b'\\' | 0x08 | b'\t' | b'\n' | 0x0c | b'\r' => length += 1,
-            0x00..=0x1f => return None,
-            _ => {}
+/// The contents of a string whose only escapes are the ones [`Pass::string`]
+/// accepts.
+fn unescape(raw: &str) -> String {
+    let mut out = String::with_capacity(raw.len());
+    let mut chars = raw.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
         }
+        out.push(match chars.next() {
+            Some('b') => '\u{8}',
+            Some('f') => '\u{c}',
+            Some('n') => '\n',
+            Some('r') => '\r',
+            Some('t') => '\t',
+            Some(other) => other,
+            None => break,
+        });
     }
-    Some(length)
+    out
 }
 
 /// Compares two strings by UTF-16 code units. UTF-8 byte order is code point
@@ -263,6 +334,7 @@ fn utf16_cmp(a: &str, b: &str) -> std::cmp::Ordering {
         None => a.len().cmp(&b.len()),
     }
 }
+
 
 #[cfg(test)]
 mod tests {
@@ -355,6 +427,63 @@ mod tests {
             }
         }
         assert!(damaged > 20_000 && accepted > 100, "{damaged} damaged documents, {accepted} accepted");
+    }
+
+    /// The first sweep works in 64-byte blocks: strings, escapes and control
+    /// characters on every side of a block boundary.
+    #[test]
+    fn strings_are_read_across_block_boundaries() {
+        for pad in 0..200 {
+            let filler = "x".repeat(pad);
+            for body in [r#"\""#, r#"\\"#, r#"\\\""#, r#"\n"#, "é中😀", r#"\u0041"#, "\u{1}", r#"\"#] {
+                let text = format!(r#"{{"ContactId":"{filler}{body}{filler}","Z":"{filler}"}}"#);
+                let valid = serde_json::from_str::<Value>(&text).is_ok();
+                match already_canonical(&text) {
+                    Some(fields) => {
+                        assert!(valid && jcs(&text) == text, "accepted {text}");
+                        let parsed: Value = serde_json::from_str(&text).unwrap();
+                        assert_eq!(fields.contact_id.as_deref(), parsed["ContactId"].as_str());
+                    }
+                    None => assert!(!valid || jcs(&text) != text || body.contains("\\u"), "missed {text}"),
+                }
+            }
+        }
+    }
+
+    /// A Connect record of realistic size, damaged byte by byte: whatever the
+    /// pass accepts is valid JSON in its canonical form, with its ContactId.
+    #[test]
+    fn accepts_nothing_but_canonical_json_when_a_connect_record_is_damaged() {
+        let seed = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/seed-data/connect-ctrs-with-duplicates.json"))
+            .expect("shared/seed-data beside the repository");
+        let records: Vec<Value> = serde_json::from_str(&seed).unwrap();
+        let mut next = xorshift(0x5851_f42d_4c95_7f2du64);
+        const BYTES: &[u8] = b"{}[]:,\"\\ 0123456789-.eEtrufalsnbx\n";
+        let (mut accepted, mut damaged) = (0, 0);
+        for record in &records {
+            let canonical = serde_json_canonicalizer::to_vec(record).unwrap();
+            assert!(canonical.len() > 1000, "the seed records are full-size CTRs");
+            assert!(already_canonical(std::str::from_utf8(&canonical).unwrap()).is_some());
+            for _ in 0..4000 {
+                let mut bytes = canonical.clone();
+                let at = next(bytes.len() as u64) as usize;
+                match next(3) {
+                    0 => bytes[at] = BYTES[next(BYTES.len() as u64) as usize],
+                    1 => bytes.insert(at, BYTES[next(BYTES.len() as u64) as usize]),
+                    _ => {
+                        bytes.remove(at);
+                    }
+                }
+                let Ok(text) = std::str::from_utf8(&bytes) else { continue };
+                damaged += 1;
+                let Some(fields) = already_canonical(text) else { continue };
+                accepted += 1;
+                let parsed: Value = serde_json::from_str(text).unwrap_or_else(|err| panic!("accepted invalid JSON {text}: {err}"));
+                assert_eq!(jcs(text), text, "accepted a non-canonical text");
+                assert_eq!(fields.contact_id.as_deref(), parsed.get("ContactId").and_then(Value::as_str));
+            }
+        }
+        assert!(damaged > 20_000 && accepted > 100, "{damaged} damaged records, {accepted} accepted");
     }
 
     /// Generated documents: the pass says "canonical" only for the crate's
