@@ -27,7 +27,7 @@ use serde::Serialize;
 use crate::ctr::{ContactRecord, DecodeError, Fingerprint, FingerprintMode, RecordDecoder, UtcDay};
 use crate::dedup::{ClaimBatch, ClaimOutcome, ClaimRequest, DedupStore, FencingToken};
 use crate::sinks::{DeadLetterSink, Sink, SinkRecord};
-use crate::sources::{FirehoseResponse, FirehoseResult, InputFormat, InputSource, LineBuffers, Position, RecordReader};
+use crate::sources::{FirehoseResponse, FirehoseResult, InputFormat, InputSource, LineBuffers, Position, RecordBytes, RecordReader};
 
 /// What the pipeline does, apart from where records come from and go to.
 #[derive(Debug, Clone)]
@@ -129,7 +129,7 @@ struct PendingRecord {
 /// A claimed batch on its way to the writer thread.
 struct WriteJob {
     token: FencingToken,
-    records: Vec<(UtcDay, Vec<u8>)>,
+    records: Vec<(UtcDay, RecordBytes)>,
 }
 
 /// What the writer thread hands back when the input is done.
@@ -512,7 +512,7 @@ use crate::dedup::Clock as _;
 struct DecodedRecord {
     position: Position,
     size: u64,
-    result: Result<ContactRecord, (DecodeError, Vec<u8>)>,
+    result: Result<ContactRecord, (DecodeError, RecordBytes)>,
 }
 
 /// Records per hand-over from the decoding thread: large enough that the

@@ -7,6 +7,7 @@ use serde_json::Value;
 
 use super::canonical::{already_canonical, CanonicalFields};
 use super::{write_js_json, Fingerprint, FingerprintMode, UtcDay};
+use crate::sources::RecordBytes;
 
 /// How a record reached the host, which decides what "as delivered" means
 /// for a `raw` fingerprint.
@@ -36,7 +37,7 @@ pub struct ContactRecord {
     pub fingerprint: Fingerprint,
     /// The record on one compact line, without the newline: the bytes as
     /// delivered when they already are one line, `JSON.stringify` otherwise.
-    pub line: Vec<u8>,
+    pub line: RecordBytes,
 }
 
 /// Why a record cannot be used. Every one of these goes to the dead letters.
@@ -96,8 +97,8 @@ impl RecordDecoder {
     pub fn decode(&self, bytes: &[u8], delivery: Delivery) -> Result<ContactRecord, DecodeError> {
         let (mut record, line) = self.decode_parts(bytes, delivery)?;
         record.line = match line {
-            Line::Within(range) => bytes[range].to_vec(),
-            Line::Built(line) => line,
+            Line::Within(range) => bytes[range].to_vec().into(),
+            Line::Built(line) => line.into(),
         };
         Ok(record)
     }
@@ -106,16 +107,14 @@ impl RecordDecoder {
     /// already are the record's line (the usual NDJSON case) they become it
     /// without a copy. A record that cannot be used comes back with its bytes,
     /// for the dead letters.
-    pub fn decode_owned(&self, mut bytes: Vec<u8>, delivery: Delivery) -> Result<ContactRecord, (DecodeError, Vec<u8>)> {
+    pub fn decode_owned(&self, bytes: RecordBytes, delivery: Delivery) -> Result<ContactRecord, (DecodeError, RecordBytes)> {
         match self.decode_parts(&bytes, delivery) {
             Ok((mut record, Line::Within(range))) => {
-                bytes.truncate(range.end);
-                bytes.drain(..range.start);
-                record.line = bytes;
+                record.line = bytes.narrow(range);
                 Ok(record)
             }
             Ok((mut record, Line::Built(line))) => {
-                record.line = line;
+                record.line = line.into();
                 Ok(record)
             }
             Err(error) => Err((error, bytes)),
@@ -241,7 +240,7 @@ fn build(
     let last_update_millis = last_update.as_deref().and_then(parse_millis);
     let day = initiation.as_deref().map(UtcDay::from_timestamp).unwrap_or(UtcDay::UNKNOWN);
     // The caller fills in the line.
-    let line = Vec::new();
+    let line = Vec::new().into();
     ContactRecord { contact_id: contact_id.into(), last_update_timestamp: last_update, last_update_millis, day, fingerprint, line }
 }
 
@@ -303,7 +302,7 @@ mod tests {
         assert_eq!(record.fingerprint, Fingerprint::of(RECORD.as_bytes()));
         assert_eq!(record.contact_id, "c-1");
         assert_eq!(record.day.hive_path(), "year=2022/month=01/day=05");
-        assert_eq!(record.line, RECORD.as_bytes());
+        assert_eq!(&*record.line, RECORD.as_bytes());
     }
 
     #[test]

@@ -125,13 +125,13 @@ pub async fn deliver(State(app): State<Arc<AppState>>, headers: HeaderMap, body:
                 Ok(bytes) if bytes.len() as u64 > max => RawRecord {
                     position,
                     rejected: Some(DecodeError::Oversized { size: bytes.len() as u64, max }),
-                    bytes: bytes[..4096.min(bytes.len())].to_vec(),
+                    bytes: bytes[..4096.min(bytes.len())].to_vec().into(),
                     delivery: Delivery::FirehoseRecord,
                 },
-                Ok(bytes) => RawRecord { position, bytes, delivery: Delivery::FirehoseRecord, rejected: None },
+                Ok(bytes) => RawRecord { position, bytes: bytes.into(), delivery: Delivery::FirehoseRecord, rejected: None },
                 Err(e) => RawRecord {
                     position,
-                    bytes: record.data.as_bytes().to_vec(),
+                    bytes: record.data.as_bytes().to_vec().into(),
                     delivery: Delivery::FirehoseRecord,
                     rejected: Some(DecodeError::BadBase64(e.to_string())),
                 },

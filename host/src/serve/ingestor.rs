@@ -18,7 +18,7 @@ use super::metrics::Metrics;
 use crate::ctr::{DecodeError, RecordDecoder};
 use crate::dedup::{ClaimBatch, ClaimOutcome, ClaimRequest, DedupStore};
 use crate::sinks::{DeadLetterSink, Sink, SinkRecord};
-use crate::sources::{Position, RawRecord};
+use crate::sources::{Position, RawRecord, RecordBytes};
 
 /// What happened to one record of a request.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -115,7 +115,7 @@ impl Ingestor {
     pub async fn ingest(&self, input: &str, records: Vec<RawRecord>) -> anyhow::Result<IngestReport> {
         let mut results: Vec<RecordResult> = Vec::with_capacity(records.len());
         let mut decoded = Vec::new();
-        let mut rejected: Vec<(Position, DecodeError, Vec<u8>)> = Vec::new();
+        let mut rejected: Vec<(Position, DecodeError, RecordBytes)> = Vec::new();
         for (index, raw) in records.into_iter().enumerate() {
             self.metrics.records_read.inc();
             let outcome = match raw.rejected {
@@ -194,7 +194,7 @@ impl Ingestor {
                 }
             }
         }
-        let stored: Vec<(crate::ctr::UtcDay, Vec<u8>)> = decoded
+        let stored: Vec<(crate::ctr::UtcDay, RecordBytes)> = decoded
             .into_iter()
             .zip(&claim.outcomes)
             .filter(|(_, o)| matches!(o, ClaimOutcome::Claimed { .. }))
@@ -231,7 +231,7 @@ impl Ingestor {
             }
         }
         self.sweep_when_due().await;
-        Ok(IngestReport { results, stored: stored.into_iter().map(|(_, line)| line).collect() })
+        Ok(IngestReport { results, stored: stored.into_iter().map(|(_, line)| line.into_vec()).collect() })
     }
 
     async fn sweep_when_due(&self) {

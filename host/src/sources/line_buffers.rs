@@ -11,6 +11,8 @@
 
 use std::sync::Mutex;
 
+use super::RecordBytes;
+
 /// A bounded stock of empty buffers shared by the threads of one pipeline.
 #[derive(Debug)]
 pub struct LineBuffers {
@@ -44,13 +46,14 @@ impl LineBuffers {
         into.extend(stock.drain(from..));
     }
 
-    /// Returns used buffers to the stock, emptied.
-    pub fn give_back(&self, buffers: impl IntoIterator<Item = Vec<u8>>) {
+    /// Returns the buffers of used records to the stock, emptied (mapped
+    /// records have none).
+    pub fn give_back(&self, records: impl IntoIterator<Item = RecordBytes>) {
         let mut stock = self
             .stock
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        for mut buffer in buffers {
+        for mut buffer in records.into_iter().filter_map(RecordBytes::into_buffer) {
             if stock.len() >= self.keep {
                 break;
             }
@@ -76,7 +79,7 @@ mod tests {
         let buffers = LineBuffers::new(8);
         let mut used = Vec::with_capacity(3000);
         used.extend_from_slice(b"{\"ContactId\":\"c\"}");
-        buffers.give_back([used]);
+        buffers.give_back([used.into()]);
         let mut taken = Vec::new();
         buffers.take(4, &mut taken);
         assert_eq!(taken.len(), 1, "only what was given back");
@@ -87,9 +90,9 @@ mod tests {
     #[test]
     fn the_stock_is_bounded_and_large_buffers_are_freed() {
         let buffers = LineBuffers::new(2);
-        buffers.give_back([Vec::with_capacity(LARGEST_KEPT + 1)]);
+        buffers.give_back([Vec::with_capacity(LARGEST_KEPT + 1).into()]);
         assert_eq!(buffers.stocked(), 0, "an outsized buffer is not kept");
-        buffers.give_back((0..5).map(|_| Vec::with_capacity(16)));
+        buffers.give_back((0..5).map(|_| Vec::with_capacity(16).into()));
         assert_eq!(buffers.stocked(), 2);
         let mut taken = Vec::new();
         buffers.take(10, &mut taken);

@@ -6,10 +6,12 @@ mod firehose;
 mod input_source;
 mod line_buffers;
 mod raw_record;
+mod record_bytes;
 mod record_reader;
 
 pub use firehose::{FirehoseEvent, FirehoseRecord, FirehoseResponse, FirehoseResult};
 pub use input_source::{expand_inputs, InputSource};
 pub use line_buffers::LineBuffers;
 pub use raw_record::{Position, RawRecord};
+pub use record_bytes::RecordBytes;
 pub use record_reader::{InputFormat, RecordReader};

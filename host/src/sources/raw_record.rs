@@ -1,5 +1,6 @@
 use std::fmt;
 
+use super::RecordBytes;
 use crate::ctr::{DecodeError, Delivery};
 
 /// Where in its input a record was found.
@@ -58,7 +59,7 @@ impl serde::Serialize for Position {
 #[derive(Debug, Clone)]
 pub struct RawRecord {
     pub position: Position,
-    pub bytes: Vec<u8>,
+    pub bytes: RecordBytes,
     pub delivery: Delivery,
     pub rejected: Option<DecodeError>,
 }

@@ -5,9 +5,10 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use base64::Engine;
+use memmap2::Mmap;
 use serde_json::value::RawValue;
 
-use super::{FirehoseEvent, FirehoseRecord, InputSource, LineBuffers, Position, RawRecord};
+use super::{FirehoseEvent, FirehoseRecord, InputSource, LineBuffers, Position, RawRecord, RecordBytes};
 use crate::ctr::{DecodeError, Delivery};
 
 /// What an input turned out to hold.
@@ -37,7 +38,8 @@ impl std::fmt::Display for InputFormat {
 ///
 /// NDJSON is streamed line by line, so inputs larger than memory work; a JSON
 /// array, a single object and a Firehose event are documents and are read
-/// whole (Firehose caps an invocation at 6 MB).
+/// whole (Firehose caps an invocation at 6 MB). A plain file is read through
+/// a memory map, and its NDJSON records are ranges of it ([`RecordBytes`]).
 pub struct RecordReader {
     format: InputFormat,
     lines: Option<LineSource>,
@@ -54,24 +56,105 @@ pub struct RecordReader {
 const BUFFERS_PER_TAKE: usize = 256;
 
 struct LineSource {
-    reader: Box<dyn BufRead + Send>,
+    reader: Reader,
     line_no: u64,
+}
+
+/// An input as the format detection and the line reader see it.
+enum Reader {
+    Mapped(MappedFile),
+    Buffered(Box<dyn BufRead + Send>),
+}
+
+/// A plain file, mapped read-only, and how far it has been read.
+///
+/// The map covers the file's length when it was opened: lines appended later
+/// are not read (as with a file read to its end at that moment), and a file
+/// truncated by another process while it is read makes the kernel stop this
+/// one with SIGBUS. Pipe such a file in on stdin (`-`), which is never mapped.
+struct MappedFile {
+    map: Arc<Mmap>,
+    at: usize,
+}
+
+impl MappedFile {
+    /// Maps `file` when it is a non-empty regular file the kernel will map.
+    fn open(file: &File) -> Option<MappedFile> {
+        let metadata = file.metadata().ok()?;
+        if !metadata.is_file() || metadata.len() == 0 {
+            return None;
+        }
+        // SAFETY: the map is read-only and private; the one hazard, another
+        // process truncating the file while it is read, is documented above.
+        let map = unsafe { Mmap::map(file) }.ok()?;
+        // Read ahead of the reader when the file is not in the page cache yet.
+        let _ = map.advise(memmap2::Advice::Sequential);
+        Some(MappedFile { map: Arc::new(map), at: 0 })
+    }
+
+    /// The range of the next line, without its `\n`.
+    fn next_line(&mut self) -> Option<std::ops::Range<usize>> {
+        let rest = &self.map[self.at..];
+        if rest.is_empty() {
+            return None;
+        }
+        let start = self.at;
+        let (end, next) = match memchr::memchr(b'\n', rest) {
+            Some(at) => (start + at, start + at + 1),
+            None => (self.map.len(), self.map.len()),
+        };
+        self.at = next;
+        Some(start..end)
+    }
+}
+
+impl Read for Reader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Reader::Mapped(file) => {
+                let n = (&file.map[file.at..]).read(buf)?;
+                file.at += n;
+                Ok(n)
+            }
+            Reader::Buffered(reader) => reader.read(buf),
+        }
+    }
+}
+
+impl BufRead for Reader {
+    fn fill_buf(&mut self) -> io::Result<&[u8]> {
+        match self {
+            Reader::Mapped(file) => Ok(&file.map[file.at..]),
+            Reader::Buffered(reader) => reader.fill_buf(),
+        }
+    }
+
+    fn consume(&mut self, amount: usize) {
+        match self {
+            Reader::Mapped(file) => file.at = (file.at + amount).min(file.map.len()),
+            Reader::Buffered(reader) => reader.consume(amount),
+        }
+    }
 }
 
 const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 
 impl RecordReader {
     pub fn open(source: &InputSource, max_record_bytes: u64) -> anyhow::Result<Self> {
-        let raw: Box<dyn Read + Send> = match source {
-            InputSource::Stdin => Box::new(io::stdin()),
+        let mut reader = match source {
+            InputSource::Stdin => Reader::Buffered(Box::new(BufReader::with_capacity(256 * 1024, io::stdin()))),
             InputSource::File(path) => {
-                Box::new(File::open(path).with_context(|| format!("cannot open input {}", path.display()))?)
+                let file = File::open(path).with_context(|| format!("cannot open input {}", path.display()))?;
+                match MappedFile::open(&file) {
+                    Some(mapped) => Reader::Mapped(mapped),
+                    None => Reader::Buffered(Box::new(BufReader::with_capacity(256 * 1024, file))),
+                }
             }
         };
-        let mut reader: Box<dyn BufRead + Send> = Box::new(BufReader::with_capacity(256 * 1024, raw));
         let head = reader.fill_buf().with_context(|| format!("cannot read input {source}"))?;
         if head.starts_with(&GZIP_MAGIC) {
-            reader = Box::new(BufReader::with_capacity(256 * 1024, flate2::bufread::MultiGzDecoder::new(reader)));
+            let decoder = flate2::bufread::MultiGzDecoder::new(reader);
+            reader = Reader::Buffered(Box::new(BufReader::with_capacity(256 * 1024, decoder)));
         }
         // The extension settles what content alone cannot: a one-line `.ndjson`
         // file is one line of NDJSON, not a single-object document.
@@ -83,14 +166,14 @@ impl RecordReader {
             }
             InputSource::Stdin => false,
         };
-        Self::from_reader(reader, max_record_bytes, named_ndjson).with_context(|| format!("cannot read input {source}"))
+        Self::detect(reader, max_record_bytes, named_ndjson).with_context(|| format!("cannot read input {source}"))
     }
 
-    pub fn from_reader(
-        mut reader: Box<dyn BufRead + Send>,
-        max_record_bytes: u64,
-        named_ndjson: bool,
-    ) -> io::Result<Self> {
+    pub fn from_reader(reader: Box<dyn BufRead + Send>, max_record_bytes: u64, named_ndjson: bool) -> io::Result<Self> {
+        Self::detect(Reader::Buffered(reader), max_record_bytes, named_ndjson)
+    }
+
+    fn detect(mut reader: Reader, max_record_bytes: u64, named_ndjson: bool) -> io::Result<Self> {
         let mut this = RecordReader {
             format: InputFormat::Empty,
             lines: None,
@@ -153,25 +236,42 @@ impl RecordReader {
         loop {
             lines.line_no += 1;
             let line_no = lines.line_no;
-            if self.spare.is_empty() {
-                if let Some(buffers) = &self.buffers {
-                    buffers.take(BUFFERS_PER_TAKE, &mut self.spare);
+            let (bytes, size) = match &mut lines.reader {
+                Reader::Mapped(file) => {
+                    let Some(range) = file.next_line() else { return Ok(None) };
+                    let size = range.len();
+                    let kept = if size as u64 > self.max_record_bytes { DEAD_LETTER_SAMPLE.min(size) } else { size };
+                    (RecordBytes::Mapped { map: file.map.clone(), range: range.start..range.start + kept }, size as u64)
                 }
-            }
-            let buffer = self.spare.pop().unwrap_or_default();
-            let Some((mut bytes, size)) = read_line_capped(&mut lines.reader, self.max_record_bytes, buffer)? else {
-                return Ok(None);
+                Reader::Buffered(reader) => {
+                    if self.spare.is_empty() {
+                        if let Some(buffers) = &self.buffers {
+                            buffers.take(BUFFERS_PER_TAKE, &mut self.spare);
+                        }
+                    }
+                    let buffer = self.spare.pop().unwrap_or_default();
+                    let Some((bytes, size)) = read_line_capped(reader, self.max_record_bytes, buffer)? else {
+                        return Ok(None);
+                    };
+                    (RecordBytes::Owned(bytes), size)
+                }
             };
             if bytes.iter().all(u8::is_ascii_whitespace) && size == bytes.len() as u64 {
-                bytes.clear();
-                self.spare.push(bytes);
+                if let Some(mut buffer) = bytes.into_buffer() {
+                    buffer.clear();
+                    self.spare.push(buffer);
+                }
                 continue;
             }
             let rejected = (size > self.max_record_bytes)
                 .then_some(DecodeError::Oversized { size, max: self.max_record_bytes });
-            if rejected.is_none() && bytes.last() == Some(&b'\r') {
-                bytes.pop();
-            }
+            let bytes = match bytes.last() {
+                Some(b'\r') if rejected.is_none() => {
+                    let len = bytes.len();
+                    bytes.narrow(0..len - 1)
+                }
+                _ => bytes,
+            };
             return Ok(Some(RawRecord { position: Position::Line(line_no), bytes, delivery: Delivery::Line, rejected }));
         }
     }
@@ -191,7 +291,7 @@ impl RecordReader {
 
     fn read_object_or_lines(
         &mut self,
-        mut reader: Box<dyn BufRead + Send>,
+        mut reader: Reader,
         first_line: Vec<u8>,
         skipped_lines: u64,
     ) -> io::Result<()> {
@@ -224,7 +324,7 @@ impl RecordReader {
             // A complete-looking one-line object that does not parse: one bad
             // line of NDJSON, dead-lettered on its own.
             self.format = InputFormat::Ndjson;
-            let reader: Box<dyn BufRead + Send> = Box::new(io::Cursor::new(first_line).chain(reader));
+            let reader = Reader::Buffered(Box::new(io::Cursor::new(first_line).chain(reader)));
             self.lines = Some(LineSource { reader, line_no: skipped_lines });
             return Ok(());
         }
@@ -235,7 +335,8 @@ impl RecordReader {
             Ok(value) if FirehoseEvent::looks_like(&value) => self.read_firehose(&whole),
             Err(_) if looks_like_ndjson(&whole) => {
                 self.format = InputFormat::Ndjson;
-                self.lines = Some(LineSource { reader: Box::new(io::Cursor::new(whole)), line_no: skipped_lines });
+                let reader = Reader::Buffered(Box::new(io::Cursor::new(whole)));
+                self.lines = Some(LineSource { reader, line_no: skipped_lines });
             }
             Ok(_) => {
                 self.format = InputFormat::Object;
@@ -266,7 +367,7 @@ impl RecordReader {
             let raw = if decoded_size > self.max_record_bytes.saturating_add(3) {
                 RawRecord {
                     position,
-                    bytes: Vec::new(),
+                    bytes: Vec::new().into(),
                     delivery: Delivery::FirehoseRecord,
                     rejected: Some(DecodeError::Oversized { size: decoded_size, max: self.max_record_bytes }),
                 }
@@ -275,7 +376,7 @@ impl RecordReader {
                     Ok(bytes) => self.capped(position, &bytes, Delivery::FirehoseRecord),
                     Err(err) => RawRecord {
                         position,
-                        bytes: record.data.as_bytes().to_vec(),
+                        bytes: record.data.as_bytes().to_vec().into(),
                         delivery: Delivery::FirehoseRecord,
                         rejected: Some(DecodeError::BadBase64(err.to_string())),
                     },
@@ -291,12 +392,12 @@ impl RecordReader {
         if size > self.max_record_bytes {
             RawRecord {
                 position,
-                bytes: bytes[..DEAD_LETTER_SAMPLE.min(bytes.len())].to_vec(),
+                bytes: bytes[..DEAD_LETTER_SAMPLE.min(bytes.len())].to_vec().into(),
                 delivery,
                 rejected: Some(DecodeError::Oversized { size, max: self.max_record_bytes }),
             }
         } else {
-            RawRecord { position, bytes: bytes.to_vec(), delivery, rejected: None }
+            RawRecord { position, bytes: bytes.to_vec().into(), delivery, rejected: None }
         }
     }
 }
@@ -312,7 +413,7 @@ fn whole_document_error(whole: &[u8], max: u64, err: serde_json::Error) -> RawRe
     };
     RawRecord {
         position: Position::Document,
-        bytes: whole[..DEAD_LETTER_SAMPLE.min(whole.len())].to_vec(),
+        bytes: whole[..DEAD_LETTER_SAMPLE.min(whole.len())].to_vec().into(),
         delivery: Delivery::Document,
         rejected: Some(rejected),
     }
@@ -338,7 +439,7 @@ fn trim_line_ending(bytes: &mut Vec<u8>) {
 
 /// Skips whitespace (and a UTF-8 byte order mark at the start); returns how
 /// many line breaks were skipped, so line numbers stay right.
-fn skip_whitespace(reader: &mut Box<dyn BufRead + Send>) -> io::Result<u64> {
+fn skip_whitespace(reader: &mut Reader) -> io::Result<u64> {
     let mut newlines = 0;
     let mut at_start = true;
     loop {
@@ -423,15 +524,15 @@ mod tests {
         let (format, records) = read(b"{\"a\":1}\n\n{\"b\":2}\r\n");
         assert_eq!(format, InputFormat::Ndjson);
         assert_eq!(records.iter().map(|r| r.position.clone()).collect::<Vec<_>>(), vec![Position::Line(1), Position::Line(3)]);
-        assert_eq!(records[1].bytes, b"{\"b\":2}");
+        assert_eq!(&*records[1].bytes, b"{\"b\":2}");
         let (format, records) = read(b"{\n  \"a\": 1\n}\n");
         assert_eq!(format, InputFormat::Object);
-        assert_eq!(records[0].bytes, b"{\n  \"a\": 1\n}");
+        assert_eq!(&*records[0].bytes, b"{\n  \"a\": 1\n}");
         assert_eq!(read(b"{\"a\":1}\n").0, InputFormat::Object);
         let event = br#"{"invocationId":"i","records":[{"recordId":"r1","data":"eyJhIjoxfQ=="},{"recordId":"r2","data":"!!"}]}"#;
         let (format, records) = read(event);
         assert_eq!(format, InputFormat::FirehoseEvent);
-        assert_eq!(records[0].bytes, b"{\"a\":1}");
+        assert_eq!(&*records[0].bytes, b"{\"a\":1}");
         assert_eq!(records[1].rejected.as_ref().unwrap().code(), "bad-base64");
     }
 
@@ -451,6 +552,47 @@ mod tests {
         text.extend_from_slice(b"\n{\"a\":1}\n");
         let (_, records) = read(&text);
         assert_eq!(records[0].rejected, Some(DecodeError::Oversized { size: 5000, max: 1000 }));
-        assert_eq!(records[1].bytes, b"{\"a\":1}");
+        assert_eq!(&*records[1].bytes, b"{\"a\":1}");
+    }
+
+    /// A plain file is read through a memory map: the records must be the
+    /// ones the buffered reader finds in the same bytes.
+    #[test]
+    fn a_mapped_file_reads_as_the_same_records() {
+        let mut oversized = vec![b'{'; 5000];
+        oversized.extend_from_slice(b"\n{\"a\":1}\n");
+        let texts: [&[u8]; 8] = [
+            b"{\"a\":1}\n\n{\"b\":2}\r\n",
+            b"{\"a\":1}\n{\"b\":2}",
+            b"\n  \n{\"a\":1}\n   \n{\"b\":2}\n\n",
+            &oversized,
+            b"{\"a\":1,}\n{\"b\":2}\n",
+            b"\xef\xbb\xbf{\"a\":1}\n{\"b\":\"\xff\"}\n",
+            b"[{\"a\":1}, {\"b\":2}]",
+            b"{\n  \"a\": 1\n}\n",
+        ];
+        let dir = tempfile::tempdir().unwrap();
+        for (n, text) in texts.into_iter().enumerate() {
+            let path = dir.path().join(format!("input-{n}"));
+            std::fs::write(&path, text).unwrap();
+            let mut reader = RecordReader::open(&InputSource::File(path), 1000).unwrap();
+            let mut mapped = Vec::new();
+            while let Some(record) = reader.next_record().unwrap() {
+                mapped.push(record);
+            }
+            let (format, buffered) = read(text);
+            assert_eq!(reader.format(), format, "input {n}");
+            assert_eq!(mapped.len(), buffered.len(), "input {n}");
+            for (m, b) in mapped.iter().zip(&buffered) {
+                assert_eq!((&m.position, &m.rejected), (&b.position, &b.rejected), "input {n}");
+                if m.rejected.is_none() {
+                    assert_eq!(&*m.bytes, &*b.bytes, "input {n}");
+                }
+            }
+            // The first line is read (and copied) to detect the format.
+            if n < 3 {
+                assert!(mapped[1..].iter().all(|r| matches!(r.bytes, RecordBytes::Mapped { .. })), "input {n} was not mapped");
+            }
+        }
     }
 }
