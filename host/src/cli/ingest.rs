@@ -40,7 +40,9 @@ completed in the store that did not reach the sink).";
 #[command(after_long_help = EXAMPLES)]
 pub struct IngestArgs {
     /// Files or directories to read (directories recursively, skipping hidden
-    /// files), or `-` for stdin. Without any, reads stdin.
+    /// files), or `-` for stdin. Without any, reads stdin. Plain files are
+    /// read through a memory map: pipe a file that another process may still
+    /// truncate in on stdin instead (a truncated mapped file stops the run).
     #[arg(value_name = "INPUT")]
     pub inputs: Vec<String>,
 
