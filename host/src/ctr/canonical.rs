@@ -393,38 +393,47 @@ mod tests {
         }
     }
 
-    /// Damaged documents: whatever the pass accepts is valid JSON, is the
-    /// crate's own output, and has the fields serde_json reads in it.
+    /// Damages `canonical` `times` times (a byte replaced, inserted or
+    /// removed) and checks each damaged copy the pass accepts: valid JSON,
+    /// the crate's own output, with the ContactId serde_json reads in it.
+    /// Returns how many copies were damaged (and valid UTF-8) and accepted.
+    fn damage(next: &mut impl FnMut(u64) -> u64, canonical: &[u8], times: usize) -> (usize, usize) {
+        const BYTES: &[u8] = b"{}[]:,\"\\ 0123456789-.eEtrufalsnbx\n\t";
+        let (mut damaged, mut accepted) = (0, 0);
+        for _ in 0..times {
+            let mut bytes = canonical.to_vec();
+            let at = next(bytes.len() as u64) as usize;
+            match next(3) {
+                0 => bytes[at] = BYTES[next(BYTES.len() as u64) as usize],
+                1 => bytes.insert(at, BYTES[next(BYTES.len() as u64) as usize]),
+                _ => {
+                    bytes.remove(at);
+                }
+            }
+            let Ok(text) = std::str::from_utf8(&bytes) else { continue };
+            damaged += 1;
+            let Some(fields) = already_canonical(text) else { continue };
+            accepted += 1;
+            let parsed: Value = serde_json::from_str(text).unwrap_or_else(|err| panic!("accepted invalid JSON {text}: {err}"));
+            assert_eq!(jcs(text), text, "accepted a non-canonical text");
+            let contact_id = parsed.get("ContactId").and_then(Value::as_str);
+            assert_eq!(fields.contact_id.as_deref(), contact_id, "captured the wrong ContactId from {text}");
+        }
+        (damaged, accepted)
+    }
+
+    /// Damaged generated documents.
     #[test]
     fn accepts_nothing_but_canonical_json_when_documents_are_damaged() {
         let mut next = xorshift(0x9e37_79b9_7f4a_7c15u64);
-        const BYTES: &[u8] = b"{}[]:,\"\\ 0123456789-.eEtrufalsnbx\n\t";
-        let (mut accepted, mut damaged) = (0, 0);
+        let (mut damaged, mut accepted) = (0, 0);
         for _ in 0..3000 {
             let mut value = generate(&mut next, 0);
             if let Value::Object(map) = &mut value {
                 map.insert("ContactId".into(), Value::String(text(&mut next)));
             }
-            let canonical = serde_json_canonicalizer::to_vec(&value).unwrap();
-            for _ in 0..8 {
-                let mut bytes = canonical.clone();
-                let at = next(bytes.len() as u64) as usize;
-                match next(3) {
-                    0 => bytes[at] = BYTES[next(BYTES.len() as u64) as usize],
-                    1 => bytes.insert(at, BYTES[next(BYTES.len() as u64) as usize]),
-                    _ => {
-                        bytes.remove(at);
-                    }
-                }
-                let Ok(text) = std::str::from_utf8(&bytes) else { continue };
-                damaged += 1;
-                let Some(fields) = already_canonical(text) else { continue };
-                accepted += 1;
-                let parsed: Value = serde_json::from_str(text).unwrap_or_else(|err| panic!("accepted invalid JSON {text}: {err}"));
-                assert_eq!(jcs(text), text, "accepted a non-canonical text");
-                let contact_id = parsed.get("ContactId").and_then(Value::as_str);
-                assert_eq!(fields.contact_id.as_deref(), contact_id, "captured the wrong ContactId from {text}");
-            }
+            let (d, a) = damage(&mut next, &serde_json_canonicalizer::to_vec(&value).unwrap(), 8);
+            (damaged, accepted) = (damaged + d, accepted + a);
         }
         assert!(damaged > 20_000 && accepted > 100, "{damaged} damaged documents, {accepted} accepted");
     }
@@ -450,38 +459,20 @@ mod tests {
         }
     }
 
-    /// A Connect record of realistic size, damaged byte by byte: whatever the
-    /// pass accepts is valid JSON in its canonical form, with its ContactId.
+    /// A Connect record of realistic size (the seed records), damaged.
     #[test]
     fn accepts_nothing_but_canonical_json_when_a_connect_record_is_damaged() {
         let seed = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/seed-data/connect-ctrs-with-duplicates.json"))
             .expect("shared/seed-data beside the repository");
         let records: Vec<Value> = serde_json::from_str(&seed).unwrap();
         let mut next = xorshift(0x5851_f42d_4c95_7f2du64);
-        const BYTES: &[u8] = b"{}[]:,\"\\ 0123456789-.eEtrufalsnbx\n";
-        let (mut accepted, mut damaged) = (0, 0);
+        let (mut damaged, mut accepted) = (0, 0);
         for record in &records {
             let canonical = serde_json_canonicalizer::to_vec(record).unwrap();
             assert!(canonical.len() > 1000, "the seed records are full-size CTRs");
             assert!(already_canonical(std::str::from_utf8(&canonical).unwrap()).is_some());
-            for _ in 0..4000 {
-                let mut bytes = canonical.clone();
-                let at = next(bytes.len() as u64) as usize;
-                match next(3) {
-                    0 => bytes[at] = BYTES[next(BYTES.len() as u64) as usize],
-                    1 => bytes.insert(at, BYTES[next(BYTES.len() as u64) as usize]),
-                    _ => {
-                        bytes.remove(at);
-                    }
-                }
-                let Ok(text) = std::str::from_utf8(&bytes) else { continue };
-                damaged += 1;
-                let Some(fields) = already_canonical(text) else { continue };
-                accepted += 1;
-                let parsed: Value = serde_json::from_str(text).unwrap_or_else(|err| panic!("accepted invalid JSON {text}: {err}"));
-                assert_eq!(jcs(text), text, "accepted a non-canonical text");
-                assert_eq!(fields.contact_id.as_deref(), parsed.get("ContactId").and_then(Value::as_str));
-            }
+            let (d, a) = damage(&mut next, &canonical, 4000);
+            (damaged, accepted) = (damaged + d, accepted + a);
         }
         assert!(damaged > 20_000 && accepted > 100, "{damaged} damaged records, {accepted} accepted");
     }
