@@ -29,9 +29,9 @@ pub enum Delivery {
 #[derive(Debug, Clone)]
 pub struct ContactRecord {
     pub contact_id: String,
-    /// As written in the record; the `key` fingerprint hashes this text.
-    pub last_update_timestamp: Option<String>,
-    /// Milliseconds since the epoch, for telling an update from an older version.
+    /// `LastUpdateTimestamp` in milliseconds since the epoch, for telling an
+    /// update from an older version. (The `key` fingerprint, computed during
+    /// decoding, hashes the text as written.)
     pub last_update_millis: Option<i64>,
     pub day: UtcDay,
     pub fingerprint: Fingerprint,
@@ -166,7 +166,7 @@ impl RecordDecoder {
             FingerprintMode::Raw => Fingerprint::of(delivered),
             FingerprintMode::Key => key_fingerprint(&contact_id, fields.last_update_timestamp.as_deref()),
         };
-        Some(build(contact_id, fields.last_update_timestamp, fields.initiation_timestamp, fingerprint))
+        Some(build(contact_id, fields.last_update_timestamp.as_deref(), fields.initiation_timestamp.as_deref(), fingerprint))
     }
 
     /// A one-line record not in its JCS form (whitespace, unsorted keys, a
@@ -183,7 +183,7 @@ impl RecordDecoder {
             FingerprintMode::Key => key_fingerprint(&contact_id, last_update.as_deref()),
             FingerprintMode::Canonical => unreachable!("canonical mode always parses the full value"),
         };
-        Ok(build(contact_id, last_update, initiation, fingerprint))
+        Ok(build(contact_id, last_update.as_deref(), initiation.as_deref(), fingerprint))
     }
 
     fn decode_value(
@@ -227,7 +227,7 @@ impl RecordDecoder {
                 Fingerprint::of(&canonical)
             }
         };
-        Ok((build(contact_id, last_update, initiation.map(Cow::Owned), fingerprint), line))
+        Ok((build(contact_id, last_update.as_deref(), initiation.as_deref(), fingerprint), line))
     }
 }
 
@@ -238,19 +238,12 @@ enum Line {
     Built(Vec<u8>),
 }
 
-
-fn build(
-    contact_id: impl Into<String>,
-    last_update: Option<impl Into<String>>,
-    initiation: Option<Cow<'_, str>>,
-    fingerprint: Fingerprint,
-) -> ContactRecord {
-    let last_update: Option<String> = last_update.map(Into::into);
-    let last_update_millis = last_update.as_deref().and_then(parse_millis);
-    let day = initiation.as_deref().map(UtcDay::from_timestamp).unwrap_or(UtcDay::UNKNOWN);
+fn build(contact_id: impl Into<String>, last_update: Option<&str>, initiation: Option<&str>, fingerprint: Fingerprint) -> ContactRecord {
+    let last_update_millis = last_update.and_then(parse_millis);
+    let day = initiation.map(UtcDay::from_timestamp).unwrap_or(UtcDay::UNKNOWN);
     // The caller fills in the line.
     let line = Vec::new().into();
-    ContactRecord { contact_id: contact_id.into(), last_update_timestamp: last_update, last_update_millis, day, fingerprint, line }
+    ContactRecord { contact_id: contact_id.into(), last_update_millis, day, fingerprint, line }
 }
 
 pub(crate) fn parse_millis(text: &str) -> Option<i64> {
@@ -347,8 +340,8 @@ mod tests {
                 let fast = decoder.decode(text.as_bytes(), Delivery::Line).unwrap();
                 let slow = decoder.decode_fields(text, text.as_bytes()).unwrap();
                 assert_eq!(
-                    (&fast.contact_id, &fast.last_update_timestamp, fast.last_update_millis, fast.day, fast.fingerprint),
-                    (&slow.contact_id, &slow.last_update_timestamp, slow.last_update_millis, slow.day, slow.fingerprint),
+                    (&fast.contact_id, fast.last_update_millis, fast.day, fast.fingerprint),
+                    (&slow.contact_id, slow.last_update_millis, slow.day, slow.fingerprint),
                     "{mode:?} {text}"
                 );
             }

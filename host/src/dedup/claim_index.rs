@@ -9,6 +9,7 @@
 //! deleted by a sweep. The map costs about 100 bytes per remembered record
 //! (a 24-hour window of one million records: about 100 MB).
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 
 use rustc_hash::FxHashMap;
@@ -78,15 +79,19 @@ pub(super) struct ClaimIndex {
 
 /// One batch's changes to the index: what it logs if it commits, and what it
 /// undoes if it does not, so memory never runs ahead of the file.
+///
+/// Contact ids are borrowed from the batch being claimed (copied only when
+/// replaying a store's rows), so a batch costs no allocation per contact
+/// beyond the index's own entry.
 #[derive(Default)]
-pub(super) struct IndexChanges {
+pub(super) struct IndexChanges<'a> {
     claims: Vec<(Fingerprint, ClaimEntry)>,
-    versions: Vec<(Box<str>, LatestVersion)>,
+    versions: Vec<(Cow<'a, str>, LatestVersion)>,
     undo_claims: Vec<(Fingerprint, Option<ClaimEntry>)>,
-    undo_versions: Vec<(Box<str>, Option<LatestVersion>)>,
+    undo_versions: Vec<(Cow<'a, str>, Option<LatestVersion>)>,
 }
 
-impl IndexChanges {
+impl IndexChanges<'_> {
     /// Logs a claim as it stands after the batch.
     pub fn log_claim(&mut self, fingerprint: Fingerprint, entry: ClaimEntry) {
         self.claims.push((fingerprint, entry));
@@ -174,16 +179,16 @@ impl ClaimIndex {
     /// Records `version` as the contact's latest when it is newer or the
     /// entry is absent or expired, and returns the unexpired latest version
     /// known before.
-    pub fn note_version(
+    pub fn note_version<'a>(
         &mut self,
-        changes: &mut IndexChanges,
-        contact_id: &str,
+        changes: &mut IndexChanges<'a>,
+        contact_id: Cow<'a, str>,
         version: Millis,
         expires: Millis,
         now: Millis,
     ) -> Option<Millis> {
         let noted = LatestVersion { version, expires };
-        let previous = match self.latest.get_mut(contact_id) {
+        let previous = match self.latest.get_mut(&*contact_id) {
             Some(latest) => {
                 let previous = *latest;
                 let known = (previous.expires > now).then_some(previous.version);
@@ -194,12 +199,12 @@ impl ClaimIndex {
                 Some(previous)
             }
             None => {
-                self.latest.insert(contact_id.into(), noted);
+                self.latest.insert((*contact_id).into(), noted);
                 None
             }
         };
-        changes.undo_versions.push((contact_id.into(), previous));
-        changes.versions.push((contact_id.into(), noted));
+        changes.undo_versions.push((contact_id.clone(), previous));
+        changes.versions.push((contact_id, noted));
         previous.filter(|p| p.expires > now).map(|p| p.version)
     }
 
@@ -213,8 +218,8 @@ impl ClaimIndex {
         }
         for (contact, previous) in changes.undo_versions.into_iter().rev() {
             match previous {
-                Some(latest) => self.latest.insert(contact, latest),
-                None => self.latest.remove(&contact),
+                Some(latest) => self.latest.insert(contact.into(), latest),
+                None => self.latest.remove(&*contact),
             };
         }
     }
@@ -270,9 +275,9 @@ mod tests {
     fn a_logged_batch_replays_to_the_same_index() {
         let mut index = ClaimIndex::default();
         let mut changes = IndexChanges::default();
-        assert_eq!(index.note_version(&mut changes, "a", 10, 500, 0), None);
-        assert_eq!(index.note_version(&mut changes, "a", 20, 500, 0), Some(10));
-        assert_eq!(index.note_version(&mut changes, "a", 15, 500, 0), Some(20), "an older version changes nothing");
+        assert_eq!(index.note_version(&mut changes, "a".into(), 10, 500, 0), None);
+        assert_eq!(index.note_version(&mut changes, "a".into(), 20, 500, 0), Some(10));
+        assert_eq!(index.note_version(&mut changes, "a".into(), 15, 500, 0), Some(20), "an older version changes nothing");
         index.claim(&mut changes, Fingerprint([1; 32]), entry(1, 500));
         changes.log_claim(Fingerprint([1; 32]), entry(1, 500));
         let row = changes.encode();
@@ -292,13 +297,13 @@ mod tests {
         let mut index = ClaimIndex::default();
         let mut first = IndexChanges::default();
         index.claim(&mut first, Fingerprint([1; 32]), entry(1, 500));
-        index.note_version(&mut first, "a", 10, 500, 0);
+        index.note_version(&mut first, "a".into(), 10, 500, 0);
 
         let mut second = IndexChanges::default();
         index.claim(&mut second, Fingerprint([1; 32]), entry(2, 600));
         index.claim(&mut second, Fingerprint([2; 32]), entry(2, 600));
-        index.note_version(&mut second, "a", 20, 600, 0);
-        index.note_version(&mut second, "b", 20, 600, 0);
+        index.note_version(&mut second, "a".into(), 20, 600, 0);
+        index.note_version(&mut second, "b".into(), 20, 600, 0);
         index.undo(second);
         assert_eq!(index.claims.len(), 1);
         assert_eq!(index.claims[&Fingerprint([1; 32])].token, 1);
@@ -310,8 +315,8 @@ mod tests {
     fn an_expired_version_is_not_known() {
         let mut index = ClaimIndex::default();
         let mut changes = IndexChanges::default();
-        index.note_version(&mut changes, "a", 10, 500, 0);
-        assert_eq!(index.note_version(&mut changes, "a", 5, 900, 600), None, "expired: the older version is new again");
+        index.note_version(&mut changes, "a".into(), 10, 500, 0);
+        assert_eq!(index.note_version(&mut changes, "a".into(), 5, 900, 600), None, "expired: the older version is new again");
         assert_eq!(index.latest["a"], LatestVersion { version: 5, expires: 900 });
     }
 }

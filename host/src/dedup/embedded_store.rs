@@ -160,11 +160,11 @@ impl EmbeddedStore {
 
     /// The claim transaction: judges every request against the index,
     /// updates it, and writes the batch entry and its log row durably.
-    fn claim_in_index(
+    fn claim_in_index<'a>(
         &self,
         index: &mut ClaimIndex,
-        changes: &mut IndexChanges,
-        batch: &ClaimBatch<'_>,
+        changes: &mut IndexChanges<'a>,
+        batch: &ClaimBatch<'a>,
         now: Millis,
         expires: Millis,
     ) -> Result<(u64, Vec<ClaimOutcome>), StoreError> {
@@ -194,7 +194,7 @@ impl EmbeddedStore {
                 .map(|request| {
                     request.last_update_millis.is_some_and(|version| {
                         index
-                            .note_version(changes, request.contact_id, version, expires, now)
+                            .note_version(changes, request.contact_id.into(), version, expires, now)
                             .is_some_and(|seen| version > seen)
                     })
                 })
@@ -472,7 +472,7 @@ fn migrate_v1(txn: &redb::WriteTransaction) -> Result<(), redb::Error> {
             }
             let version = i64::from_le_bytes(value[..8].try_into().unwrap());
             let expires = i64::from_le_bytes(value[8..].try_into().unwrap());
-            index.note_version(&mut changes, contact.value(), version, expires, Millis::MIN);
+            index.note_version(&mut changes, contact.value().to_owned().into(), version, expires, Millis::MIN);
         }
     }
     if !changes.is_empty() {
