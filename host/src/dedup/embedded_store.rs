@@ -152,9 +152,13 @@ impl EmbeddedStore {
     fn write_txn(&self, durability: Durability, action: &str) -> Result<redb::WriteTransaction, StoreError> {
         let mut txn = self.db.begin_write().map_err(|e| self.err(action, e))?;
         txn.set_durability(durability);
-        // Saves the allocator state with each durable commit, so reopening
-        // after a SIGKILL does not need a full repair scan of the file.
-        txn.set_quick_repair(matches!(durability, Durability::Immediate));
+        // No quick repair: saving redb's allocator state with every durable
+        // commit cost about 5,700 instructions per record (callgrind; ~9% of
+        // a one-core ingest). Without it, the first open after a SIGKILL
+        // rebuilds that state by walking the file, which is small here (the
+        // claim log of one TTL window): 9 MB after 50,000 records, reopened,
+        // repaired and 10,000 more records ingested in 0.12 s.
+        txn.set_quick_repair(false);
         Ok(txn)
     }
 
