@@ -160,6 +160,7 @@ impl<'a> Pass<'a> {
 
     fn value(&mut self, depth: u32, capture: Capture) -> Option<()> {
         match self.peek()? {
+            b'{' | b'[' if depth >= MAX_DEPTH => None,
             b'{' => self.object(depth + 1),
             b'[' => self.array(depth + 1),
             b'"' => {
@@ -176,9 +177,6 @@ impl<'a> Pass<'a> {
     }
 
     fn object(&mut self, depth: u32) -> Option<()> {
-        if depth > MAX_DEPTH {
-            return None;
-        }
         self.at += 1;
         if self.eat(b'}') {
             return Some(());
@@ -215,9 +213,6 @@ impl<'a> Pass<'a> {
     }
 
     fn array(&mut self, depth: u32) -> Option<()> {
-        if depth > MAX_DEPTH {
-            return None;
-        }
         self.at += 1;
         if self.eat(b']') {
             return Some(());
@@ -457,6 +452,14 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// Nesting is left to serde_json past its own limit of 128 levels.
+    #[test]
+    fn nesting_deeper_than_serde_json_allows_is_left_to_the_crate() {
+        let nested = |levels: usize| format!(r#"{{"a":{}1{}}}"#, "[".repeat(levels), "]".repeat(levels));
+        assert!(already_canonical(&nested(127)).is_some());
+        assert!(already_canonical(&nested(128)).is_none());
     }
 
     /// A Connect record of realistic size (the seed records), damaged.

@@ -1,5 +1,7 @@
 //! Record buffers that travel round the pipeline instead of being freed.
 //!
+//! Records of inputs that are not memory-mapped (stdin, gzip) are read into
+//! buffers ([`RecordBytes::Owned`]); mapped records have none and pass by.
 //! Each record's bytes are read into a buffer on the decoding thread, become
 //! its line, and are done with on another thread: the writer's after the
 //! sink write, the claiming thread's for a duplicate. Freed there, every

@@ -69,12 +69,6 @@ impl From<Vec<u8>> for RecordBytes {
     }
 }
 
-impl PartialEq<[u8]> for RecordBytes {
-    fn eq(&self, other: &[u8]) -> bool {
-        **self == *other
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
