@@ -1,9 +1,12 @@
 //! Where one fresh-instance evaluation spends its time: building the store
 //! state, the store, instantiating, the call, and dropping the store (which
-//! resets the pooled memory). `cargo bench --bench evaluation_phases`.
+//! resets the pooled memory). Each module's line names how its memory is
+//! reset (the engine tier its initial memory put it in).
+//! `cargo bench --bench evaluation_phases`.
 //!
 //! `CALLQA_PHASES_MODULES` (comma-separated: `bundled:<rule>` or `.wasm`
-//! paths; default `bundled:silence`), `CALLQA_PHASES_SESSION` (`tiny`, the
+//! paths, each optionally after `rewrite:` or `dirty-pages:` to force its
+//! engine tier; default `bundled:silence`), `CALLQA_PHASES_SESSION` (`tiny`, the
 //! default: one segment; `call`: the generated 10-minute call; `chat`) and
 //! `CALLQA_BENCH_ITERATIONS` (default 3000 per module) choose what is
 //! measured. Several modules are measured interleaved, in rounds, so that
@@ -14,9 +17,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use callqa::rules::store::StoreState;
-use callqa::rules::{params, Limits, RuleEngine, RuleModule};
+use callqa::rules::{params, Limits, MemoryReset, RuleEngine, RuleModule};
 use callqa::session::{synthetic, Session};
-use wasmtime::Store;
 
 fn main() {
     let n: usize = std::env::var("CALLQA_BENCH_ITERATIONS").ok().and_then(|v| v.parse().ok()).unwrap_or(3000);
@@ -35,7 +37,18 @@ fn main() {
     let modules: Vec<_> = sources
         .split(',')
         .map(|source| {
-            let module = RuleModule::load(&engine, source, ".".as_ref()).unwrap();
+            // `rewrite:` or `dirty-pages:` before a module places it on that
+            // tier whatever its memory, to compare the two.
+            let (reset, path) = match source.split_once(':') {
+                Some(("rewrite", path)) => (Some(MemoryReset::Rewrite), path),
+                Some(("dirty-pages", path)) => (Some(MemoryReset::DirtyPages), path),
+                _ => (None, source),
+            };
+            let bytes = match path.strip_prefix("bundled:") {
+                Some(name) => callqa::rules::bundled::get(name).expect("a bundled rule").to_vec(),
+                None => std::fs::read(path).unwrap(),
+            };
+            let module = RuleModule::from_bytes_on(&engine, reset, source, &bytes).unwrap();
             let params = params::resolve(&module.descriptor.params, &Default::default()).unwrap();
             (source, module, params)
         })
@@ -49,15 +62,14 @@ fn main() {
                 let a = Instant::now();
                 let state = StoreState::new("x".into(), session.clone(), &limits, engine.patterns_for_bench());
                 let b = Instant::now();
-                let mut store = Store::new(engine.wasmtime(), state);
-                store.limiter(|s| s.memory_cap());
+                let mut store = module.new_store(state);
                 store.set_fuel(limits.fuel).unwrap();
                 store.set_epoch_deadline(100);
                 let c = Instant::now();
-                let rule = module.pre_for_bench().instantiate(&mut store).unwrap();
+                let evaluate = module.instantiate(&mut store).unwrap();
                 let d = Instant::now();
                 let res = store.data_mut().session_resource().unwrap();
-                let _ = rule.callqa_rule_rule().call_evaluate(&mut store, res, params).unwrap();
+                let _ = evaluate.call(&mut store, res, params).unwrap();
                 let e = Instant::now();
                 drop(store);
                 let f = Instant::now();
@@ -80,7 +92,7 @@ fn main() {
                 s[s.len() / 2]
             })
             .collect();
-        let name = format!("{source} ({} KiB)", module.size / 1024);
+        let name = format!("{source} ({} KiB, {:?})", module.size / 1024, module.reset);
         println!("{name:<44} {:>6.1} {:>6.1} {:>11.1} {:>6.1} {:>6.1} {:>7.1}", med[0], med[1], med[2], med[3], med[4], med[5]);
     }
 }

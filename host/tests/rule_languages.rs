@@ -203,11 +203,10 @@ fn the_engine_holds_as_many_live_python_evaluations_as_rust_ones() {
     let session = Arc::new(Session::placeholder());
     let mut alive = Vec::new();
     for i in 0..MAX_LIVE_INSTANCES {
-        let mut store = wasmtime::Store::new(engine.wasmtime(), StoreState::new("live".into(), session.clone(), &limits, engine.patterns_for_bench()));
-        store.limiter(|s| s.memory_cap());
+        let mut store = module.new_store(StoreState::new("live".into(), session.clone(), &limits, engine.patterns_for_bench()));
         store.set_fuel(limits.fuel).unwrap();
         store.set_epoch_deadline(u64::MAX / 2);
-        let instance = module.pre_for_bench().instantiate(&mut store).unwrap_or_else(|e| panic!("live evaluation {} of {MAX_LIVE_INSTANCES}: {e:#}", i + 1));
+        let instance = module.instantiate(&mut store).unwrap_or_else(|e| panic!("live evaluation {} of {MAX_LIVE_INSTANCES}: {e:#}", i + 1));
         alive.push((store, instance));
     }
 }

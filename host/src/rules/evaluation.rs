@@ -105,8 +105,7 @@ pub fn evaluate(
 ) -> Evaluation {
     let started = Instant::now();
     let state = StoreState::new(rule_id, session, limits, engine.patterns.clone());
-    let mut store = Store::new(&engine.engine, state);
-    store.limiter(|s| &mut s.memory);
+    let mut store = module.new_store(state);
     let result = arm_limits(&mut store, engine, limits).and_then(|()| call(&mut store, module, params, limits));
     let micros = started.elapsed().as_micros() as u64;
     conclude(&mut store, engine, limits, result, micros)
@@ -144,9 +143,9 @@ pub(crate) fn conclude(
 }
 
 fn call(store: &mut Store<StoreState>, module: &RuleModule, params: &[(String, Value)], limits: &Limits) -> Result<Verdict, EvaluationError> {
-    let rule = module.pre.instantiate(&mut *store).map_err(|e| classify(store, e, limits))?;
+    let evaluate = module.instantiate(store).map_err(|e| classify(store, e, limits))?;
     let session = store.data_mut().session_resource().map_err(|e| EvaluationError::Instantiate(root_cause(&e)))?;
-    let returned = rule.callqa_rule_rule().call_evaluate(&mut *store, session, params).map_err(|e| classify(store, e, limits))?;
+    let returned = evaluate.call(store, session, params).map_err(|e| classify(store, e, limits))?;
     match returned {
         Ok(verdict) => check_output(verdict, limits),
         Err(RuleError::BadParams(m)) => Err(EvaluationError::BadParams(m)),
@@ -182,7 +181,7 @@ pub(crate) fn classify(store: &Store<StoreState>, error: wasmtime::Error, limits
             }
         }
         Some(Trap::MemoryOutOfBounds) => EvaluationError::Trap(
-            "out of bounds memory access (in a Rust rule, most often deep recursion overflowing the shadow stack in linear memory)".into(),
+            "out of bounds memory access (in a Rust rule, most often deep recursion overflowing the shadow stack in linear memory: raise `-zstack-size` in the rule's .cargo/config.toml)".into(),
         ),
         Some(trap) => EvaluationError::Trap(trap.to_string()),
         None if root_cause(&error).contains("write beyond capacity") => EvaluationError::OutputCap(format!(

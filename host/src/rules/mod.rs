@@ -27,7 +27,7 @@ pub mod scaffold;
 pub mod store;
 pub mod warm_instance;
 
-pub use engine::RuleEngine;
+pub use engine::{MemoryReset, RuleEngine};
 pub use evaluation::{Evaluation, EvaluationError};
 pub use health::{HealthCounts, RuleHealth};
 pub use limits::Limits;

@@ -7,11 +7,14 @@ use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 use wasmtime::component::types::ComponentItem;
-use wasmtime::Store;
+use wasmtime::component::{ComponentExportIndex, Func, Resource, TypedFunc};
+use wasmtime::{Engine, Store};
 
-use super::bindings::guest::{Descriptor, ParamKind};
+use super::bindings::guest::{self, Descriptor, ParamKind, RuleError};
+use super::bindings::types::Value;
 use super::bindings::QaRulePre;
-use super::engine::RuleEngine;
+use super::host::session::SessionHandle;
+use super::engine::{MemoryReset, RuleEngine};
 use super::limits::Limits;
 use super::params;
 use super::store::StoreState;
@@ -89,7 +92,18 @@ pub struct RuleModule {
     /// instance reused across evaluations.
     pub stateless: bool,
     pub(crate) pre: QaRulePre<StoreState>,
+    /// How its pooled memory is reset: the engine tier it was compiled for.
+    pub reset: MemoryReset,
+    /// The linear memory its core modules start with, in total.
+    pub initial_memory: u64,
+    engine: Engine,
+    /// Where `evaluate` sits among the component's exports, found and
+    /// type-checked once, when the module loads.
+    evaluate: ComponentExportIndex,
 }
+
+/// The world's export that holds `describe` and `evaluate`.
+const RULE_EXPORT: &str = "callqa:rule/rule@0.1.0";
 
 impl RuleModule {
     /// Load `bundled:<name>`, or a path (relative ones against `base_dir`).
@@ -107,23 +121,48 @@ impl RuleModule {
         Self::from_bytes(engine, source, &bytes).map(Arc::new)
     }
 
-    #[doc(hidden)]
-    pub fn pre_for_bench(&self) -> &QaRulePre<StoreState> {
-        &self.pre
+    /// A store for one instance of this rule (on its engine tier), with the
+    /// memory cap in force; fuel and deadline are armed by the caller.
+    pub fn new_store(&self, state: StoreState) -> Store<StoreState> {
+        new_store(&self.engine, state)
+    }
+
+    /// A fresh instance of the rule, ready to evaluate. bindgen's own
+    /// `instantiate` type-checks every export again on every instance
+    /// (about 3% of a fresh evaluation); the check made at load stands.
+    pub fn instantiate(&self, store: &mut Store<StoreState>) -> wasmtime::Result<Evaluate> {
+        let instance = self.pre.instance_pre().instantiate(&mut *store)?;
+        let func = instance
+            .get_func(&mut *store, self.evaluate)
+            .ok_or_else(|| wasmtime::format_err!("the rule's instance has no `{RULE_EXPORT}#evaluate` export"))?;
+        Ok(Evaluate(func))
     }
 
     pub fn from_bytes(engine: &RuleEngine, source: &str, bytes: &[u8]) -> Result<Self, ModuleError> {
+        Self::from_bytes_on(engine, None, source, bytes)
+    }
+
+    /// [`Self::from_bytes`], on the given tier instead of the one the rule's
+    /// memory calls for: for benchmarks that compare the two.
+    #[doc(hidden)]
+    pub fn from_bytes_on(engine: &RuleEngine, reset: Option<MemoryReset>, source: &str, bytes: &[u8]) -> Result<Self, ModuleError> {
         match bytes.get(0..8) {
             Some([0, b'a', b's', b'm', 1, 0, 0, 0]) => return Err(ModuleError::CoreModule),
             Some([0, b'a', b's', b'm', ..]) => {}
             _ => return Err(ModuleError::NotWasm),
         }
         let sha256 = hex::encode(Sha256::digest(bytes));
-        let component = engine.compile(bytes, &sha256).map_err(|e| ModuleError::Invalid(root_cause(&e)))?;
+        let facts = ComponentFacts::read(bytes);
+        let tier = match reset {
+            Some(MemoryReset::Rewrite) => &engine.small,
+            Some(MemoryReset::DirtyPages) => &engine.large,
+            None => engine.tier_for(facts.initial_memory),
+        };
+        let component = tier.compile(bytes, &sha256, engine.cache_dir()).map_err(|e| ModuleError::Invalid(root_cause(&e)))?;
 
         let mut imports = Vec::new();
         let mut forbidden = Vec::new();
-        for (name, item) in component.component_type().imports(&engine.engine) {
+        for (name, item) in component.component_type().imports(&tier.engine) {
             let allowed = matches!(item.ty, ComponentItem::ComponentInstance(_)) && is_allowed(name);
             if !allowed {
                 forbidden.push(name.to_owned());
@@ -134,12 +173,51 @@ impl RuleModule {
             return Err(ModuleError::ForbiddenImports(forbidden));
         }
 
-        let instance_pre = engine.linker.instantiate_pre(&component).map_err(|e| ModuleError::WrongWorld(root_cause(&e)))?;
+        let instance_pre = tier.linker.instantiate_pre(&component).map_err(|e| ModuleError::WrongWorld(root_cause(&e)))?;
+        // Type-checks the world's exports against the WIT, once.
         let pre = QaRulePre::new(instance_pre).map_err(|e| ModuleError::WrongWorld(root_cause(&e)))?;
-        let descriptor = describe(engine, &pre)?;
+        let evaluate = component
+            .get_export_index(None, RULE_EXPORT)
+            .and_then(|rule| component.get_export_index(Some(&rule), "evaluate"))
+            .ok_or_else(|| ModuleError::WrongWorld(format!("no `{RULE_EXPORT}#evaluate` export")))?;
+        let descriptor = describe(engine, &tier.engine, &pre)?;
         validate_schema(&descriptor)?;
-        let stateless = declares_stateless(bytes);
-        Ok(RuleModule { source: source.to_owned(), sha256, size: bytes.len(), descriptor, imports, stateless, pre })
+        Ok(RuleModule {
+            source: source.to_owned(),
+            sha256,
+            size: bytes.len(),
+            descriptor,
+            imports,
+            stateless: facts.stateless,
+            pre,
+            reset: tier.reset,
+            initial_memory: facts.initial_memory,
+            engine: tier.engine.clone(),
+            evaluate,
+        })
+    }
+}
+
+/// The `evaluate` export of one instance.
+#[derive(Clone, Copy)]
+pub struct Evaluate(Func);
+
+impl Evaluate {
+    /// Evaluate the session under the resolved parameters. The outer error
+    /// is a trap; the inner one the rule's own refusal.
+    pub fn call(
+        &self,
+        store: &mut Store<StoreState>,
+        session: Resource<SessionHandle>,
+        params: &[(String, Value)],
+    ) -> wasmtime::Result<Result<guest::Verdict, RuleError>> {
+        // SAFETY: the signature is the one bindgen generated from the WIT,
+        // and `QaRulePre::new` checked the component's `evaluate` against it
+        // when the module loaded; a compiled component's types do not change.
+        let typed = unsafe {
+            TypedFunc::<(Resource<SessionHandle>, &[(String, Value)]), (Result<guest::Verdict, RuleError>,)>::new_unchecked(self.0)
+        };
+        Ok(typed.call(&mut *store, (session, params))?.0)
     }
 }
 
@@ -149,14 +227,38 @@ impl RuleModule {
 /// own linker options). Its content is a version byte, 1.
 pub const STATELESS_SECTION: &str = "callqa:stateless";
 
-/// Whether any module of the component carries the `callqa:stateless`
-/// section. Only section headers are read (nested modules included), so
-/// this costs microseconds even for a large component.
-fn declares_stateless(bytes: &[u8]) -> bool {
-    wasmparser::Parser::new(0).parse_all(bytes).any(|payload| match payload {
-        Ok(wasmparser::Payload::CustomSection(section)) => section.name() == STATELESS_SECTION && section.data().first() == Some(&1),
-        _ => false,
-    })
+/// What loading needs to know from the component's bytes, read in one pass
+/// over its section headers (nested modules included), so it costs
+/// microseconds even for a large component.
+struct ComponentFacts {
+    /// A module carries the `callqa:stateless` section.
+    stateless: bool,
+    /// The initial size of every memory its core modules define, summed.
+    initial_memory: u64,
+}
+
+impl ComponentFacts {
+    /// Malformed bytes stop the reading where they start; compiling the
+    /// component then reports them, with wasmtime's message.
+    fn read(bytes: &[u8]) -> Self {
+        let mut facts = ComponentFacts { stateless: false, initial_memory: 0 };
+        for payload in wasmparser::Parser::new(0).parse_all(bytes) {
+            let Ok(payload) = payload else { break };
+            match payload {
+                wasmparser::Payload::CustomSection(section) => {
+                    facts.stateless |= section.name() == STATELESS_SECTION && section.data().first() == Some(&1);
+                }
+                wasmparser::Payload::MemorySection(memories) => {
+                    for memory in memories.into_iter().flatten() {
+                        let page = 1u64 << memory.page_size_log2.unwrap_or(16);
+                        facts.initial_memory = facts.initial_memory.saturating_add(memory.initial.saturating_mul(page));
+                    }
+                }
+                _ => {}
+            }
+        }
+        facts
+    }
 }
 
 fn is_allowed(name: &str) -> bool {
@@ -164,12 +266,17 @@ fn is_allowed(name: &str) -> bool {
     ALLOWED_IMPORTS.iter().any(|(i, v)| *i == interface && version.starts_with(v))
 }
 
+fn new_store(engine: &Engine, state: StoreState) -> Store<StoreState> {
+    let mut store = Store::new(engine, state);
+    store.limiter(|s| &mut s.memory);
+    store
+}
+
 /// Ask the rule who it is, under the default limits.
-fn describe(engine: &RuleEngine, pre: &QaRulePre<StoreState>) -> Result<Descriptor, ModuleError> {
+fn describe(engine: &RuleEngine, wasmtime: &Engine, pre: &QaRulePre<StoreState>) -> Result<Descriptor, ModuleError> {
     let limits = Limits::default();
     let state = StoreState::new("describe".into(), Arc::new(Session::placeholder()), &limits, engine.patterns.clone());
-    let mut store = Store::new(&engine.engine, state);
-    store.limiter(|s| &mut s.memory);
+    let mut store = new_store(wasmtime, state);
     if engine.metered {
         store.set_fuel(limits.fuel).map_err(|e| ModuleError::DescribeFailed(e.to_string()))?;
         store.set_epoch_deadline(super::evaluation::deadline_ticks(&limits));

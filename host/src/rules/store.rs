@@ -68,11 +68,6 @@ impl StoreState {
         self.wasi.as_ref().is_some_and(|w| !w.stdout.contents().is_empty() || !w.stderr.contents().is_empty())
     }
 
-    #[doc(hidden)]
-    pub fn memory_cap(&mut self) -> &mut MemoryCap {
-        &mut self.memory
-    }
-
     /// The rule's stderr as text, for error messages (a panic's message).
     pub fn stderr_text(&self) -> String {
         let Some(wasi) = &self.wasi else { return String::new() };

@@ -27,12 +27,11 @@ use wasmtime::Store;
 
 use super::bindings::guest::RuleError;
 use super::bindings::types::Value;
-use super::bindings::QaRule;
 use super::engine::RuleEngine;
 use super::evaluation::{arm_limits, check_output, classify, conclude, Evaluation, EvaluationError};
 use super::host::session::SessionHandle;
 use super::limits::Limits;
-use super::module::{root_cause, RuleModule};
+use super::module::{root_cause, Evaluate, RuleModule};
 use super::store::StoreState;
 use crate::session::Session;
 
@@ -50,7 +49,7 @@ pub struct WarmPool {
 
 struct WarmInstance {
     store: Store<StoreState>,
-    rule: QaRule,
+    evaluate: Evaluate,
     evaluations: u32,
 }
 
@@ -116,18 +115,17 @@ impl WarmInstance {
     /// code runs here, and counts against the first evaluation's time).
     fn new(engine: &RuleEngine, module: &RuleModule, limits: &Limits) -> Result<Self, EvaluationError> {
         let state = StoreState::new("warm".into(), NO_SESSION.clone(), limits, engine.patterns.clone());
-        let mut store = Store::new(&engine.engine, state);
-        store.limiter(|s| &mut s.memory);
+        let mut store = module.new_store(state);
         arm_limits(&mut store, engine, limits)?;
-        let rule = module.pre.instantiate(&mut store).map_err(|e| classify(&store, e, limits))?;
-        Ok(WarmInstance { store, rule, evaluations: 0 })
+        let evaluate = module.instantiate(&mut store).map_err(|e| classify(&store, e, limits))?;
+        Ok(WarmInstance { store, evaluate, evaluations: 0 })
     }
 
     fn call(&mut self, params: &[(String, Value)], limits: &Limits) -> Result<crate::qa::Verdict, EvaluationError> {
         let store = &mut self.store;
         let session = store.data_mut().session_resource().map_err(|e| EvaluationError::Instantiate(root_cause(&e)))?;
         let rep = session.rep();
-        let returned = self.rule.callqa_rule_rule().call_evaluate(&mut *store, session, params);
+        let returned = self.evaluate.call(store, session, params);
         // The rule only borrowed the session; the host's handle goes, so the
         // table does not grow with every evaluation.
         let _ = store.data_mut().table.delete(Resource::<SessionHandle>::new_own(rep));
