@@ -20,9 +20,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::{Arc, OnceLock};
 
-use callqa::rules::engine::MAX_LIVE_INSTANCES;
+use callqa::rules::engine::{MAX_LIVE_INSTANCES, SMALL_MEMORY_BYTES};
 use callqa::rules::store::StoreState;
-use callqa::rules::{Limits, RuleEngine, RuleModule};
+use callqa::rules::{Limits, MemoryReset, RuleEngine, RuleModule};
 use callqa::session::Session;
 
 const COMPONENTIZE_JS_VERSION: &str = "0.23.0";
@@ -149,6 +149,10 @@ fn passes_the_rust_greetings_golden_cases(module: &Path) {
     let twin = common::load_module(&module.display().to_string());
     let rust = common::load_module("bundled:greeting");
     assert_eq!(format!("{:?}", twin.descriptor), format!("{:?}", rust.descriptor));
+    // A language runtime's megabytes of memory are reset by the page scan,
+    // not rewritten in full (`tests/memory_reset.rs` for the Rust side).
+    assert_eq!(twin.reset, MemoryReset::DirtyPages, "{} starts with {} bytes of memory", module.display(), twin.initial_memory);
+    assert!(twin.initial_memory > SMALL_MEMORY_BYTES);
 }
 
 #[test]

@@ -34,6 +34,32 @@ impl Rule for Hostile {
                     black_box(&hoard);
                 }
             }
+            // Grows memory past what the pool keeps mapped between
+            // instances, checks that every page it got is zero (nothing
+            // left by an earlier instance in the same pool slot), then dirties
+            // all of it for the next instance to check.
+            "grown-memory" => {
+                const PAGES: usize = 40;
+                let first = core::arch::wasm32::memory_grow(0, PAGES);
+                if first == usize::MAX {
+                    return Err(RuleError::Failed("memory.grow refused".into()));
+                }
+                let base = (first << 16) as *mut u64;
+                let words = (PAGES << 16) / 8;
+                let mut dirty = 0;
+                for i in 0..words {
+                    // SAFETY: these pages were just added to memory and
+                    // belong to no allocation.
+                    unsafe {
+                        dirty += (base.add(i).read_volatile() != 0) as usize;
+                        base.add(i).write_volatile(0xDEAD_BEEF_DEAD_BEEF);
+                    }
+                }
+                match dirty {
+                    0 => Ok(Verdict::pass().reason(format!("{PAGES} fresh pages from page {first}"))),
+                    n => Ok(Verdict::fail(format!("{n} words of the grown memory were not zero"))),
+                }
+            }
             // Frames on the wasm stack: wasmtime's stack limit stops it.
             "recursion" => Ok(Verdict::pass().score(recurse(black_box(1)) as f32)),
             // Frames with arrays live on Rust's shadow stack in linear
