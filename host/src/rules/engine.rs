@@ -236,12 +236,13 @@ fn spawn_ticker(engines: Vec<wasmtime::EngineWeak>, stop: Arc<AtomicBool>) {
         .spawn(move || {
             while !stop.load(Ordering::Relaxed) {
                 std::thread::sleep(EPOCH_TICK);
-                let live: Vec<Engine> = engines.iter().filter_map(|engine| engine.upgrade()).collect();
-                if live.is_empty() {
-                    break;
-                }
-                for engine in live {
+                let mut live = 0;
+                for engine in engines.iter().filter_map(|weak| weak.upgrade()) {
                     engine.increment_epoch();
+                    live += 1;
+                }
+                if live == 0 {
+                    break;
                 }
             }
         })
