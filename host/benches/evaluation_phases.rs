@@ -44,11 +44,7 @@ fn main() {
                 Some(("dirty-pages", path)) => (Some(MemoryReset::DirtyPages), path),
                 _ => (None, source),
             };
-            let bytes = match path.strip_prefix("bundled:") {
-                Some(name) => callqa::rules::bundled::get(name).expect("a bundled rule").to_vec(),
-                None => std::fs::read(path).unwrap(),
-            };
-            let module = RuleModule::from_bytes_on(&engine, reset, source, &bytes).unwrap();
+            let module = RuleModule::load_on(&engine, reset, path, ".".as_ref()).unwrap();
             let params = params::resolve(&module.descriptor.params, &Default::default()).unwrap();
             (source, module, params)
         })

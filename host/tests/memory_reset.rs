@@ -5,6 +5,8 @@
 
 mod common;
 
+use std::sync::Arc;
+
 use callqa::qa::Outcome;
 use callqa::rules::bindings::types::Value;
 use callqa::rules::engine::SMALL_MEMORY_BYTES;
@@ -12,10 +14,8 @@ use callqa::rules::{bundled, evaluation, EvaluationError, Limits, MemoryReset, R
 use common::{engine, one_segment_session, test_rule};
 
 /// A test rule on the tier asked for, whatever its memory.
-fn on(reset: MemoryReset, rule: &str) -> RuleModule {
-    let path = test_rule(rule);
-    let bytes = std::fs::read(&path).unwrap();
-    RuleModule::from_bytes_on(&engine(), Some(reset), &path.display().to_string(), &bytes).unwrap()
+fn on(reset: MemoryReset, rule: &str) -> Arc<RuleModule> {
+    RuleModule::load_on(&engine(), Some(reset), test_rule(rule).to_str().unwrap(), ".".as_ref()).unwrap()
 }
 
 fn evaluate(module: &RuleModule, params: &[(String, Value)]) -> Result<callqa::qa::Verdict, EvaluationError> {

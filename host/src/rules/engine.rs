@@ -51,7 +51,7 @@ pub struct RuleEngine {
 ///
 /// wasmtime picks one way per engine, and neither suits every rule: so
 /// callqa runs two engines and places each rule by the size its memory
-/// starts at (`RuleEngine::tier_for`).
+/// starts at (`MemoryReset::for_memory`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum MemoryReset {
     /// Overwrite the kept part of the memory in full (its data image copied
@@ -64,6 +64,18 @@ pub enum MemoryReset {
     /// for a JavaScript rule (12 MiB) the other way took 1.3 → 1.9 ms per
     /// evaluation.
     DirtyPages,
+}
+
+impl MemoryReset {
+    /// The reset for a rule whose core modules' memories start at
+    /// `initial_memory` bytes in total.
+    pub fn for_memory(initial_memory: u64) -> Self {
+        if initial_memory <= SMALL_MEMORY_BYTES {
+            MemoryReset::Rewrite
+        } else {
+            MemoryReset::DirtyPages
+        }
+    }
 }
 
 /// One wasmtime engine and its linker, with the pooling allocator set up
@@ -108,16 +120,13 @@ impl RuleEngine {
         Ok(RuleEngine { small, large, patterns: Arc::new(PatternCache::default()), cache_dir, ticker_stop, metered })
     }
 
-    /// The tier for a rule whose core modules' memories start at
-    /// `initial_memory` bytes in total.
-    pub(crate) fn tier_for(&self, initial_memory: u64) -> &Tier {
-        if initial_memory <= SMALL_MEMORY_BYTES {
-            &self.small
-        } else {
-            &self.large
+    /// The tier that resets memory the given way.
+    pub(crate) fn tier(&self, reset: MemoryReset) -> &Tier {
+        match reset {
+            MemoryReset::Rewrite => &self.small,
+            MemoryReset::DirtyPages => &self.large,
         }
     }
-
 
     #[doc(hidden)]
     pub fn patterns_for_bench(&self) -> Arc<PatternCache> {

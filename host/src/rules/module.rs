@@ -108,6 +108,13 @@ const RULE_EXPORT: &str = "callqa:rule/rule@0.1.0";
 impl RuleModule {
     /// Load `bundled:<name>`, or a path (relative ones against `base_dir`).
     pub fn load(engine: &RuleEngine, source: &str, base_dir: &Path) -> Result<Arc<Self>, ModuleError> {
+        Self::load_on(engine, None, source, base_dir)
+    }
+
+    /// [`Self::load`], on the given tier instead of the one the rule's
+    /// memory calls for: for benchmarks and tests that compare the two.
+    #[doc(hidden)]
+    pub fn load_on(engine: &RuleEngine, reset: Option<MemoryReset>, source: &str, base_dir: &Path) -> Result<Arc<Self>, ModuleError> {
         let bytes = match source.strip_prefix("bundled:") {
             Some(name) => super::bundled::get(name).map(<[u8]>::to_vec).ok_or_else(|| {
                 let known: Vec<_> = super::bundled::names().collect();
@@ -118,7 +125,7 @@ impl RuleModule {
                 std::fs::read(&path).map_err(|e| ModuleError::Unreadable(format!("{}: {e}", path.display())))?
             }
         };
-        Self::from_bytes(engine, source, &bytes).map(Arc::new)
+        Self::from_bytes_on(engine, reset, source, &bytes).map(Arc::new)
     }
 
     /// A store for one instance of this rule (on its engine tier), with the
@@ -142,10 +149,7 @@ impl RuleModule {
         Self::from_bytes_on(engine, None, source, bytes)
     }
 
-    /// [`Self::from_bytes`], on the given tier instead of the one the rule's
-    /// memory calls for: for benchmarks that compare the two.
-    #[doc(hidden)]
-    pub fn from_bytes_on(engine: &RuleEngine, reset: Option<MemoryReset>, source: &str, bytes: &[u8]) -> Result<Self, ModuleError> {
+    fn from_bytes_on(engine: &RuleEngine, reset: Option<MemoryReset>, source: &str, bytes: &[u8]) -> Result<Self, ModuleError> {
         match bytes.get(0..8) {
             Some([0, b'a', b's', b'm', 1, 0, 0, 0]) => return Err(ModuleError::CoreModule),
             Some([0, b'a', b's', b'm', ..]) => {}
@@ -153,11 +157,7 @@ impl RuleModule {
         }
         let sha256 = hex::encode(Sha256::digest(bytes));
         let facts = ComponentFacts::read(bytes);
-        let tier = match reset {
-            Some(MemoryReset::Rewrite) => &engine.small,
-            Some(MemoryReset::DirtyPages) => &engine.large,
-            None => engine.tier_for(facts.initial_memory),
-        };
+        let tier = engine.tier(reset.unwrap_or_else(|| MemoryReset::for_memory(facts.initial_memory)));
         let component = tier.compile(bytes, &sha256, engine.cache_dir()).map_err(|e| ModuleError::Invalid(root_cause(&e)))?;
 
         let mut imports = Vec::new();
