@@ -6,7 +6,17 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// The bundled rules, by crate name; each becomes `bundled:<name>`.
-const BUNDLED: &[&str] = &["greeting", "forbidden-phrases", "silence", "talk-speed", "chase-follow-up", "interruptions", "non-talk", "sentiment-ending", "chat-response"];
+const BUNDLED: &[&str] = &[
+    "greeting",
+    "forbidden-phrases",
+    "silence",
+    "talk-speed",
+    "chase-follow-up",
+    "interruptions",
+    "non-talk",
+    "sentiment-ending",
+    "chat-response",
+];
 
 fn main() -> anyhow::Result<()> {
     let manifest_dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR")?);
@@ -27,7 +37,9 @@ fn main() -> anyhow::Result<()> {
         build.args(["-p", name]);
     }
     // The outer build's settings are for the host target, not for the guests.
-    for var in ["CARGO_TARGET_DIR", "CARGO_BUILD_TARGET", "RUSTFLAGS", "CARGO_ENCODED_RUSTFLAGS", "CARGO_BUILD_RUSTFLAGS"] {
+    for var in
+        ["CARGO_TARGET_DIR", "CARGO_BUILD_TARGET", "RUSTFLAGS", "CARGO_ENCODED_RUSTFLAGS", "CARGO_BUILD_RUSTFLAGS"]
+    {
         build.env_remove(var);
     }
     for (var, _) in std::env::vars() {
@@ -49,7 +61,8 @@ fn main() -> anyhow::Result<()> {
         "building the bundled rules failed ({status}); is the wasm32-wasip2 target installed? (`rustup target add wasm32-wasip2`)"
     );
 
-    let mut generated = String::from("/// The bundled rules: (name, component bytes).\npub const BUNDLED: &[(&str, &[u8])] = &[\n");
+    let mut generated =
+        String::from("/// The bundled rules: (name, component bytes).\npub const BUNDLED: &[(&str, &[u8])] = &[\n");
     for name in BUNDLED {
         let wasm = target_dir.join("wasm32-wasip2/release").join(format!("{}.wasm", name.replace('-', "_")));
         anyhow::ensure!(wasm.exists(), "the bundled rule {name} was not built at {}", wasm.display());

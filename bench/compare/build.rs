@@ -17,7 +17,9 @@ fn main() -> anyhow::Result<()> {
         .arg("--target-dir")
         .arg(&target_dir);
     // The outer build's settings are for the host target, not the plugin.
-    for var in ["CARGO_TARGET_DIR", "CARGO_BUILD_TARGET", "RUSTFLAGS", "CARGO_ENCODED_RUSTFLAGS", "CARGO_BUILD_RUSTFLAGS"] {
+    for var in
+        ["CARGO_TARGET_DIR", "CARGO_BUILD_TARGET", "RUSTFLAGS", "CARGO_ENCODED_RUSTFLAGS", "CARGO_BUILD_RUSTFLAGS"]
+    {
         build.env_remove(var);
     }
     for (var, _) in std::env::vars() {

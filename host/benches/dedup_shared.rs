@@ -51,10 +51,22 @@ fn main() {
     assert_eq!(redis_unique, reference_unique);
 
     let rate = |seconds: f64| lines.len() as f64 / seconds;
-    println!("(a) reference, Query then PutItem, one record at a time (dynalite): {:>9.0} records/s", rate(reference_seconds));
-    println!("(b) callqa claim protocol, 64 in flight (dynalite):                  {:>9.0} records/s", rate(dynamo_seconds));
-    println!("    ratio (b)/(a):                                                   {:>9.1}x", reference_seconds / dynamo_seconds);
-    println!("(c) callqa claim protocol, 64 in flight (redis-server):              {:>9.0} records/s", rate(redis_seconds));
+    println!(
+        "(a) reference, Query then PutItem, one record at a time (dynalite): {:>9.0} records/s",
+        rate(reference_seconds)
+    );
+    println!(
+        "(b) callqa claim protocol, 64 in flight (dynalite):                  {:>9.0} records/s",
+        rate(dynamo_seconds)
+    );
+    println!(
+        "    ratio (b)/(a):                                                   {:>9.1}x",
+        reference_seconds / dynamo_seconds
+    );
+    println!(
+        "(c) callqa claim protocol, 64 in flight (redis-server):              {:>9.0} records/s",
+        rate(redis_seconds)
+    );
 }
 
 fn distinct(fingerprints: &[Fingerprint]) -> usize {
@@ -71,7 +83,9 @@ async fn reference(server: &Server, fingerprints: &[Fingerprint]) -> (usize, f64
     client
         .create_table()
         .table_name(&table)
-        .attribute_definitions(AttributeDefinition::builder().attribute_name("id").attribute_type(ScalarAttributeType::S).build().unwrap())
+        .attribute_definitions(
+            AttributeDefinition::builder().attribute_name("id").attribute_type(ScalarAttributeType::S).build().unwrap(),
+        )
         .key_schema(KeySchemaElement::builder().attribute_name("id").key_type(KeyType::Hash).build().unwrap())
         .billing_mode(BillingMode::PayPerRequest)
         .send()
@@ -101,7 +115,8 @@ async fn reference(server: &Server, fingerprints: &[Fingerprint]) -> (usize, f64
 /// callqa's protocol through the store API: batches of 500 claimed with
 /// conditional writes in flight, then completed.
 async fn protocol(store_url: &str, fingerprints: &[Fingerprint], contacts: &[String]) -> (usize, f64) {
-    let settings = StoreSettings { ttl: Duration::from_secs(86400), lease: Duration::from_secs(30), clock: Arc::new(SystemClock) };
+    let settings =
+        StoreSettings { ttl: Duration::from_secs(86400), lease: Duration::from_secs(30), clock: Arc::new(SystemClock) };
     let store: Box<dyn DedupStore> = StoreUrl::parse(store_url)
         .unwrap()
         .open_shared("bench:-".into(), settings, callqa::dedup::DEFAULT_CONCURRENCY)

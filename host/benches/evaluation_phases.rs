@@ -79,7 +79,10 @@ fn main() {
         }
     }
     println!("median µs per phase, {} evaluations per module", n / rounds * rounds);
-    println!("{:<44} {:>6} {:>6} {:>11} {:>6} {:>6} {:>7}", "module", "state", "store", "instantiate", "call", "drop", "total");
+    println!(
+        "{:<44} {:>6} {:>6} {:>11} {:>6} {:>6} {:>7}",
+        "module", "state", "store", "instantiate", "call", "drop", "total"
+    );
     for (m, (source, module, _)) in modules.iter().enumerate() {
         let med: Vec<f64> = samples[m]
             .iter_mut()
@@ -89,6 +92,9 @@ fn main() {
             })
             .collect();
         let name = format!("{source} ({} KiB, {:?})", module.size / 1024, module.reset);
-        println!("{name:<44} {:>6.1} {:>6.1} {:>11.1} {:>6.1} {:>6.1} {:>7.1}", med[0], med[1], med[2], med[3], med[4], med[5]);
+        println!(
+            "{name:<44} {:>6.1} {:>6.1} {:>11.1} {:>6.1} {:>6.1} {:>7.1}",
+            med[0], med[1], med[2], med[3], med[4], med[5]
+        );
     }
 }

@@ -18,12 +18,12 @@ use callqa::sinks::{DeadLetterSink, DirectorySink, Sink};
 use callqa::sources::{InputSource, RecordReader};
 
 fn main() -> anyhow::Result<()> {
-    let records: usize =
-        std::env::var("CALLQA_BENCH_RECORDS").ok().and_then(|n| n.parse().ok()).unwrap_or(50_000);
+    let records: usize = std::env::var("CALLQA_BENCH_RECORDS").ok().and_then(|n| n.parse().ok()).unwrap_or(50_000);
     let dir = tempfile::tempdir()?;
     // `CALLQA_BENCH_INPUT=FILE` keeps the generated input there (to profile
     // `callqa ingest` on the same records).
-    let input = std::env::var_os("CALLQA_BENCH_INPUT").map(PathBuf::from).unwrap_or_else(|| dir.path().join("ctrs.ndjson"));
+    let input =
+        std::env::var_os("CALLQA_BENCH_INPUT").map(PathBuf::from).unwrap_or_else(|| dir.path().join("ctrs.ndjson"));
     let bytes = generate(&input, records)?;
     println!(
         "{records} records, {:.1} MB ({} bytes/record on average), 30% re-deliveries, 5% updates, 3 days",
@@ -32,7 +32,13 @@ fn main() -> anyhow::Result<()> {
     );
     println!(
         "{:<10} {:>22} {:>22} {:>7} {:>16} {:>16}  {}",
-        "mode", "floor (parse+fp)", "full ingest", "ratio", "full, per CPU-s", "full, one core", "unique/duplicates/updates"
+        "mode",
+        "floor (parse+fp)",
+        "full ingest",
+        "ratio",
+        "full, per CPU-s",
+        "full, one core",
+        "unique/duplicates/updates"
     );
     // `CALLQA_BENCH_MODES=raw,key` measures only those modes (for profiling).
     let only = std::env::var("CALLQA_BENCH_MODES").unwrap_or_default();

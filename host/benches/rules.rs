@@ -17,7 +17,13 @@ use callqa::session::{synthetic, Session};
 
 /// Median microseconds of `iterations` evaluations, fresh instances or
 /// (with `warm`) instances from the pool.
-fn median_micros(engine: &RuleEngine, module: &RuleModule, session: &Arc<Session>, iterations: usize, warm: Option<&WarmPool>) -> f64 {
+fn median_micros(
+    engine: &RuleEngine,
+    module: &RuleModule,
+    session: &Arc<Session>,
+    iterations: usize,
+    warm: Option<&WarmPool>,
+) -> f64 {
     let params = params::resolve(&module.descriptor.params, &Default::default()).unwrap();
     let limits = Limits::default();
     let mut samples = Vec::with_capacity(iterations);
@@ -38,7 +44,8 @@ fn main() {
     let iterations = std::env::var("CALLQA_BENCH_ITERATIONS").ok().and_then(|v| v.parse().ok()).unwrap_or(2000);
     let metered = RuleEngine::new(None).unwrap();
     let unmetered = RuleEngine::unmetered(None).unwrap();
-    let sessions = [("10-min call", Arc::new(synthetic::ten_minute_call())), ("short chat", Arc::new(synthetic::short_chat()))];
+    let sessions =
+        [("10-min call", Arc::new(synthetic::ten_minute_call())), ("short chat", Arc::new(synthetic::short_chat()))];
     println!("evaluation, median of {iterations} (µs)");
     println!("{:<20} {:<12} {:>10} {:>10} {:>8} {:>10}", "rule", "session", "fresh", "no limits", "on/off", "warm");
     for name in callqa::rules::bundled::names() {

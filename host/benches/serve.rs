@@ -127,7 +127,8 @@ fn in_process_rate(cache: &Path, sessions: &[Arc<Session>], seconds: Duration) -
 }
 
 fn main() {
-    let seconds = Duration::from_secs_f64(std::env::var("CALLQA_BENCH_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(5.0));
+    let seconds =
+        Duration::from_secs_f64(std::env::var("CALLQA_BENCH_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(5.0));
     let work = tempfile::tempdir().unwrap();
     let cache = work.path().join("module-cache");
 
@@ -141,7 +142,11 @@ fn main() {
     let (bodies, sessions) = load_sessions();
     let url = format!("http://{}/v1/sessions/evaluate", server.address);
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
-    println!("\nsessions evaluated per second ({} sample sessions, round robin, {}s per level):", bodies.len(), seconds.as_secs_f64());
+    println!(
+        "\nsessions evaluated per second ({} sample sessions, round robin, {}s per level):",
+        bodies.len(),
+        seconds.as_secs_f64()
+    );
     println!("  {:<34} {:>10} {:>8}", "", "sessions/s", "failed");
     // Warm up the connection pools and the server's caches.
     runtime.block_on(http_rate(&url, &bodies, 8, Duration::from_millis(500)));

@@ -1,7 +1,7 @@
 //! The `callqa` command line: argument parsing and dispatch only.
 
-use clap::{Parser, Subcommand};
 use callqa::cli;
+use clap::{Parser, Subcommand};
 
 /// Contact-record dedup and sandboxed QA rules for customer-service centres.
 #[derive(Parser)]

@@ -27,7 +27,9 @@ use serde::Serialize;
 use crate::ctr::{ContactRecord, DecodeError, Fingerprint, FingerprintMode, RecordDecoder, UtcDay};
 use crate::dedup::{ClaimBatch, ClaimOutcome, ClaimRequest, DedupStore, FencingToken};
 use crate::sinks::{DeadLetterSink, Sink, SinkRecord};
-use crate::sources::{FirehoseResponse, FirehoseResult, InputFormat, InputSource, LineBuffers, Position, RecordBytes, RecordReader};
+use crate::sources::{
+    FirehoseResponse, FirehoseResult, InputFormat, InputSource, LineBuffers, Position, RecordBytes, RecordReader,
+};
 
 /// What the pipeline does, apart from where records come from and go to.
 #[derive(Debug, Clone)]
@@ -315,7 +317,13 @@ impl IngestPipeline {
         Ok(())
     }
 
-    fn dead_letter(&mut self, input: usize, position: &Position, error: &DecodeError, bytes: &[u8]) -> anyhow::Result<()> {
+    fn dead_letter(
+        &mut self,
+        input: usize,
+        position: &Position,
+        error: &DecodeError,
+        bytes: &[u8],
+    ) -> anyhow::Result<()> {
         let summary = &mut self.inputs[input];
         summary.counts.dead_lettered += 1;
         self.dead_letters.write(&summary.input, position, error, bytes)?;
@@ -338,8 +346,7 @@ impl IngestPipeline {
         }
         let mut pending = std::mem::take(&mut self.pending);
         let first_input = pending.iter().map(|p| p.input).min().unwrap_or(0);
-        let input_names: Vec<String> =
-            self.inputs[first_input..].iter().map(|summary| summary.input.clone()).collect();
+        let input_names: Vec<String> = self.inputs[first_input..].iter().map(|summary| summary.input.clone()).collect();
         let requests: Vec<ClaimRequest<'_>> = pending
             .iter()
             .map(|p| ClaimRequest {
@@ -441,7 +448,9 @@ impl IngestPipeline {
         self.sinks = written.sinks;
         self.dead_letters.sync()?;
         if let (Some((_, response)), Some(path)) = (&self.firehose, &self.options.firehose_response) {
-            response.write_to(path).with_context(|| format!("cannot write the Firehose response {}", path.display()))?;
+            response
+                .write_to(path)
+                .with_context(|| format!("cannot write the Firehose response {}", path.display()))?;
         }
         for token in written.deferred {
             self.store.complete_batch(token).await.context("cannot complete a batch in the dedup store")?;

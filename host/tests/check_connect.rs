@@ -41,7 +41,11 @@ fn stable(mut sheet: Value) -> Value {
 }
 
 fn lines(bytes: &[u8]) -> Vec<Value> {
-    String::from_utf8_lossy(bytes).lines().filter(|l| !l.trim().is_empty()).map(|l| serde_json::from_str(l).unwrap()).collect()
+    String::from_utf8_lossy(bytes)
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
 }
 
 /// Compares with a golden file; `CALLQA_BLESS=1` rewrites it (review the diff).
@@ -54,7 +58,12 @@ fn assert_golden(got: &[Value], golden: &str) {
     let want = lines(&std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display())));
     assert_eq!(got.len(), want.len(), "line count against {golden}");
     for (g, w) in got.iter().zip(&want) {
-        assert_eq!(g, w, "{} differs from {golden} (CALLQA_BLESS=1 rewrites it after review)", w.get("session_id").or(w.get("id")).unwrap());
+        assert_eq!(
+            g,
+            w,
+            "{} differs from {golden} (CALLQA_BLESS=1 rewrites it after review)",
+            w.get("session_id").or(w.get("id")).unwrap()
+        );
     }
 }
 
@@ -108,7 +117,10 @@ fn a_corrupt_analysis_file_is_reported_and_the_run_goes_on() {
     for item in sheet["items"].as_array().unwrap() {
         assert_eq!(item["outcome"], "not-applicable", "without a transcript every rule here is n/a: {item}");
     }
-    assert!(sheets.iter().filter(|s| s["session_id"] != CORRUPT).all(|s| s.get("notes").is_none()), "the other sessions are whole");
+    assert!(
+        sheets.iter().filter(|s| s["session_id"] != CORRUPT).all(|s| s.get("notes").is_none()),
+        "the other sessions are whole"
+    );
 }
 
 #[test]
@@ -130,7 +142,12 @@ fn an_update_of_a_contact_record_after_its_analysis_changes_the_sheet() {
     std::fs::copy(samples.join("part-0002.ndjson.gz"), day.join("part-0002.ndjson.gz")).unwrap();
     let after = lines(&check(&args.iter().map(String::as_str).collect::<Vec<_>>()).stdout);
     let hotline = sheet_of(&after, HOTLINE);
-    let greeting = hotline["items"].as_array().unwrap().iter().find(|i| i["rule_id"] == "greeting-hotline").expect("the update set scenario = hotline");
+    let greeting = hotline["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["rule_id"] == "greeting-hotline")
+        .expect("the update set scenario = hotline");
     assert_eq!(greeting["outcome"], "pass");
 
     let built = common::callqa().args(["session", "build"]).args(&args).output().unwrap();
@@ -145,14 +162,16 @@ fn session_documents_and_contact_records_are_checked_together() {
     args.push("samples/sessions");
     let out = common::callqa().args(["check", "--rules", "samples/rules.toml"]).args(&args).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let documents = common::callqa().args(["check", "--rules", "samples/rules.toml", "samples/sessions"]).output().unwrap();
+    let documents =
+        common::callqa().args(["check", "--rules", "samples/rules.toml", "samples/sessions"]).output().unwrap();
     assert_eq!(lines(&out.stdout).len(), lines(&documents.stdout).len() + 5);
 }
 
 #[test]
 fn the_day_is_a_local_day_in_the_given_time_zone() {
     let ids = |args: &[&str]| -> Vec<String> {
-        let out = common::callqa().args(["session", "build", "--ctr", "samples/connect/ctr"]).args(args).output().unwrap();
+        let out =
+            common::callqa().args(["session", "build", "--ctr", "samples/connect/ctr"]).args(args).output().unwrap();
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         lines(&out.stdout).into_iter().map(|s| s["id"].as_str().unwrap().to_owned()).collect()
     };
@@ -168,11 +187,21 @@ fn a_malformed_contact_record_or_event_is_reported_and_the_rest_still_get_sheets
     let dir = tempfile::tempdir().unwrap();
     let ctr = dir.path().join("ctr");
     std::fs::create_dir_all(&ctr).unwrap();
-    let good = std::fs::read_to_string(common::repo_root().join("samples/connect/ctr/year=2026/month=11/day=20/part-0001.ndjson")).unwrap();
+    let good = std::fs::read_to_string(
+        common::repo_root().join("samples/connect/ctr/year=2026/month=11/day=20/part-0001.ndjson"),
+    )
+    .unwrap();
     std::fs::write(ctr.join("records.ndjson"), format!("{good}{{\"ContactId\": \"broken\", \"Channel\":\n")).unwrap();
     let events = dir.path().join("events.ndjson");
     std::fs::write(&events, "{\"contact_id\": \"x\", \"kind\": \"order\"}\n").unwrap();
-    let out = check(&["--ctr", ctr.to_str().unwrap(), "--analysis", "samples/connect/analysis", "--events", events.to_str().unwrap()]);
+    let out = check(&[
+        "--ctr",
+        ctr.to_str().unwrap(),
+        "--analysis",
+        "samples/connect/analysis",
+        "--events",
+        events.to_str().unwrap(),
+    ]);
     assert_eq!(out.status.code(), Some(1), "malformed inputs exit 1");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("records.ndjson:line 7") && stderr.contains("unusable contact record"), "{stderr}");

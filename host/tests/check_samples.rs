@@ -36,7 +36,11 @@ fn sample_sessions_give_the_golden_sheets() {
     assert!(got.len() >= 12, "at least 12 sample sessions, got {}", got.len());
     assert_eq!(got.len(), want.len(), "sheet count");
     for (g, w) in got.iter().zip(&want) {
-        assert_eq!(g, w, "sheet for {} differs from the golden one (CALLQA_BLESS=1 rewrites it after review)", w["session_id"]);
+        assert_eq!(
+            g, w,
+            "sheet for {} differs from the golden one (CALLQA_BLESS=1 rewrites it after review)",
+            w["session_id"]
+        );
     }
     let summary = String::from_utf8_lossy(&out.stderr);
     assert!(summary.contains("sessions inspected"), "a human summary on stderr: {summary}");
@@ -44,7 +48,10 @@ fn sample_sessions_give_the_golden_sheets() {
 
 #[test]
 fn a_malformed_document_is_reported_and_the_rest_still_get_sheets() {
-    let out = common::callqa().args(["check", "--rules", "samples/rules.toml", "samples/sessions", "samples/malformed"]).output().unwrap();
+    let out = common::callqa()
+        .args(["check", "--rules", "samples/rules.toml", "samples/sessions", "samples/malformed"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1), "rejected documents exit 1");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("samples/malformed/"), "names the file: {stderr}");
@@ -70,7 +77,8 @@ fn every_sheet_item_names_its_module_and_costs() {
 #[test]
 fn runs_are_deterministic_down_to_the_fuel() {
     let run = || {
-        let out = common::callqa().args(["check", "--rules", "samples/rules.toml", "samples/sessions"]).output().unwrap();
+        let out =
+            common::callqa().args(["check", "--rules", "samples/rules.toml", "samples/sessions"]).output().unwrap();
         assert!(out.status.success());
         String::from_utf8(out.stdout)
             .unwrap()

@@ -25,7 +25,12 @@ fn every_bundled_rule_passes_its_golden_cases() {
         for case in &cases {
             let result = golden::run_case(&engine, &module, case, &Limits::default());
             if !result.passed() {
-                failures.push(format!("{name}: {} ({}): {}", case.name, case.file.display(), result.differences.join("; ")));
+                failures.push(format!(
+                    "{name}: {} ({}): {}",
+                    case.name,
+                    case.file.display(),
+                    result.differences.join("; ")
+                ));
             }
             checked += 1;
         }

@@ -13,7 +13,6 @@ use std::time::{Duration, Instant};
 
 use common::test_data::{files, Lcg};
 
-
 fn record(contact: u64, version: u64, rng: &mut Lcg) -> String {
     let day = 1 + contact % 5;
     serde_json::json!({
@@ -63,7 +62,6 @@ fn identity(line: &str) -> (String, String) {
     (value["ContactId"].as_str().unwrap().to_owned(), value["LastUpdateTimestamp"].as_str().unwrap().to_owned())
 }
 
-
 fn ingest(dir: &Path, input: &Path) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_callqa"));
     command
@@ -86,7 +84,8 @@ fn sigkill_at_every_step_then_rerun_leaves_each_unique_record_exactly_once() {
     let expected = generate(&input);
 
     let mut killed = 0;
-    for failpoint in ["after-claim:3", "before-rename:5", "between-renames:4", "after-sink-write:6", "after-complete:8"] {
+    for failpoint in ["after-claim:3", "before-rename:5", "between-renames:4", "after-sink-write:6", "after-complete:8"]
+    {
         let output = ingest(dir.path(), &input).env("CALLQA_FAILPOINT", failpoint).output().unwrap();
         match output.status.signal() {
             Some(9) => killed += 1,
@@ -107,7 +106,10 @@ fn sigkill_at_every_step_then_rerun_leaves_each_unique_record_exactly_once() {
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
 
     let all_files = files(&dir.path().join("out"));
-    assert!(all_files.iter().all(|f| !f.file_name().unwrap().to_string_lossy().ends_with(".tmp")), "temporary files left: {all_files:?}");
+    assert!(
+        all_files.iter().all(|f| !f.file_name().unwrap().to_string_lossy().ends_with(".tmp")),
+        "temporary files left: {all_files:?}"
+    );
     let mut seen: HashMap<(String, String), usize> = HashMap::new();
     for file in &all_files {
         for line in std::fs::read_to_string(file).unwrap().lines() {
@@ -123,7 +125,8 @@ fn sigkill_at_every_step_then_rerun_leaves_each_unique_record_exactly_once() {
     // A last delivery of everything finds only duplicates.
     let output = ingest(dir.path(), &input).output().unwrap();
     assert!(output.status.success());
-    let summary: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.path().join("summary.json")).unwrap()).unwrap();
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("summary.json")).unwrap()).unwrap();
     assert_eq!(summary["total"]["unique"], 0);
     assert_eq!(summary["total"]["read"], summary["total"]["duplicates"]);
 }

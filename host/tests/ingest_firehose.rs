@@ -76,6 +76,7 @@ fn every_record_id_is_answered_in_order() {
 
     // Firehose retries the invocation: what was delivered is now Dropped.
     let retry = run(dir.path(), &event_path);
-    let results: Vec<&str> = retry["records"].as_array().unwrap().iter().map(|r| r["result"].as_str().unwrap()).collect();
+    let results: Vec<&str> =
+        retry["records"].as_array().unwrap().iter().map(|r| r["result"].as_str().unwrap()).collect();
     assert_eq!(results, ["Dropped", "Dropped", "Dropped", "ProcessingFailed", "ProcessingFailed", "ProcessingFailed"]);
 }

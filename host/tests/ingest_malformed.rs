@@ -43,10 +43,8 @@ fn each_kind_of_bad_record_is_dead_lettered_and_counted() {
 
     let dead: Vec<serde_json::Value> =
         std::fs::read_to_string(&dead_path).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
-    let found: Vec<(String, String)> = dead
-        .iter()
-        .map(|d| (d["reason"].as_str().unwrap().to_owned(), d["position"].to_string()))
-        .collect();
+    let found: Vec<(String, String)> =
+        dead.iter().map(|d| (d["reason"].as_str().unwrap().to_owned(), d["position"].to_string())).collect();
     let expected = [
         ("malformed-json", r#"{"line":2}"#),
         ("invalid-utf8", r#"{"line":3}"#),
@@ -71,7 +69,8 @@ fn each_kind_of_bad_record_is_dead_lettered_and_counted() {
     let n = |k: &str| total[k].as_u64().unwrap();
     assert_eq!((n("read"), n("unique"), n("duplicates"), n("dead_lettered")), (9, 1, 1, 7));
     assert_eq!(n("read"), n("unique") + n("duplicates") + n("dead_lettered"));
-    let formats: Vec<&str> = summary["inputs"].as_array().unwrap().iter().map(|i| i["format"].as_str().unwrap()).collect();
+    let formats: Vec<&str> =
+        summary["inputs"].as_array().unwrap().iter().map(|i| i["format"].as_str().unwrap()).collect();
     assert_eq!(formats, ["ndjson", "firehose-event", "ndjson"]);
 }
 

@@ -21,11 +21,7 @@ const PUBLISHED: [&str; 6] = [
 
 fn callqa(args: &[&str]) -> Output {
     let output = Command::new(env!("CARGO_BIN_EXE_callqa")).args(args).output().expect("run callqa");
-    assert!(
-        output.status.success(),
-        "callqa {args:?} failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    assert!(output.status.success(), "callqa {args:?} failed: {}", String::from_utf8_lossy(&output.stderr));
     output
 }
 
@@ -38,7 +34,6 @@ fn sink_lines(dir: &Path) -> Vec<String> {
     }
     lines
 }
-
 
 fn summary(path: &Path) -> serde_json::Value {
     serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
@@ -57,13 +52,25 @@ fn seed_in_raw_mode_keeps_three_with_the_published_fingerprints() {
     let store = format!("file:{}", dir.path().join("store.redb").display());
     let summary_path = dir.path().join("summary.json");
     callqa(&[
-        "ingest", "--fingerprint", "raw", "--store", &store, "--out", out.to_str().unwrap(),
-        "--verbose", "--summary-json", summary_path.to_str().unwrap(), SEED,
+        "ingest",
+        "--fingerprint",
+        "raw",
+        "--store",
+        &store,
+        "--out",
+        out.to_str().unwrap(),
+        "--verbose",
+        "--summary-json",
+        summary_path.to_str().unwrap(),
+        SEED,
     ]);
 
     let report = summary(&summary_path);
     let total = &report["total"];
-    assert_eq!((total["read"].as_u64(), total["unique"].as_u64(), total["duplicates"].as_u64()), (Some(6), Some(3), Some(3)));
+    assert_eq!(
+        (total["read"].as_u64(), total["unique"].as_u64(), total["duplicates"].as_u64()),
+        (Some(6), Some(3), Some(3))
+    );
     assert_eq!(total["dead_lettered"].as_u64(), Some(0));
     assert_eq!(total["updates"].as_u64(), Some(2), "the second and third versions update the first");
     let input = &report["inputs"][0];
@@ -71,7 +78,8 @@ fn seed_in_raw_mode_keeps_three_with_the_published_fingerprints() {
     let fingerprints: Vec<&str> =
         input["records"].as_array().unwrap().iter().map(|r| r["fingerprint"].as_str().unwrap()).collect();
     assert_eq!(fingerprints, PUBLISHED);
-    let outcomes: Vec<&str> = input["records"].as_array().unwrap().iter().map(|r| r["outcome"].as_str().unwrap()).collect();
+    let outcomes: Vec<&str> =
+        input["records"].as_array().unwrap().iter().map(|r| r["outcome"].as_str().unwrap()).collect();
     assert_eq!(outcomes, ["unique", "duplicate", "update", "duplicate", "update", "duplicate"]);
     let dropped: Vec<&str> = input["dropped"].as_array().unwrap().iter().map(|f| f.as_str().unwrap()).collect();
     assert_eq!(dropped, [PUBLISHED[1], PUBLISHED[3], PUBLISHED[5]]);
@@ -89,7 +97,18 @@ fn seed_in_raw_mode_keeps_three_with_the_published_fingerprints() {
     assert_eq!(sink_fingerprints, expected);
 
     // Delivered again: all six are duplicates now, nothing new in the sink.
-    callqa(&["ingest", "--fingerprint", "raw", "--store", &store, "--out", out.to_str().unwrap(), "--summary-json", summary_path.to_str().unwrap(), SEED]);
+    callqa(&[
+        "ingest",
+        "--fingerprint",
+        "raw",
+        "--store",
+        &store,
+        "--out",
+        out.to_str().unwrap(),
+        "--summary-json",
+        summary_path.to_str().unwrap(),
+        SEED,
+    ]);
     assert_eq!(summary(&summary_path)["total"]["duplicates"].as_u64(), Some(6));
     assert_eq!(sink_lines(&out).len(), 3);
 
@@ -115,8 +134,16 @@ fn canonical_mode_sees_through_key_order_and_whitespace_raw_does_not() {
         let out = dir.path().join(format!("out-{mode}"));
         let summary_path = dir.path().join(format!("{mode}.json"));
         callqa(&[
-            "ingest", "--fingerprint", mode, "--store", &store, "--out", out.to_str().unwrap(),
-            "--summary-json", summary_path.to_str().unwrap(), input.to_str().unwrap(),
+            "ingest",
+            "--fingerprint",
+            mode,
+            "--store",
+            &store,
+            "--out",
+            out.to_str().unwrap(),
+            "--summary-json",
+            summary_path.to_str().unwrap(),
+            input.to_str().unwrap(),
         ]);
         let report = summary(&summary_path);
         assert_eq!(report["inputs"][0]["format"], "ndjson");
@@ -130,10 +157,14 @@ fn canonical_mode_sees_through_key_order_and_whitespace_raw_does_not() {
 fn stdout_sink_and_single_object_input() {
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("one.json");
-    std::fs::write(&input, "{\n  \"ContactId\": \"c-9\",\n  \"InitiationTimestamp\": \"2022-01-05T17:12:59Z\"\n}\n").unwrap();
+    std::fs::write(&input, "{\n  \"ContactId\": \"c-9\",\n  \"InitiationTimestamp\": \"2022-01-05T17:12:59Z\"\n}\n")
+        .unwrap();
     let store = format!("file:{}", dir.path().join("s.redb").display());
     let output = callqa(&["ingest", "--store", &store, "--out", "-", input.to_str().unwrap()]);
-    assert_eq!(String::from_utf8(output.stdout).unwrap(), "{\"ContactId\":\"c-9\",\"InitiationTimestamp\":\"2022-01-05T17:12:59Z\"}\n");
+    assert_eq!(
+        String::from_utf8(output.stdout).unwrap(),
+        "{\"ContactId\":\"c-9\",\"InitiationTimestamp\":\"2022-01-05T17:12:59Z\"}\n"
+    );
     assert!(String::from_utf8_lossy(&output.stderr).contains("(single object): 1 read, 1 unique"));
 }
 

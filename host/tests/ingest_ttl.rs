@@ -10,12 +10,14 @@ use callqa::pipeline::{IngestOptions, IngestPipeline, IngestSummary};
 use callqa::sinks::{DeadLetterSink, DirectorySink, Sink};
 use callqa::sources::InputSource;
 
-const RECORD: &str = r#"{"ContactId":"c-1","InitiationTimestamp":"2022-01-05T17:12:59Z","LastUpdateTimestamp":"2022-01-05T17:48:35Z"}"#;
+const RECORD: &str =
+    r#"{"ContactId":"c-1","InitiationTimestamp":"2022-01-05T17:12:59Z","LastUpdateTimestamp":"2022-01-05T17:48:35Z"}"#;
 
 fn ingest(store: &Arc<EmbeddedStore>, out: &Path, input: &Path) -> IngestSummary {
     use callqa::dedup::DedupStore;
     let sinks: Vec<Box<dyn Sink>> = vec![Box::new(DirectorySink::open(out, store.instance_id(), false).unwrap())];
-    let pipeline = IngestPipeline::new(store.clone(), sinks, DeadLetterSink::open(None).unwrap(), IngestOptions::default());
+    let pipeline =
+        IngestPipeline::new(store.clone(), sinks, DeadLetterSink::open(None).unwrap(), IngestOptions::default());
     let runtime = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
     runtime.block_on(pipeline.run(&[InputSource::File(input.to_path_buf())])).unwrap()
 }
@@ -27,7 +29,8 @@ fn a_duplicate_after_the_ttl_is_kept_and_one_within_it_is_not() {
     std::fs::write(&input, format!("{RECORD}\n")).unwrap();
     let out = dir.path().join("out");
     let clock = Arc::new(ManualClock::new(1_700_000_000_000));
-    let settings = StoreSettings { ttl: Duration::from_secs(24 * 3600), lease: Duration::from_secs(30), clock: clock.clone() };
+    let settings =
+        StoreSettings { ttl: Duration::from_secs(24 * 3600), lease: Duration::from_secs(30), clock: clock.clone() };
     let store = Arc::new(EmbeddedStore::open(&dir.path().join("store.redb"), settings).unwrap());
 
     assert_eq!(ingest(&store, &out, &input).total.unique, 1);

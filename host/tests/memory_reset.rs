@@ -19,7 +19,8 @@ fn on(reset: MemoryReset, rule: &str) -> Arc<RuleModule> {
 }
 
 fn evaluate(module: &RuleModule, params: &[(String, Value)]) -> Result<callqa::qa::Verdict, EvaluationError> {
-    evaluation::evaluate(&engine(), module, "t".into(), one_segment_session("s", "您好"), params, &Limits::default()).result
+    evaluation::evaluate(&engine(), module, "t".into(), one_segment_session("s", "您好"), params, &Limits::default())
+        .result
 }
 
 fn mode(mode: &str) -> Vec<(String, Value)> {
@@ -32,7 +33,11 @@ fn each_rule_lands_on_the_tier_its_memory_calls_for() {
     for name in bundled::names() {
         let module = common::load_module(&format!("bundled:{name}"));
         assert_eq!(module.reset, MemoryReset::Rewrite, "{name} starts with {} bytes of memory", module.initial_memory);
-        assert!(module.initial_memory > 0 && module.initial_memory <= SMALL_MEMORY_BYTES, "{name}: {}", module.initial_memory);
+        assert!(
+            module.initial_memory > 0 && module.initial_memory <= SMALL_MEMORY_BYTES,
+            "{name}: {}",
+            module.initial_memory
+        );
     }
     // Rust's default 1 MiB shadow stack: 17 pages.
     let counter = common::load_module(test_rule("warm-counter").to_str().unwrap());
@@ -48,7 +53,8 @@ fn a_fresh_instance_starts_clean_on_either_tier() {
             // 40 pages grown past the initial memory, more than the rewrite
             // tier keeps mapped: each must be zero, though the instance
             // before filled them.
-            let verdict = evaluate(&hostile, &mode("grown-memory")).unwrap_or_else(|e| panic!("{reset:?}, round {round}: {e}"));
+            let verdict =
+                evaluate(&hostile, &mode("grown-memory")).unwrap_or_else(|e| panic!("{reset:?}, round {round}: {e}"));
             assert_eq!(verdict.outcome, Outcome::Pass, "{reset:?}, round {round}: {:?}", verdict.reason);
             // Grown to the cap and trapped: the next instance is fresh too.
             let bomb = evaluate(&hostile, &mode("memory-bomb")).unwrap_err();

@@ -36,14 +36,21 @@ fn k_errors_in_a_row_quarantine_the_rule_until_released() {
     let inspector = Inspector::new(engine, ruleset.clone());
 
     // Sequentially, so "in a row" is well defined.
-    let statuses: Vec<(ItemStatus, ItemStatus)> =
-        sessions(5).into_iter().map(|s| inspector.inspect(s)).map(|sheet| (sheet.items[0].outcome, sheet.items[1].outcome)).collect();
+    let statuses: Vec<(ItemStatus, ItemStatus)> = sessions(5)
+        .into_iter()
+        .map(|s| inspector.inspect(s))
+        .map(|sheet| (sheet.items[0].outcome, sheet.items[1].outcome))
+        .collect();
     use ItemStatus::*;
     assert_eq!(statuses, vec![(Pass, Error), (Pass, Error), (Pass, Error), (Pass, Quarantined), (Pass, Quarantined)]);
 
     let sheet = inspector.inspect(sessions(1).remove(0));
     let item = &sheet.items[1];
-    assert!(item.error.as_ref().unwrap().message.contains("3 errors in a row") && item.error.as_ref().unwrap().message.contains("panicked"), "{item:?}");
+    assert!(
+        item.error.as_ref().unwrap().message.contains("3 errors in a row")
+            && item.error.as_ref().unwrap().message.contains("panicked"),
+        "{item:?}"
+    );
     assert_eq!(item.fuel_used, 0, "a quarantined rule does not run");
 
     let counts = ruleset.rules[1].health.counts();

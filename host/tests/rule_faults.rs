@@ -60,7 +60,8 @@ fn every_misbehaviour_becomes_an_error_item_and_spares_the_rest() {
     assert!(started.elapsed() < Duration::from_secs(30), "the run must finish in bounded time");
     assert!(out.status.success(), "stderr: {}", String::from_utf8_lossy(&out.stderr));
 
-    let sheets: Vec<Value> = String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let sheets: Vec<Value> =
+        String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(sheets.len(), 2, "one sheet per session");
     for sheet in &sheets {
         let item = |id: &str| sheet["items"].as_array().unwrap().iter().find(|i| i["rule_id"] == id).unwrap().clone();
@@ -81,7 +82,10 @@ fn every_misbehaviour_becomes_an_error_item_and_spares_the_rest() {
 
         let panicked = item("hostile-panic");
         assert_eq!(panicked["error"]["code"], "panic");
-        assert!(panicked["error"]["message"].as_str().unwrap().contains("panicked on purpose"), "carries the panic message: {panicked}");
+        assert!(
+            panicked["error"]["message"].as_str().unwrap().contains("panicked on purpose"),
+            "carries the panic message: {panicked}"
+        );
 
         let trapped = item("hostile-unreachable");
         assert_eq!(trapped["error"]["code"], "trap");

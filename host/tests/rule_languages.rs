@@ -35,7 +35,13 @@ const JS_DISABLE: &[&str] = &["--disable", "stdio", "random", "clocks", "http", 
 fn componentize_js() -> &'static Path {
     static TOOL: OnceLock<PathBuf> = OnceLock::new();
     TOOL.get_or_init(|| {
-        find_tool("componentize-js", "CALLQA_COMPONENTIZE_JS", common::repo_root().join("node_modules/.bin/componentize-js"), COMPONENTIZE_JS_VERSION, "run `npm ci` at the repository root")
+        find_tool(
+            "componentize-js",
+            "CALLQA_COMPONENTIZE_JS",
+            common::repo_root().join("node_modules/.bin/componentize-js"),
+            COMPONENTIZE_JS_VERSION,
+            "run `npm ci` at the repository root",
+        )
     })
 }
 
@@ -47,7 +53,13 @@ fn componentize_py() -> &'static Path {
             .map(PathBuf::from)
             .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache"));
         let default = cache.join(format!("callqa/tools/componentize-py-{COMPONENTIZE_PY_VERSION}/bin/componentize-py"));
-        find_tool("componentize-py", "CALLQA_COMPONENTIZE_PY", default, COMPONENTIZE_PY_VERSION, &format!("`python3 -m pip install componentize-py=={COMPONENTIZE_PY_VERSION}`"))
+        find_tool(
+            "componentize-py",
+            "CALLQA_COMPONENTIZE_PY",
+            default,
+            COMPONENTIZE_PY_VERSION,
+            &format!("`python3 -m pip install componentize-py=={COMPONENTIZE_PY_VERSION}`"),
+        )
     })
 }
 
@@ -55,11 +67,15 @@ fn componentize_py() -> &'static Path {
 /// says how to get it.
 fn find_tool(name: &str, var: &str, default: PathBuf, version: &str, install: &str) -> PathBuf {
     let path = std::env::var_os(var).map(PathBuf::from).unwrap_or(default);
-    let how = format!("`source scripts/rule-toolchains.sh` installs it and exports {var} (or {install} and set {var} to the program)");
-    let out = Command::new(&path)
-        .arg("--version")
-        .output()
-        .unwrap_or_else(|e| panic!("{name} {version} is needed to build the JavaScript/Python rules, and {} cannot be run ({e}): {how}", path.display()));
+    let how = format!(
+        "`source scripts/rule-toolchains.sh` installs it and exports {var} (or {install} and set {var} to the program)"
+    );
+    let out = Command::new(&path).arg("--version").output().unwrap_or_else(|e| {
+        panic!(
+            "{name} {version} is needed to build the JavaScript/Python rules, and {} cannot be run ({e}): {how}",
+            path.display()
+        )
+    });
     let said = String::from_utf8_lossy(&out.stdout);
     assert!(said.contains(version), "{} is {name} `{}`, the tests pin {version}: {how}", path.display(), said.trim());
     path
@@ -84,7 +100,13 @@ fn fresh_dir(name: &str) -> PathBuf {
 
 fn run(what: &str, cmd: &mut Command) -> Output {
     let out = cmd.output().unwrap_or_else(|e| panic!("{what}: cannot run {cmd:?}: {e}"));
-    assert!(out.status.success(), "{what} failed ({}):\n{}\n{}", out.status, String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{what} failed ({}):\n{}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     out
 }
 
@@ -139,7 +161,10 @@ fn python_greeting() -> &'static Path {
 /// parameters and defaults), so a ruleset can swap one for the other.
 fn passes_the_rust_greetings_golden_cases(module: &Path) {
     let golden = common::repo_root().join("plugins/greeting/golden");
-    let cases = std::fs::read_dir(&golden).unwrap().filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "json")).count();
+    let cases = std::fs::read_dir(&golden)
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "json"))
+        .count();
     assert!(cases >= 10, "expected the greeting's golden cases in {}", golden.display());
     let out = common::callqa().args(["rule", "test"]).arg(module).arg(&golden).output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -151,7 +176,13 @@ fn passes_the_rust_greetings_golden_cases(module: &Path) {
     assert_eq!(format!("{:?}", twin.descriptor), format!("{:?}", rust.descriptor));
     // A language runtime's megabytes of memory are reset by the page scan,
     // not rewritten in full (`tests/memory_reset.rs` for the Rust side).
-    assert_eq!(twin.reset, MemoryReset::DirtyPages, "{} starts with {} bytes of memory", module.display(), twin.initial_memory);
+    assert_eq!(
+        twin.reset,
+        MemoryReset::DirtyPages,
+        "{} starts with {} bytes of memory",
+        module.display(),
+        twin.initial_memory
+    );
     assert!(twin.initial_memory > SMALL_MEMORY_BYTES);
 }
 
@@ -169,16 +200,32 @@ fn python_greeting_passes_the_rust_greetings_golden_cases() {
 /// project with `tool` on PATH, then `rule test` on the golden case it wrote.
 fn scaffold_builds_and_passes(lang: &str, tool: &Path) {
     let dir = tempfile::tempdir().unwrap();
-    let out = run("callqa rule new", common::callqa().args(["rule", "new", "polite-close", "--lang", lang, "--dir"]).arg(dir.path()));
+    let out = run(
+        "callqa rule new",
+        common::callqa().args(["rule", "new", "polite-close", "--lang", lang, "--dir"]).arg(dir.path()),
+    );
     let said = String::from_utf8_lossy(&out.stderr).into_owned();
-    let line = |label: &str| said.lines().find_map(|l| l.strip_prefix(label)).map(str::trim).unwrap_or_else(|| panic!("no `{label}` line in:\n{said}")).to_owned();
+    let line = |label: &str| {
+        said.lines()
+            .find_map(|l| l.strip_prefix(label))
+            .map(str::trim)
+            .unwrap_or_else(|| panic!("no `{label}` line in:\n{said}"))
+            .to_owned()
+    };
     let (build, test) = (line("build:"), line("test:"));
-    let module = test.strip_prefix("callqa rule test ").and_then(|t| t.strip_suffix(" golden/")).unwrap_or_else(|| panic!("{test}"));
+    let module = test
+        .strip_prefix("callqa rule test ")
+        .and_then(|t| t.strip_suffix(" golden/"))
+        .unwrap_or_else(|| panic!("{test}"));
     let project = dir.path().join("polite-close");
     assert!(project.join("wit/rule.wit").is_file(), "the WIT is copied in");
 
-    run(&format!("the scaffold's build command `{build}`"), Command::new("sh").args(["-c", &build]).current_dir(&project).env("PATH", path_with(tool)));
-    let out = common::callqa().args(["rule", "test"]).arg(project.join(module)).arg(project.join("golden")).output().unwrap();
+    run(
+        &format!("the scaffold's build command `{build}`"),
+        Command::new("sh").args(["-c", &build]).current_dir(&project).env("PATH", path_with(tool)),
+    );
+    let out =
+        common::callqa().args(["rule", "test"]).arg(project.join(module)).arg(project.join("golden")).output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
     assert!(stdout.contains("1 passed, 0 failed"), "{stdout}");
@@ -207,10 +254,13 @@ fn the_engine_holds_as_many_live_python_evaluations_as_rust_ones() {
     let session = Arc::new(Session::placeholder());
     let mut alive = Vec::new();
     for i in 0..MAX_LIVE_INSTANCES {
-        let mut store = module.new_store(StoreState::new("live".into(), session.clone(), &limits, engine.patterns_for_bench()));
+        let mut store =
+            module.new_store(StoreState::new("live".into(), session.clone(), &limits, engine.patterns_for_bench()));
         store.set_fuel(limits.fuel).unwrap();
         store.set_epoch_deadline(u64::MAX / 2);
-        let instance = module.instantiate(&mut store).unwrap_or_else(|e| panic!("live evaluation {} of {MAX_LIVE_INSTANCES}: {e:#}", i + 1));
+        let instance = module
+            .instantiate(&mut store)
+            .unwrap_or_else(|e| panic!("live evaluation {} of {MAX_LIVE_INSTANCES}: {e:#}", i + 1));
         alive.push((store, instance));
     }
 }

@@ -11,7 +11,11 @@ use serde_json::Value;
 #[test]
 fn a_scaffolded_rust_rule_builds_and_passes_its_golden_case() {
     let dir = tempfile::tempdir().unwrap();
-    let out = common::callqa().args(["rule", "new", "polite-close", "--lang", "rust", "--dir"]).arg(dir.path()).output().unwrap();
+    let out = common::callqa()
+        .args(["rule", "new", "polite-close", "--lang", "rust", "--dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let project = dir.path().join("polite-close");
     // Build in the bundled rules' target directory: same SDK, same profile,
@@ -46,10 +50,24 @@ fn rule_test_reports_failures_with_a_diff_and_writes_junit() {
     std::fs::create_dir(&cases).unwrap();
     let session = r#"{"id":"s","contact":{"contact_id":"c","channel":"voice"},
         "segments":[{"id":"t1","role":"agent","text":"您好，欢迎致电","begin_ms":500,"end_ms":2500}]}"#;
-    std::fs::write(cases.join("a-pass.json"), format!(r#"{{"name":"greets","session":{session},"expect":{{"outcome":"pass","findings":["t1"]}}}}"#)).unwrap();
-    std::fs::write(cases.join("b-wrong.json"), format!(r#"{{"name":"wrongly expects a fail","session":{session},"expect":{{"outcome":"fail","score":0.0}}}}"#)).unwrap();
+    std::fs::write(
+        cases.join("a-pass.json"),
+        format!(r#"{{"name":"greets","session":{session},"expect":{{"outcome":"pass","findings":["t1"]}}}}"#),
+    )
+    .unwrap();
+    std::fs::write(
+        cases.join("b-wrong.json"),
+        format!(r#"{{"name":"wrongly expects a fail","session":{session},"expect":{{"outcome":"fail","score":0.0}}}}"#),
+    )
+    .unwrap();
     let junit = dir.path().join("junit.xml");
-    let out = common::callqa().args(["rule", "test", "bundled:greeting"]).arg(&cases).arg("--junit").arg(&junit).output().unwrap();
+    let out = common::callqa()
+        .args(["rule", "test", "bundled:greeting"])
+        .arg(&cases)
+        .arg("--junit")
+        .arg(&junit)
+        .output()
+        .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{stdout}");
     assert!(stdout.contains("ok      greets"), "{stdout}");
@@ -65,7 +83,12 @@ fn rule_test_reports_failures_with_a_diff_and_writes_junit() {
     loop {
         match reader.read_event().unwrap() {
             quick_xml::events::Event::Start(e) | quick_xml::events::Event::Empty(e) => {
-                let attr = |name: &str| e.attributes().flatten().find(|a| a.key.as_ref() == name).map(|a| a.unescape_value().unwrap().into_owned());
+                let attr = |name: &str| {
+                    e.attributes()
+                        .flatten()
+                        .find(|a| a.key.as_ref() == name)
+                        .map(|a| a.unescape_value().unwrap().into_owned())
+                };
                 match e.name().as_ref() {
                     "testsuite" => assert_eq!(attr("tests").as_deref(), Some("2")),
                     "testcase" => cases_seen.push(attr("name").unwrap()),
@@ -85,7 +108,16 @@ fn rule_test_reports_failures_with_a_diff_and_writes_junit() {
 #[test]
 fn rule_run_reports_the_verdict_and_each_cost_against_its_limit() {
     let out = common::callqa()
-        .args(["rule", "run", "bundled:greeting", "--session", "samples/sessions/voice-zh-fridge-hotline-pass.json", "--params", r#"{"within-seconds": 5}"#, "--json"])
+        .args([
+            "rule",
+            "run",
+            "bundled:greeting",
+            "--session",
+            "samples/sessions/voice-zh-fridge-hotline-pass.json",
+            "--params",
+            r#"{"within-seconds": 5}"#,
+            "--json",
+        ])
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -105,7 +137,13 @@ fn rule_run_reports_the_verdict_and_each_cost_against_its_limit() {
     let out = common::callqa()
         .args(["rule", "run"])
         .arg(&hostile)
-        .args(["--session", "samples/sessions/voice-zh-fridge-hotline-pass.json", "--params", r#"{"mode":"loop"}"#, "--json"])
+        .args([
+            "--session",
+            "samples/sessions/voice-zh-fridge-hotline-pass.json",
+            "--params",
+            r#"{"mode":"loop"}"#,
+            "--json",
+        ])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));

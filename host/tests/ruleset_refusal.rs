@@ -22,7 +22,8 @@ fn module_path(p: &Path) -> String {
 
 #[test]
 fn a_parameter_of_the_wrong_type_is_named() {
-    let err = refuse("[[rule]]\nid = \"greet\"\nmodule = \"bundled:greeting\"\n[rule.params]\nwithin-seconds = \"ten\"\n");
+    let err =
+        refuse("[[rule]]\nid = \"greet\"\nmodule = \"bundled:greeting\"\n[rule.params]\nwithin-seconds = \"ten\"\n");
     assert!(err.contains("rule `greet`"), "{err}");
     assert!(err.contains("within-seconds") && err.contains("must be an integer"), "{err}");
 }
@@ -65,7 +66,9 @@ fn a_core_module_and_a_truncated_component_are_refused() {
 
 #[test]
 fn duplicate_ids_and_bad_limits_are_refused() {
-    let err = refuse("[[rule]]\nid = \"a\"\nmodule = \"bundled:greeting\"\n[[rule]]\nid = \"a\"\nmodule = \"bundled:silence\"\n");
+    let err = refuse(
+        "[[rule]]\nid = \"a\"\nmodule = \"bundled:greeting\"\n[[rule]]\nid = \"a\"\nmodule = \"bundled:silence\"\n",
+    );
     assert!(err.contains("declared twice"), "{err}");
     let err = refuse("[[rule]]\nid = \"a\"\nmodule = \"bundled:greeting\"\n[rule.limits]\nfuels = 5\n");
     assert!(err.contains("unknown limit `fuels`"), "{err}");

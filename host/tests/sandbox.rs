@@ -111,7 +111,12 @@ fn output_caps_name_the_cap() {
 
 #[test]
 fn files_environment_sockets_and_clock_are_denied() {
-    for (mode, expect) in [("open-file", "open refused"), ("env", "saw 0 environment variables"), ("socket", "socket refused"), ("clock", "clock reads 0 s")] {
+    for (mode, expect) in [
+        ("open-file", "open refused"),
+        ("env", "saw 0 environment variables"),
+        ("socket", "socket refused"),
+        ("clock", "clock reads 0 s"),
+    ] {
         let e = error_of(mode, &Limits::default());
         assert_eq!(e.code(), "failed", "{mode}: {e}");
         assert!(e.to_string().contains(expect), "{mode}: {e}");

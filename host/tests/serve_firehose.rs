@@ -25,7 +25,10 @@ fn delivery(request_id: &str, records: &[Vec<u8>]) -> (Vec<(&'static str, String
         ("X-Amz-Firehose-Request-Id", request_id.to_string()),
         ("X-Amz-Firehose-Source-Arn", "arn:aws:firehose:us-east-1:123456789012:deliverystream/ctr-stream".to_string()),
         ("X-Amz-Firehose-Access-Key", KEY.to_string()),
-        ("X-Amz-Firehose-Common-Attributes", r#"{"commonAttributes":{"instance":"connect-prod","env":"test"}}"#.to_string()),
+        (
+            "X-Amz-Firehose-Common-Attributes",
+            r#"{"commonAttributes":{"instance":"connect-prod","env":"test"}}"#.to_string(),
+        ),
         ("Content-Type", "application/json".to_string()),
         ("User-Agent", "Amazon Kinesis Data Firehose Agent/1.0".to_string()),
     ];
@@ -129,16 +132,29 @@ async fn malformed_requests_get_4xx_json_and_bad_records_are_dead_lettered() {
     assert!(answer["errorMessage"].is_string());
 
     // A record that is not a contact record is dead-lettered; the request succeeds.
-    let (headers, body) = delivery("44444444-0000-4000-8000-000000000004", &[b"not json".to_vec(), sample_ctrs().remove(0)]);
+    let (headers, body) =
+        delivery("44444444-0000-4000-8000-000000000004", &[b"not json".to_vec(), sample_ctrs().remove(0)]);
     let (status, answer) = post(&server, &headers, body).await;
     assert_eq!(status, 200, "{answer}");
     assert_eq!(server.sink_lines().len(), 1);
 
-    let response = client().post(server.url("/v1/sessions/evaluate")).header("content-type", "text/plain").body("hi").send().await.unwrap();
+    let response = client()
+        .post(server.url("/v1/sessions/evaluate"))
+        .header("content-type", "text/plain")
+        .body("hi")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status().as_u16(), 415);
     let error: Value = response.json().await.unwrap();
     assert_eq!(error["error"]["code"], "unsupported-media-type");
-    let response = client().post(server.url("/v1/sessions/evaluate")).header("content-type", "application/json").body("{\"id\": 1").send().await.unwrap();
+    let response = client()
+        .post(server.url("/v1/sessions/evaluate"))
+        .header("content-type", "application/json")
+        .body("{\"id\": 1")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status().as_u16(), 400);
     assert!(response.json::<Value>().await.unwrap()["error"]["message"].is_string());
 }
@@ -148,8 +164,11 @@ async fn the_transformation_endpoint_answers_like_ingest_firehose_response() {
     let server = Server::start(&[]);
     let b64 = base64::engine::general_purpose::STANDARD;
     let records = sample_ctrs();
-    let mut event_records: Vec<Value> =
-        records.iter().enumerate().map(|(i, r)| json!({"recordId": format!("r{i}"), "approximateArrivalTimestamp": 1, "data": b64.encode(r)})).collect();
+    let mut event_records: Vec<Value> = records
+        .iter()
+        .enumerate()
+        .map(|(i, r)| json!({"recordId": format!("r{i}"), "approximateArrivalTimestamp": 1, "data": b64.encode(r)}))
+        .collect();
     event_records.push(json!({"recordId": "bad", "data": b64.encode(b"[1, 2]")}));
     let event = json!({
         "invocationId": "inv-1",
@@ -160,11 +179,23 @@ async fn the_transformation_endpoint_answers_like_ingest_firehose_response() {
     let response = client().post(server.url("/v1/firehose/transform")).json(&event).send().await.unwrap();
     assert_eq!(response.status().as_u16(), 200);
     let answer: Value = response.json().await.unwrap();
-    let results: Vec<(&str, &str)> =
-        answer["records"].as_array().unwrap().iter().map(|r| (r["recordId"].as_str().unwrap(), r["result"].as_str().unwrap())).collect();
+    let results: Vec<(&str, &str)> = answer["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["recordId"].as_str().unwrap(), r["result"].as_str().unwrap()))
+        .collect();
     assert_eq!(
         results,
-        [("r0", "Ok"), ("r1", "Dropped"), ("r2", "Ok"), ("r3", "Dropped"), ("r4", "Ok"), ("r5", "Dropped"), ("bad", "ProcessingFailed")]
+        [
+            ("r0", "Ok"),
+            ("r1", "Dropped"),
+            ("r2", "Ok"),
+            ("r3", "Dropped"),
+            ("r4", "Ok"),
+            ("r5", "Dropped"),
+            ("bad", "ProcessingFailed")
+        ]
     );
     assert_eq!(answer["records"][0]["data"], event_records[0]["data"]);
     assert_eq!(server.sink_lines().len(), 3);

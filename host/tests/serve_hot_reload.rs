@@ -15,7 +15,6 @@ use serde_json::Value;
 use serve_support::{client, session_document, Server, RULESET};
 use sha2::{Digest, Sha256};
 
-
 /// A different module with the same behaviour: the bundled greeting rule
 /// with a custom section appended (components allow them anywhere), as a
 /// rebuild with new metadata would be. Unique per run, so the compiled-module
@@ -63,7 +62,11 @@ async fn modules_swap_under_load_without_a_failed_request() {
     let golden = rules.path().join("golden/greeting");
     std::fs::create_dir_all(&golden).unwrap();
     let session = serve_support::repo_root().join("samples/sessions/voice-en-billing-pass.json");
-    std::fs::write(golden.join("greets.json"), serde_json::json!({"session": session, "expect": {"outcome": "pass"}}).to_string()).unwrap();
+    std::fs::write(
+        golden.join("greets.json"),
+        serde_json::json!({"session": session, "expect": {"outcome": "pass"}}).to_string(),
+    )
+    .unwrap();
 
     let server = Server::start(&["--rules", rules.path().to_str().unwrap(), "--rules-poll", "30s"]);
     let client = client();
@@ -74,17 +77,22 @@ async fn modules_swap_under_load_without_a_failed_request() {
     let served: Arc<Mutex<Vec<Served>>> = Arc::default();
     let stop = Arc::new(AtomicBool::new(false));
     let load = {
-        let (served, stop, client, url) = (served.clone(), stop.clone(), client.clone(), server.url("/v1/sessions/evaluate"));
+        let (served, stop, client, url) =
+            (served.clone(), stop.clone(), client.clone(), server.url("/v1/sessions/evaluate"));
         let body = session_document("voice-en-billing-pass.json");
         tokio::spawn(async move {
             while !stop.load(Ordering::Relaxed) {
-                let response = client.post(&url).header("content-type", "application/json").body(body.clone()).send().await;
+                let response =
+                    client.post(&url).header("content-type", "application/json").body(body.clone()).send().await;
                 let (status, greeting_sha) = match response {
                     Ok(r) => {
                         let status = r.status().as_u16();
                         let sheet: Value = r.json().await.unwrap_or_default();
                         let sha = sheet["items"].as_array().and_then(|items| {
-                            items.iter().find(|i| i["rule_id"] == "greeting").map(|i| i["module_sha256"].as_str().unwrap_or("").to_owned())
+                            items
+                                .iter()
+                                .find(|i| i["rule_id"] == "greeting")
+                                .map(|i| i["module_sha256"].as_str().unwrap_or("").to_owned())
                         });
                         (status, sha)
                     }
@@ -116,7 +124,11 @@ async fn modules_swap_under_load_without_a_failed_request() {
     };
     let latency = swapped.duration_since(written);
     eprintln!("the new version served {latency:?} after the write");
-    assert!(latency < Duration::from_secs(1), "the new version served {latency:?} after the write:\n{}", server.log_text());
+    assert!(
+        latency < Duration::from_secs(1),
+        "the new version served {latency:?} after the write:\n{}",
+        server.log_text()
+    );
     let before_broken = served.lock().len();
     wait_for(before_broken + 20).await;
 
@@ -128,7 +140,11 @@ async fn modules_swap_under_load_without_a_failed_request() {
         if status["refusal"].is_object() {
             break status;
         }
-        assert!(written.elapsed() < Duration::from_secs(30), "the broken module was never refused:\n{}", server.log_text());
+        assert!(
+            written.elapsed() < Duration::from_secs(30),
+            "the broken module was never refused:\n{}",
+            server.log_text()
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
     let greeting = &rules_status["rules"][0];
@@ -145,7 +161,10 @@ async fn modules_swap_under_load_without_a_failed_request() {
     let failed: Vec<u16> = served.iter().map(|s| s.status).filter(|s| *s != 200).collect();
     assert!(failed.is_empty(), "{} of {} requests failed: {failed:?}", failed.len(), served.len());
     assert!(served.iter().all(|s| s.greeting_sha.is_some()), "every sheet has the greeting item");
-    assert!(served[refused_at..].iter().all(|s| s.greeting_sha.as_deref() == Some(&sha(&v2))), "after the refusal, v2 serves");
+    assert!(
+        served[refused_at..].iter().all(|s| s.greeting_sha.as_deref() == Some(&sha(&v2))),
+        "after the refusal, v2 serves"
+    );
 
     let metrics = client.get(server.url("/metrics")).send().await.unwrap().text().await.unwrap();
     assert_eq!(serve_support::metric_value(&metrics, "callqa_rules_refusals_total"), 1.0, "{metrics}");

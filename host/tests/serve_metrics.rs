@@ -24,10 +24,19 @@ async fn metrics_count_records_evaluations_and_realtime_sheets() {
         ndjson.push(b'\n');
     }
     ndjson.extend(b"{\"no\": \"contact id\"}\n");
-    let response = client.post(server.url("/v1/ctr")).header("content-type", "application/x-ndjson").body(ndjson).send().await.unwrap();
+    let response = client
+        .post(server.url("/v1/ctr"))
+        .header("content-type", "application/x-ndjson")
+        .body(ndjson)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status().as_u16(), 200);
     let answer: Value = response.json().await.unwrap();
-    assert_eq!(answer["counts"], serde_json::json!({"read": 7, "unique": 1, "update": 2, "duplicate": 3, "dead_letter": 1, "retry": 0}));
+    assert_eq!(
+        answer["counts"],
+        serde_json::json!({"read": 7, "unique": 1, "update": 2, "duplicate": 3, "dead_letter": 1, "retry": 0})
+    );
     assert_eq!(answer["records"][6]["outcome"], "dead-letter");
 
     for _ in 0..3 {
@@ -67,7 +76,11 @@ async fn metrics_count_records_evaluations_and_realtime_sheets() {
     assert_eq!(m("callqa_records_dead_lettered_total"), 1.0);
     assert_eq!(m("callqa_claim_latency_seconds_count"), 1.0);
     assert_eq!(m("callqa_evaluations_total{rule=\"greeting-hotline\",outcome=\"pass\"}"), 3.0);
-    assert_eq!(m("callqa_evaluation_latency_seconds_count{rule=\"greeting-hotline\"}"), 4.0, "three over HTTP, one real-time");
+    assert_eq!(
+        m("callqa_evaluation_latency_seconds_count{rule=\"greeting-hotline\"}"),
+        4.0,
+        "three over HTTP, one real-time"
+    );
     assert!(m("callqa_fuel_used_total{rule=\"greeting-hotline\"}") > 0.0);
     assert_eq!(m("callqa_sheets_total{source=\"http\"}"), 3.0);
     assert_eq!(m("callqa_sheets_total{source=\"realtime\"}"), 1.0);
@@ -111,7 +124,8 @@ async fn quarantines_are_counted_and_released() {
     assert_eq!(status["rules"][0]["state"], "quarantined");
     assert!(status["rules"][0]["quarantined"]["last_error"].as_str().unwrap().contains("panic"), "{status}");
 
-    let released: Value = client.post(server.url("/v1/rules/panics/release")).send().await.unwrap().json().await.unwrap();
+    let released: Value =
+        client.post(server.url("/v1/rules/panics/release")).send().await.unwrap().json().await.unwrap();
     assert_eq!(released["released"], true);
     let text = client.get(server.url("/metrics")).send().await.unwrap().text().await.unwrap();
     assert_eq!(metric_value(&text, "callqa_rule_quarantined{rule=\"panics\"}"), 0.0);

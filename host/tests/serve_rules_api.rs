@@ -7,7 +7,6 @@ mod serve_support;
 use serde_json::Value;
 use serve_support::{client, Server, RULESET};
 
-
 #[tokio::test(flavor = "multi_thread")]
 async fn a_failing_golden_case_refuses_the_change_and_reload_and_release_answer() {
     let rules = tempfile::tempdir().unwrap();
@@ -20,7 +19,11 @@ async fn a_failing_golden_case_refuses_the_change_and_reload_and_release_answer(
     let golden = rules.path().join("golden/greeting");
     std::fs::create_dir_all(&golden).unwrap();
     let session = serve_support::repo_root().join("samples/sessions/voice-en-billing-pass.json");
-    std::fs::write(golden.join("strict.json"), serde_json::json!({"session": session, "expect": {"outcome": "fail"}}).to_string()).unwrap();
+    std::fs::write(
+        golden.join("strict.json"),
+        serde_json::json!({"session": session, "expect": {"outcome": "fail"}}).to_string(),
+    )
+    .unwrap();
     let response = client.post(server.url("/v1/rules/reload")).send().await.unwrap();
     assert_eq!(response.status().as_u16(), 422);
     let answer: Value = response.json().await.unwrap();

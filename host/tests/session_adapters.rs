@@ -6,7 +6,9 @@ mod common;
 
 use std::path::PathBuf;
 
-use callqa::session::adapters::{find_analysis_files, read_contact_records, read_events, Analysis, ContactRecord, EventTarget};
+use callqa::session::adapters::{
+    find_analysis_files, read_contact_records, read_events, Analysis, ContactRecord, EventTarget,
+};
 use callqa::session::{Channel, InitiationMethod, Role, Sentiment};
 use chrono::NaiveDate;
 use serde_json::{json, Value};
@@ -22,7 +24,11 @@ fn connect(rel: &str) -> PathBuf {
 }
 
 fn sample_records() -> Vec<ContactRecord> {
-    read_contact_records(&connect("ctr"), None).unwrap().into_iter().map(|(source, r)| r.unwrap_or_else(|e| panic!("{source}: {e:#}"))).collect()
+    read_contact_records(&connect("ctr"), None)
+        .unwrap()
+        .into_iter()
+        .map(|(source, r)| r.unwrap_or_else(|e| panic!("{source}: {e:#}")))
+        .collect()
 }
 
 fn analysis_of(contact: &str) -> Analysis {
@@ -37,7 +43,11 @@ fn contact_records_are_read_from_ndjson_gzip_and_json_arrays_in_hive_partitions(
     // part-0001.ndjson: 6; part-0002.ndjson.gz: an update and a redelivery; day=21: a JSON array of 1.
     assert_eq!(records.len(), 9);
     assert_eq!(records.iter().filter(|r| r.contact_id == HOTLINE).count(), 2, "the update comes from the gzip file");
-    let only_the_20th = read_contact_records(&connect("ctr"), Some(NaiveDate::from_ymd_opt(2026, 11, 19).unwrap()..=NaiveDate::from_ymd_opt(2026, 11, 20).unwrap())).unwrap();
+    let only_the_20th = read_contact_records(
+        &connect("ctr"),
+        Some(NaiveDate::from_ymd_opt(2026, 11, 19).unwrap()..=NaiveDate::from_ymd_opt(2026, 11, 20).unwrap()),
+    )
+    .unwrap();
     assert_eq!(only_the_20th.len(), 8, "the day=21 partition is outside the range and not read");
 }
 
@@ -120,12 +130,22 @@ fn contact_lens_voice_output_maps_transcript_and_characteristics() {
     assert_eq!(customer.sentiment_by_quarter, [-2.0, -2.5, -3.0, -3.4]);
 
     // What was not mapped stays, with Contact Lens names.
-    assert_eq!(b.segment_fields["b-t6"]["OutcomesDetected"][0]["Text"], "The second charge is pending and will drop off in five to seven business days");
+    assert_eq!(
+        b.segment_fields["b-t6"]["OutcomesDetected"][0]["Text"],
+        "The second charge is pending and will drop off in five to seven business days"
+    );
     assert_eq!(b.fields["CustomModels"][0]["Name"], "billing-terms");
-    assert_eq!(b.fields["Categories"]["MatchedDetails"]["escalation-risk"]["PointsOfInterest"][1]["BeginOffsetMillis"], 105000);
+    assert_eq!(
+        b.fields["Categories"]["MatchedDetails"]["escalation-risk"]["PointsOfInterest"][1]["BeginOffsetMillis"],
+        105000
+    );
     assert_eq!(b.fields["Version"], "1.1.0");
     assert!(b.fields.get("Transcript").is_none());
-    assert!(b.fields.get("ConversationCharacteristics").is_none(), "every characteristic of this file was mapped: {:?}", b.fields.get("ConversationCharacteristics"));
+    assert!(
+        b.fields.get("ConversationCharacteristics").is_none(),
+        "every characteristic of this file was mapped: {:?}",
+        b.fields.get("ConversationCharacteristics")
+    );
 
     // VOICE-2022-11-30: role names as participant ids; redaction and issues kept per segment.
     let a = analysis_of(LEG_A);
@@ -144,7 +164,11 @@ fn contact_lens_chat_output_maps_messages_offsets_and_response_times() {
     let ids: Vec<_> = chat.segments.iter().map(|s| s.id.as_str()).collect();
     assert_eq!(ids, ["c-m1", "c-m2", "c-m3", "c-m4", "c-m5", "c-m6", "c-m7", "c-m8"], "events are not segments");
     let m3 = &chat.segments[2];
-    assert_eq!((m3.role, m3.begin_ms, m3.end_ms), (Role::Agent, 100_000, 100_000), "offset from the first message's AbsoluteTime");
+    assert_eq!(
+        (m3.role, m3.begin_ms, m3.end_ms),
+        (Role::Agent, 100_000, 100_000),
+        "offset from the first message's AbsoluteTime"
+    );
     assert_eq!(chat.segments[0].role, Role::System);
     assert_eq!(chat.segments[1].sentiment, Some(Sentiment::Negative));
     assert_eq!(chat.segments[6].sentiment_score, Some(2.5), "the group's ProgressiveScore");
@@ -153,13 +177,19 @@ fn contact_lens_chat_output_maps_messages_offsets_and_response_times() {
     let c = &chat.characteristics;
     assert_eq!(c.agent_greeting_ms, Some(48000));
     let agent = c.roles.iter().find(|r| r.role == Role::Agent).unwrap();
-    assert_eq!((agent.average_response_ms, agent.maximum_response_ms, agent.overall_sentiment), (Some(89333), Some(155000), Some(1.1)));
+    assert_eq!(
+        (agent.average_response_ms, agent.maximum_response_ms, agent.overall_sentiment),
+        (Some(89333), Some(155000), Some(1.1))
+    );
     let customer = c.roles.iter().find(|r| r.role == Role::Customer).unwrap();
     assert_eq!((customer.average_response_ms, customer.maximum_response_ms), (Some(21000), Some(25000)));
     assert!(customer.sentiment_by_quarter.is_empty());
     assert_eq!(c.categories, ["damaged-item"]);
     let cc = &chat.fields["ConversationCharacteristics"];
-    assert_eq!(cc["ResponseTime"]["DetailsByParticipantRole"]["AGENT"]["Maximum"]["TranscriptItems"][0]["Id"], "c-m6", "which message waited longest is kept");
+    assert_eq!(
+        cc["ResponseTime"]["DetailsByParticipantRole"]["AGENT"]["Maximum"]["TranscriptItems"][0]["Id"], "c-m6",
+        "which message waited longest is kept"
+    );
     assert_eq!(cc["Sentiment"]["SentimentShift"]["DetailsByParticipantRole"]["CUSTOMER"]["EndScore"], 2.5);
     assert!(cc["Sentiment"].get("DetailsByTranscriptItemGroup").is_none());
 }
@@ -178,18 +208,34 @@ fn a_corrupt_analysis_file_is_an_error_naming_the_position() {
 #[test]
 fn the_original_analysis_file_is_preferred_to_its_redacted_twin_and_newer_to_older() {
     let dir = tempfile::tempdir().unwrap();
-    for name in ["c1_analysis_redacted_2026-11-20T01_00_00Z.json", "c1_analysis_2026-11-20T01_00_00Z.json", "c1_analysis_2026-11-21T01_00_00Z.json", "export.json"] {
+    for name in [
+        "c1_analysis_redacted_2026-11-20T01_00_00Z.json",
+        "c1_analysis_2026-11-20T01_00_00Z.json",
+        "c1_analysis_2026-11-21T01_00_00Z.json",
+        "export.json",
+    ] {
         std::fs::write(dir.path().join(name), "{}").unwrap();
     }
     let files = find_analysis_files(dir.path()).unwrap();
     let names: Vec<_> = files.by_contact["c1"].iter().map(|f| f.path.file_name().unwrap().to_str().unwrap()).collect();
-    assert_eq!(names, ["c1_analysis_2026-11-21T01_00_00Z.json", "c1_analysis_2026-11-20T01_00_00Z.json", "c1_analysis_redacted_2026-11-20T01_00_00Z.json"]);
+    assert_eq!(
+        names,
+        [
+            "c1_analysis_2026-11-21T01_00_00Z.json",
+            "c1_analysis_2026-11-20T01_00_00Z.json",
+            "c1_analysis_redacted_2026-11-20T01_00_00Z.json"
+        ]
+    );
     assert_eq!(files.unnamed.len(), 1, "a name without the contact id is read to learn it");
 }
 
 #[test]
 fn business_events_are_read_with_their_join_key() {
-    let events: Vec<_> = read_events(&connect("events.ndjson")).unwrap().into_iter().map(|(s, e)| e.unwrap_or_else(|e| panic!("{s}: {e:#}"))).collect();
+    let events: Vec<_> = read_events(&connect("events.ndjson"))
+        .unwrap()
+        .into_iter()
+        .map(|(s, e)| e.unwrap_or_else(|e| panic!("{s}: {e:#}")))
+        .collect();
     assert_eq!(events.len(), 5);
     assert_eq!(events[0].target, EventTarget::Session(LEG_A.into()));
     assert_eq!(events[0].event.kind, "ticket-created");

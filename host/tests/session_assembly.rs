@@ -22,7 +22,14 @@ fn records() -> Vec<((), ContactRecord)> {
 
 fn analyses_for(ids: &[&str]) -> BTreeMap<String, LegAnalysis> {
     let files = find_analysis_files(&common::repo_root().join("samples/connect/analysis")).unwrap();
-    ids.iter().map(|id| (id.to_string(), LegAnalysis { analysis: Some(files.by_contact[*id][0].read().unwrap()), problems: Vec::new() })).collect()
+    ids.iter()
+        .map(|id| {
+            (
+                id.to_string(),
+                LegAnalysis { analysis: Some(files.by_contact[*id][0].read().unwrap()), problems: Vec::new() },
+            )
+        })
+        .collect()
 }
 
 fn legs_of(chain: &[((), ContactRecord)]) -> Vec<ContactRecord> {
@@ -42,7 +49,11 @@ fn a_transfer_chain_becomes_one_session_with_each_legs_agent_on_its_segments() {
     let (latest, _) = latest_versions(records());
     let chains = group_chains(latest);
     let chain = chains.iter().find(|c| c.iter().any(|(_, r)| r.contact_id == LEG_A)).unwrap();
-    assert_eq!(chain.iter().map(|(_, r)| r.contact_id.as_str()).collect::<Vec<_>>(), [LEG_A, LEG_B], "legs in conversation order");
+    assert_eq!(
+        chain.iter().map(|(_, r)| r.contact_id.as_str()).collect::<Vec<_>>(),
+        [LEG_A, LEG_B],
+        "legs in conversation order"
+    );
 
     let session = assemble(&legs_of(chain), &analyses_for(&[LEG_A, LEG_B]), Vec::new()).unwrap();
     assert_eq!(session.id, LEG_A, "the session is named after the initial contact");
@@ -65,7 +76,11 @@ fn a_transfer_chain_becomes_one_session_with_each_legs_agent_on_its_segments() {
     assert_eq!(c.interruptions.iter().map(|i| i.begin_ms).collect::<Vec<_>>(), [82_000, 98_000, 163_000]);
     assert_eq!((c.non_talk[0].begin_ms, c.non_talk[0].end_ms), (110_000, 132_000));
     let agent = c.roles.iter().find(|r| r.role == Role::Agent).unwrap();
-    assert_eq!(agent.words_per_minute, Some(178), "weighted by each leg's agent talk time: (152*20700 + 188*57500) / 78200");
+    assert_eq!(
+        agent.words_per_minute,
+        Some(178),
+        "weighted by each leg's agent talk time: (152*20700 + 188*57500) / 78200"
+    );
     let customer = c.roles.iter().find(|r| r.role == Role::Customer).unwrap();
     assert_eq!(customer.sentiment_by_quarter, [-2.0, -2.5, -3.0, -3.4], "the ending is the last leg's");
     assert_eq!(c.categories, ["billing-dispute", "escalation-risk"]);
@@ -75,7 +90,10 @@ fn a_transfer_chain_becomes_one_session_with_each_legs_agent_on_its_segments() {
     assert_eq!(connect["attributes"]["invoice"], "INV-2026-11-0457", "contact attributes of every leg");
     assert_eq!(connect["durations"]["agent_interaction_s"], 160);
     assert_eq!(connect["durations"]["contact_s"], 210);
-    assert_eq!(session.attributes["contact_lens"]["segments"]["a-t4"]["Redaction"]["RedactedTimestamps"][0]["EndOffsetMillis"], 25800);
+    assert_eq!(
+        session.attributes["contact_lens"]["segments"]["a-t4"]["Redaction"]["RedactedTimestamps"][0]["EndOffsetMillis"],
+        25800
+    );
     assert_eq!(session.attributes["contact_lens"]["contacts"][LEG_B]["Version"], "1.1.0");
     assert!(session.notes.is_empty(), "{:?}", session.notes);
 }
@@ -116,7 +134,8 @@ fn the_latest_version_of_a_contact_record_wins_and_duplicates_collapse() {
 
 #[test]
 fn an_update_of_a_contact_record_after_its_analysis_changes_the_contact_facts() {
-    let versions: Vec<ContactRecord> = records().into_iter().map(|(_, r)| r).filter(|r| r.contact_id == HOTLINE).collect();
+    let versions: Vec<ContactRecord> =
+        records().into_iter().map(|(_, r)| r).filter(|r| r.contact_id == HOTLINE).collect();
     let (before, after) = (&versions[0], &versions[1]);
     assert!(before.last_update < after.last_update);
     let analyses = analyses_for(&[HOTLINE]);
@@ -137,13 +156,22 @@ fn a_leg_without_a_usable_analysis_is_noted_and_has_no_transcript() {
     assert!(!missing.has_transcript() && missing.characteristics.is_none());
     assert!(missing.notes.iter().any(|n| n.contains("no Contact Lens analysis")), "{:?}", missing.notes);
 
-    let broken = BTreeMap::from([("n1".to_string(), LegAnalysis { analysis: None, problems: vec!["Contact Lens analysis file n1_analysis_x.json is unusable: malformed JSON".into()] })]);
+    let broken = BTreeMap::from([(
+        "n1".to_string(),
+        LegAnalysis {
+            analysis: None,
+            problems: vec!["Contact Lens analysis file n1_analysis_x.json is unusable: malformed JSON".into()],
+        },
+    )]);
     let session = assemble(std::slice::from_ref(&leg), &broken, Vec::new()).unwrap();
     assert!(!session.has_transcript());
     assert!(session.notes.iter().any(|n| n.contains("n1_analysis_x.json is unusable")), "{:?}", session.notes);
 
     // A contact that never reached an agent was never going to be analysed.
-    let abandoned = ContactRecord::from_value(json!({"ContactId": "n2", "Channel": "VOICE", "InitiationTimestamp": "2026-11-20T10:00:00Z"})).unwrap();
+    let abandoned = ContactRecord::from_value(
+        json!({"ContactId": "n2", "Channel": "VOICE", "InitiationTimestamp": "2026-11-20T10:00:00Z"}),
+    )
+    .unwrap();
     let session = assemble(&[abandoned], &BTreeMap::new(), Vec::new()).unwrap();
     assert!(session.notes.is_empty(), "{:?}", session.notes);
 }
@@ -167,7 +195,8 @@ fn chat_legs_line_up_on_their_absolute_times_and_segment_ids_stay_unique() {
         ("h2".to_string(), LegAnalysis { analysis: Some(later), problems: Vec::new() }),
     ]);
     let session = assemble(&[leg2, leg1], &analyses, Vec::new()).unwrap();
-    let second_m1 = session.segments().iter().find(|s| s.id == "h2/c-m1").expect("the repeated id is renamed after its contact");
+    let second_m1 =
+        session.segments().iter().find(|s| s.id == "h2/c-m1").expect("the repeated id is renamed after its contact");
     assert_eq!(second_m1.begin_ms, 600_000, "ten minutes after the first leg's first message");
     assert_eq!(session.agent_of("h2/c-m3").unwrap().id, "two");
     assert_eq!(session.agent_of("c-m3").unwrap().id, "one");

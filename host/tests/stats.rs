@@ -64,8 +64,12 @@ fn a_late_update_replaces_the_contacts_figures() {
 
     // In Seoul, contact b (23:30 UTC) falls on the next day.
     let seoul = rows("Asia/Seoul");
-    let days: Vec<(&str, u64)> =
-        seoul.as_array().unwrap().iter().map(|r| (r["date"].as_str().unwrap(), r["contacts"].as_u64().unwrap())).collect();
+    let days: Vec<(&str, u64)> = seoul
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["date"].as_str().unwrap(), r["contacts"].as_u64().unwrap()))
+        .collect();
     assert_eq!(days, [("2024-03-01", 1), ("2024-03-02", 1)]);
 
     let csv = callqa(&["stats", "--sink", out.to_str().unwrap(), "--by", "channel,queue", "--format", "csv"]);
@@ -77,7 +81,8 @@ fn a_late_update_replaces_the_contacts_figures() {
 
 #[test]
 fn stats_explains_a_missing_sink() {
-    let output = Command::new(env!("CARGO_BIN_EXE_callqa")).args(["stats", "--sink", "/nonexistent/sink"]).output().unwrap();
+    let output =
+        Command::new(env!("CARGO_BIN_EXE_callqa")).args(["stats", "--sink", "/nonexistent/sink"]).output().unwrap();
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("is not a directory written by `callqa ingest --out`"));
 }

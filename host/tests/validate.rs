@@ -37,7 +37,11 @@ fn each_kind_of_problem_has_its_own_exit_code() {
     assert_code(&validate(&[&path("bad-schema")]), 6, "parameter name `limit` is empty or declared twice");
 
     let ruleset = dir.path().join("rules.toml");
-    std::fs::write(&ruleset, "[[rule]]\nid = \"g\"\nmodule = \"bundled:greeting\"\n[rule.params]\nwithin-seconds = 1.5\n").unwrap();
+    std::fs::write(
+        &ruleset,
+        "[[rule]]\nid = \"g\"\nmodule = \"bundled:greeting\"\n[rule.params]\nwithin-seconds = 1.5\n",
+    )
+    .unwrap();
     assert_code(&validate(&[ruleset.to_str().unwrap()]), 7, "parameter `within-seconds` must be an integer, got 1.5");
 
     assert_code(&validate(&["no/such/rule.wasm"]), 2, "no/such/rule.wasm");
@@ -53,5 +57,9 @@ fn failing_golden_cases_exit_8() {
             "segments":[{"id":"t1","role":"agent","text":"您好","begin_ms":0,"end_ms":900}]},"expect":{"outcome":"fail"}}"#,
     )
     .unwrap();
-    assert_code(&validate(&["bundled:greeting", "--cases", case.to_str().unwrap()]), 8, "outcome: expected fail, got pass");
+    assert_code(
+        &validate(&["bundled:greeting", "--cases", case.to_str().unwrap()]),
+        8,
+        "outcome: expected fail, got pass",
+    );
 }

@@ -18,7 +18,8 @@ fn session(id: &str) -> Arc<Session> {
 }
 
 fn counter_ruleset(extra: &str) -> Ruleset {
-    let text = format!("[[rule]]\nid = \"counter\"\nmodule = {:?}\n{extra}", test_rule("warm-counter").display().to_string());
+    let text =
+        format!("[[rule]]\nid = \"counter\"\nmodule = {:?}\n{extra}", test_rule("warm-counter").display().to_string());
     Ruleset::parse(&engine(), &text, &repo_root()).expect("the counter ruleset loads")
 }
 
@@ -32,7 +33,10 @@ fn count(eval: &Evaluation) -> u32 {
 #[test]
 fn bundled_rules_declare_themselves_stateless_and_hostile_does_not() {
     for name in callqa::rules::bundled::names() {
-        assert!(common::load_module(&format!("bundled:{name}")).stateless, "bundled:{name} should declare itself stateless");
+        assert!(
+            common::load_module(&format!("bundled:{name}")).stateless,
+            "bundled:{name} should declare itself stateless"
+        );
     }
     assert!(common::load_module(test_rule("warm-counter").to_str().unwrap()).stateless);
     assert!(!common::load_module(test_rule("hostile").to_str().unwrap()).stateless);
@@ -87,7 +91,10 @@ fn a_warm_instance_that_wrote_output_is_not_reused() {
 
 #[test]
 fn warm_is_refused_for_a_module_that_does_not_declare_itself_stateless() {
-    let text = format!("[[rule]]\nid = \"h\"\nmodule = {:?}\ninstance = \"warm\"\n", test_rule("hostile").display().to_string());
+    let text = format!(
+        "[[rule]]\nid = \"h\"\nmodule = {:?}\ninstance = \"warm\"\n",
+        test_rule("hostile").display().to_string()
+    );
     let error = format!("{:#}", Ruleset::parse(&engine(), &text, &repo_root()).err().expect("refused"));
     assert!(error.contains("rule `h`") && error.contains("does not declare itself stateless"), "{error}");
     assert!(error.contains("export_rule!(MyRule, stateless)"), "{error}");

@@ -18,7 +18,8 @@ fn a_rule_built_before_find_segments_loads_and_agrees_with_todays_build() {
     let engine = common::engine();
     let fixture = common::repo_root().join("host/tests/fixtures/chase-follow-up-before-find-segments.wasm");
     let bytes = std::fs::read(&fixture).unwrap();
-    let old = RuleModule::from_bytes(&engine, "old chase-follow-up", &bytes).unwrap_or_else(|e| panic!("the old build no longer loads: {e}"));
+    let old = RuleModule::from_bytes(&engine, "old chase-follow-up", &bytes)
+        .unwrap_or_else(|e| panic!("the old build no longer loads: {e}"));
     let new = common::load_module("bundled:chase-follow-up");
     assert_eq!(old.descriptor.id, new.descriptor.id);
     assert_ne!(old.sha256, new.sha256, "the fixture is the old build, not today's");

@@ -47,7 +47,14 @@ fn main() -> anyhow::Result<()> {
     for rule in Rule::ALL {
         let t = Instant::now();
         rules.push(LoadedRule::load(&engine, rule)?);
-        load.push((if rule == Rule::ForbiddenPhrases { "callqa compile + load forbidden-phrases" } else { "callqa compile + load chase-follow-up" }, t.elapsed()));
+        load.push((
+            if rule == Rule::ForbiddenPhrases {
+                "callqa compile + load forbidden-phrases"
+            } else {
+                "callqa compile + load chase-follow-up"
+            },
+            t.elapsed(),
+        ));
     }
     let t = Instant::now();
     let rhai = RhaiRules::new(engine.patterns_for_bench())?;
@@ -62,7 +69,8 @@ fn main() -> anyhow::Result<()> {
     let limits = Limits::default();
     let warm: Vec<WarmPool> = rules.iter().map(|_| WarmPool::new(DEFAULT_RECYCLE_AFTER)).collect();
 
-    let sessions = [("10-min call", Arc::new(synthetic::ten_minute_call())), ("short chat", Arc::new(synthetic::short_chat()))];
+    let sessions =
+        [("10-min call", Arc::new(synthetic::ten_minute_call())), ("short chat", Arc::new(synthetic::short_chat()))];
 
     // One evaluation by engine `e` of rule `r` on session `s`.
     let mut run = |e: usize, r: usize, s: &Arc<Session>| -> Result<Verdict, RuleFailure> {
@@ -73,7 +81,10 @@ fn main() -> anyhow::Result<()> {
                 Rule::ChaseFollowUp => native::chase_follow_up(s, &Params(&rule.params)),
             },
             1 => rule.fresh(&engine, s),
-            2 => warm[r].evaluate(&engine, &rule.module, rule.rule.name().into(), s.clone(), &rule.params, &limits).result.map_err(Into::into),
+            2 => warm[r]
+                .evaluate(&engine, &rule.module, rule.rule.name().into(), s.clone(), &rule.params, &limits)
+                .result
+                .map_err(Into::into),
             3 => rhai.evaluate(rule.rule, s, &rule.params),
             4 => extism_rules::evaluate(&mut plugin, rule.rule, s, &rule.params_json),
             _ => {
@@ -95,7 +106,12 @@ fn main() -> anyhow::Result<()> {
                     std::process::exit(1);
                 }
             }
-            println!("agreement: {} on the {label}: all {} engines: {}", rule.name(), ENGINES.len(), summary(&expected));
+            println!(
+                "agreement: {} on the {label}: all {} engines: {}",
+                rule.name(),
+                ENGINES.len(),
+                summary(&expected)
+            );
         }
     }
 

@@ -41,7 +41,12 @@ pub fn instantiate(compiled: &CompiledPlugin) -> anyhow::Result<Plugin> {
 }
 
 /// Serialise the input, call the rule's function, parse the output.
-pub fn evaluate(plugin: &mut Plugin, rule: Rule, session: &Session, params: &serde_json::Map<String, serde_json::Value>) -> Result<Verdict, RuleFailure> {
+pub fn evaluate(
+    plugin: &mut Plugin,
+    rule: Rule,
+    session: &Session,
+    params: &serde_json::Map<String, serde_json::Value>,
+) -> Result<Verdict, RuleFailure> {
     let function = match rule {
         Rule::ForbiddenPhrases => "forbidden_phrases",
         Rule::ChaseFollowUp => "chase_follow_up",

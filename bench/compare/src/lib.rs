@@ -75,7 +75,8 @@ pub struct LoadedRule {
 impl LoadedRule {
     pub fn load(engine: &RuleEngine, rule: Rule) -> anyhow::Result<Self> {
         let module = RuleModule::load(engine, &format!("bundled:{}", rule.name()), ".".as_ref())?;
-        let params = callqa::rules::params::resolve(&module.descriptor.params, &Default::default()).map_err(anyhow::Error::msg)?;
+        let params = callqa::rules::params::resolve(&module.descriptor.params, &Default::default())
+            .map_err(anyhow::Error::msg)?;
         let params_json = params.iter().map(|(k, v)| (k.clone(), value_json(v))).collect();
         Ok(LoadedRule { rule, module, params, params_json })
     }
@@ -83,7 +84,9 @@ impl LoadedRule {
     /// callqa, a fresh instance for this evaluation (the default isolation).
     pub fn fresh(&self, engine: &RuleEngine, session: &Arc<Session>) -> Result<Verdict, RuleFailure> {
         let limits = Limits::default();
-        evaluation::evaluate(engine, &self.module, self.rule.name().into(), session.clone(), &self.params, &limits).result.map_err(Into::into)
+        evaluation::evaluate(engine, &self.module, self.rule.name().into(), session.clone(), &self.params, &limits)
+            .result
+            .map_err(Into::into)
     }
 }
 

@@ -15,7 +15,11 @@ pub struct Params<'a>(pub &'a [(String, Value)]);
 
 impl Params<'_> {
     fn get(&self, name: &str) -> Result<&Value, RuleFailure> {
-        self.0.iter().find(|(n, _)| n == name).map(|(_, v)| v).ok_or_else(|| RuleFailure::BadParams(format!("parameter `{name}` is missing")))
+        self.0
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v)
+            .ok_or_else(|| RuleFailure::BadParams(format!("parameter `{name}` is missing")))
     }
 
     fn text_list(&self, name: &str) -> Result<Vec<String>, RuleFailure> {
@@ -51,7 +55,11 @@ fn at(seg: &Segment, message: String) -> Finding {
 
 const MAX_LISTED: usize = 50;
 
-pub fn forbidden_phrases(session: &Session, params: &Params, patterns_cache: &PatternCache) -> Result<Verdict, RuleFailure> {
+pub fn forbidden_phrases(
+    session: &Session,
+    params: &Params,
+    patterns_cache: &PatternCache,
+) -> Result<Verdict, RuleFailure> {
     let phrases: Vec<String> = params.text_list("phrases")?.into_iter().filter(|p| !p.trim().is_empty()).collect();
     let patterns: Vec<String> = params.text_list("patterns")?.into_iter().filter(|p| !p.is_empty()).collect();
     let role_name = params.text("role")?;
@@ -60,7 +68,11 @@ pub fn forbidden_phrases(session: &Session, params: &Params, patterns_cache: &Pa
         "customer" => Some(Role::Customer),
         "system" => Some(Role::System),
         "any" | "*" => None,
-        _ => return Err(RuleFailure::BadParams(format!("parameter `role` must be agent, customer, system or any, got \"{role_name}\""))),
+        _ => {
+            return Err(RuleFailure::BadParams(format!(
+                "parameter `role` must be agent, customer, system or any, got \"{role_name}\""
+            )))
+        }
     };
     for p in &patterns {
         if let Err(e) = patterns_cache.get(p) {
@@ -72,7 +84,11 @@ pub fn forbidden_phrases(session: &Session, params: &Params, patterns_cache: &Pa
     }
     let segments: Vec<&Segment> = session.segments().iter().filter(|s| role.is_none_or(|r| s.role == r)).collect();
     if segments.is_empty() {
-        return Ok(verdict(Outcome::NotApplicable, None, format!("no segment of role `{role_name}` in the transcript")));
+        return Ok(verdict(
+            Outcome::NotApplicable,
+            None,
+            format!("no segment of role `{role_name}` in the transcript"),
+        ));
     }
     let mut findings = Vec::new();
     let mut hits = 0usize;
@@ -95,7 +111,10 @@ pub fn forbidden_phrases(session: &Session, params: &Params, patterns_cache: &Pa
         }
         for (k, p) in found.iter().enumerate() {
             let one = [p.as_str()];
-            let shadowed = found.iter().enumerate().any(|(j, q)| j != k && (q.len() > p.len() || j < k) && contains_any(q, &one).is_some());
+            let shadowed = found
+                .iter()
+                .enumerate()
+                .any(|(j, q)| j != k && (q.len() > p.len() || j < k) && contains_any(q, &one).is_some());
             if !shadowed {
                 hit(at(seg, format!("forbidden phrase \"{}\"", clip(p, 200))));
             }
@@ -103,15 +122,33 @@ pub fn forbidden_phrases(session: &Session, params: &Params, patterns_cache: &Pa
         for p in &patterns {
             let re = patterns_cache.get(p).map_err(|e| bad_pattern(p, &e))?;
             for m in find_all(&re, &seg.text).iter().filter(|m| m.end_char > m.begin_char) {
-                hit(at(seg, format!("forbidden pattern \"{}\" matched \"{}\" at characters {}..{}", clip(p, 200), clip(&m.text, 200), m.begin_char, m.end_char)));
+                hit(at(
+                    seg,
+                    format!(
+                        "forbidden pattern \"{}\" matched \"{}\" at characters {}..{}",
+                        clip(p, 200),
+                        clip(&m.text, 200),
+                        m.begin_char,
+                        m.end_char
+                    ),
+                ));
             }
         }
     }
     if hits == 0 {
-        Ok(verdict(Outcome::Pass, Some(1.0), format!("no forbidden phrase in {} {role_name} segment(s)", segments.len())))
+        Ok(verdict(
+            Outcome::Pass,
+            Some(1.0),
+            format!("no forbidden phrase in {} {role_name} segment(s)", segments.len()),
+        ))
     } else {
         if hits > findings.len() {
-            findings.push(Finding { message: format!("{} more hit(s) not listed", hits - findings.len()), segment_id: None, begin_ms: None, end_ms: None });
+            findings.push(Finding {
+                message: format!("{} more hit(s) not listed", hits - findings.len()),
+                segment_id: None,
+                begin_ms: None,
+                end_ms: None,
+            });
         }
         let mut v = verdict(Outcome::Fail, Some(0.0), format!("{hits} forbidden phrase hit(s)"));
         v.findings = findings;
@@ -120,7 +157,11 @@ pub fn forbidden_phrases(session: &Session, params: &Params, patterns_cache: &Pa
 }
 
 fn bad_pattern(pattern: &str, error: &str) -> RuleFailure {
-    RuleFailure::BadParams(format!("parameter `patterns`: invalid pattern \"{}\": {}", clip(pattern, 200), clip(error, 1000)))
+    RuleFailure::BadParams(format!(
+        "parameter `patterns`: invalid pattern \"{}\": {}",
+        clip(pattern, 200),
+        clip(error, 1000)
+    ))
 }
 
 fn clip(s: &str, max: usize) -> String {
@@ -131,7 +172,8 @@ fn clip(s: &str, max: usize) -> String {
 }
 
 pub fn chase_follow_up(session: &Session, params: &Params) -> Result<Verdict, RuleFailure> {
-    let promises: Vec<String> = params.text_list("promise-phrases")?.into_iter().filter(|p| !p.trim().is_empty()).collect();
+    let promises: Vec<String> =
+        params.text_list("promise-phrases")?.into_iter().filter(|p| !p.trim().is_empty()).collect();
     let action_kinds = params.text_list("action-kinds")?;
     let within = params.integer("within-minutes")?;
     let repeat = params.integer("repeat-window-minutes")?;
@@ -146,20 +188,35 @@ pub fn chase_follow_up(session: &Session, params: &Params) -> Result<Verdict, Ru
         return Err(RuleFailure::BadParams(format!("parameter `within-minutes` must not be negative, got {within}")));
     }
     if repeat < 0 {
-        return Err(RuleFailure::BadParams(format!("parameter `repeat-window-minutes` must not be negative, got {repeat}")));
+        return Err(RuleFailure::BadParams(format!(
+            "parameter `repeat-window-minutes` must not be negative, got {repeat}"
+        )));
     }
-    let chases: Vec<i64> = session.events.iter().filter(|e| e.kind == chase_kind).map(|e| e.at.timestamp_millis()).collect();
+    let chases: Vec<i64> =
+        session.events.iter().filter(|e| e.kind == chase_kind).map(|e| e.at.timestamp_millis()).collect();
     if chases.is_empty() {
-        return Ok(verdict(Outcome::NotApplicable, None, format!("the customer did not chase a ticket (no `{chase_kind}` event)")));
+        return Ok(verdict(
+            Outcome::NotApplicable,
+            None,
+            format!("the customer did not chase a ticket (no `{chase_kind}` event)"),
+        ));
     }
     let contact = &session.contact;
     let Some(start) = contact.connected_to_agent_at.or(contact.initiated_at).map(|t| t.timestamp_millis()) else {
-        return Ok(verdict(Outcome::NotApplicable, None, "the contact has no start instant (neither connected-to-agent-at nor initiated-at)"));
+        return Ok(verdict(
+            Outcome::NotApplicable,
+            None,
+            "the contact has no start instant (neither connected-to-agent-at nor initiated-at)",
+        ));
     };
     if !session.has_transcript() {
         return Ok(verdict(Outcome::NotApplicable, None, "the session has no transcript to find a promise in"));
     }
-    let promise = session.segments().iter().filter(|s| s.role == Role::Agent).find_map(|s| contains_any(&s.text, &promises).map(|i| (s, &promises[i])));
+    let promise = session
+        .segments()
+        .iter()
+        .filter(|s| s.role == Role::Agent)
+        .find_map(|s| contains_any(&s.text, &promises).map(|i| (s, &promises[i])));
     let Some((seg, keyword)) = promise else {
         return Ok(verdict(Outcome::NotApplicable, None, "the agent made no promise to act on the chase"));
     };
@@ -175,12 +232,19 @@ pub fn chase_follow_up(session: &Session, params: &Params) -> Result<Verdict, Ru
             return Ok(verdict(
                 Outcome::NotApplicable,
                 None,
-                format!("the previous chase came {} min before this one (< {repeat} min): the earlier follow-up stands", tenths(gap)),
+                format!(
+                    "the previous chase came {} min before this one (< {repeat} min): the earlier follow-up stands",
+                    tenths(gap)
+                ),
             ));
         }
     }
-    let actions: Vec<(&str, i64)> =
-        session.events.iter().filter(|e| action_kinds.contains(&e.kind)).map(|e| (e.kind.as_str(), e.at.timestamp_millis())).collect();
+    let actions: Vec<(&str, i64)> = session
+        .events
+        .iter()
+        .filter(|e| action_kinds.contains(&e.kind))
+        .map(|e| (e.kind.as_str(), e.at.timestamp_millis()))
+        .collect();
     let instants: Vec<i64> = actions.iter().map(|(_, at)| *at).collect();
     let promised = format!("promised \"{keyword}\"");
     Ok(match nearest(promised_at, &instants, Direction::After) {
@@ -196,11 +260,19 @@ pub fn chase_follow_up(session: &Session, params: &Params) -> Result<Verdict, Ru
             let delay = duration(acted_at.saturating_sub(promised_at));
             if after > within as f64 {
                 let late = duration(acted_at.saturating_sub(promised_at).saturating_sub(within.saturating_mul(60_000)));
-                let mut v = verdict(Outcome::Fail, Some(0.0), format!("{kind} came {delay} after the promise, {late} later than the {within} min allowed"));
+                let mut v = verdict(
+                    Outcome::Fail,
+                    Some(0.0),
+                    format!("{kind} came {delay} after the promise, {late} later than the {within} min allowed"),
+                );
                 v.findings.push(at(seg, format!("{promised}; {kind} came {delay} later ({late} late)")));
                 v
             } else {
-                let mut v = verdict(Outcome::Pass, Some(1.0), format!("{kind} came {delay} after the promise (within {within} min)"));
+                let mut v = verdict(
+                    Outcome::Pass,
+                    Some(1.0),
+                    format!("{kind} came {delay} after the promise (within {within} min)"),
+                );
                 v.findings.push(at(seg, format!("{promised}; {kind} came {delay} later")));
                 v
             }

@@ -26,7 +26,8 @@ impl RhaiRules {
     pub fn new(patterns: Arc<PatternCache>) -> anyhow::Result<Self> {
         let mut engine = Engine::new();
         engine.register_fn("contains_any", |text: &str, keywords: Array| -> Dynamic {
-            let keywords: Vec<ImmutableString> = keywords.into_iter().filter_map(|k| k.into_immutable_string().ok()).collect();
+            let keywords: Vec<ImmutableString> =
+                keywords.into_iter().filter_map(|k| k.into_immutable_string().ok()).collect();
             contains_any(text, &keywords).map_or(Dynamic::UNIT, |i| Dynamic::from_int(i as i64))
         });
         // `result<list<text-match>, string>` as an array of matches or the
@@ -80,12 +81,19 @@ pub fn session_map(s: &Session) -> Dynamic {
     let mut contact = Map::new();
     contact.insert("contact_id".into(), c.contact_id.clone().into());
     contact.insert("channel".into(), c.channel.as_str().into());
-    contact.insert("initiation_method".into(), c.initiation_method.map_or(Dynamic::UNIT, |x| format!("{x:?}").to_lowercase().into()));
+    contact.insert(
+        "initiation_method".into(),
+        c.initiation_method.map_or(Dynamic::UNIT, |x| format!("{x:?}").to_lowercase().into()),
+    );
     contact.insert("queue".into(), opt_text(&c.queue));
     contact.insert("agent".into(), c.agent.as_ref().map_or(Dynamic::UNIT, agent_map));
     contact.insert("scenario".into(), opt_text(&c.scenario));
     contact.insert("language".into(), opt_text(&c.language));
-    for (key, at) in [("initiated_at", &c.initiated_at), ("connected_to_agent_at", &c.connected_to_agent_at), ("ended_at", &c.ended_at)] {
+    for (key, at) in [
+        ("initiated_at", &c.initiated_at),
+        ("connected_to_agent_at", &c.connected_to_agent_at),
+        ("ended_at", &c.ended_at),
+    ] {
         contact.insert(key.into(), at.map_or(Dynamic::UNIT, |t| Dynamic::from_int(t.timestamp_millis())));
     }
     m.insert("contact".into(), contact.into());
@@ -100,8 +108,14 @@ pub fn session_map(s: &Session) -> Dynamic {
                 seg.insert("text".into(), x.text.clone().into());
                 seg.insert("begin_ms".into(), Dynamic::from_int(x.begin_ms as i64));
                 seg.insert("end_ms".into(), Dynamic::from_int(x.end_ms as i64));
-                seg.insert("sentiment".into(), x.sentiment.map_or(Dynamic::UNIT, |v| format!("{v:?}").to_lowercase().into()));
-                seg.insert("sentiment_score".into(), x.sentiment_score.map_or(Dynamic::UNIT, |v| Dynamic::from_float(v as f64)));
+                seg.insert(
+                    "sentiment".into(),
+                    x.sentiment.map_or(Dynamic::UNIT, |v| format!("{v:?}").to_lowercase().into()),
+                );
+                seg.insert(
+                    "sentiment_score".into(),
+                    x.sentiment_score.map_or(Dynamic::UNIT, |v| Dynamic::from_float(v as f64)),
+                );
                 seg.insert("loudness".into(), x.loudness.map_or(Dynamic::UNIT, |v| Dynamic::from_float(v as f64)));
                 seg.insert("agent_id".into(), opt_text(&x.agent_id));
                 Dynamic::from_map(seg)
@@ -123,7 +137,10 @@ pub fn session_map(s: &Session) -> Dynamic {
         .collect();
     m.insert("events".into(), events.into());
     m.insert("attributes".into(), rhai::serde::to_dynamic(&s.attributes).unwrap_or(Dynamic::UNIT));
-    m.insert("characteristics".into(), s.characteristics.as_ref().map_or(Dynamic::UNIT, |c| rhai::serde::to_dynamic(c).unwrap_or(Dynamic::UNIT)));
+    m.insert(
+        "characteristics".into(),
+        s.characteristics.as_ref().map_or(Dynamic::UNIT, |c| rhai::serde::to_dynamic(c).unwrap_or(Dynamic::UNIT)),
+    );
     m.into()
 }
 

@@ -9,7 +9,9 @@ use std::time::Duration;
 use anyhow::Context;
 
 use crate::ctr::FingerprintMode;
-use crate::dedup::{host_identity, Clock, DedupStore, EmbeddedStore, ManualClock, StoreSettings, StoreUrl, SystemClock};
+use crate::dedup::{
+    host_identity, Clock, DedupStore, EmbeddedStore, ManualClock, StoreSettings, StoreUrl, SystemClock,
+};
 use crate::pipeline::{IngestOptions, IngestPipeline, IngestSummary};
 use crate::sinks::{DeadLetterSink, DirectorySink, Sink, StdoutSink};
 use crate::sources::expand_inputs;

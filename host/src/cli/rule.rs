@@ -116,13 +116,20 @@ fn run_once(args: RunArgs) -> anyhow::Result<ExitCode> {
     let engine = args.cache.engine()?;
     let module = load_module(&engine, &args.module)?;
     let mut documents = read_sessions(std::slice::from_ref(&args.session))?;
-    anyhow::ensure!(documents.len() == 1, "{} holds {} sessions; `rule run` takes one", args.session.display(), documents.len());
+    anyhow::ensure!(
+        documents.len() == 1,
+        "{} holds {} sessions; `rule run` takes one",
+        args.session.display(),
+        documents.len()
+    );
     let (source, session) = documents.remove(0);
     let session = session.with_context(|| format!("{source}"))?;
     let given = match (&args.params, &args.params_file) {
         (Some(json), _) => serde_json::from_str::<Value>(json).context("--params is not JSON")?,
-        (None, Some(file)) => serde_json::from_str(&std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?)
-            .with_context(|| format!("{} is not JSON", file.display()))?,
+        (None, Some(file)) => serde_json::from_str(
+            &std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?,
+        )
+        .with_context(|| format!("{} is not JSON", file.display()))?,
         (None, None) => json!({}),
     };
     let given = given.as_object().cloned().context("parameters must be a JSON object")?;
@@ -134,7 +141,14 @@ fn run_once(args: RunArgs) -> anyhow::Result<ExitCode> {
         }
         None => Limits::default(),
     };
-    let eval = evaluation::evaluate(&engine, &module, module.descriptor.id.as_str().into(), Arc::new(session), &resolved, &limits);
+    let eval = evaluation::evaluate(
+        &engine,
+        &module,
+        module.descriptor.id.as_str().into(),
+        Arc::new(session),
+        &resolved,
+        &limits,
+    );
     let report = report_json(&module, &eval, &limits);
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
@@ -148,11 +162,15 @@ fn run_once(args: RunArgs) -> anyhow::Result<ExitCode> {
 /// cost beside its limit.
 pub fn report_json(module: &RuleModule, eval: &Evaluation, limits: &Limits) -> Value {
     let (findings, longest) = match &eval.result {
-        Ok(v) => (v.findings.len(), v.findings.iter().map(|f| f.message.len()).chain(v.reason.as_ref().map(String::len)).max().unwrap_or(0)),
+        Ok(v) => (
+            v.findings.len(),
+            v.findings.iter().map(|f| f.message.len()).chain(v.reason.as_ref().map(String::len)).max().unwrap_or(0),
+        ),
         Err(_) => (0, 0),
     };
     let code = eval.result.as_ref().err().map(|e| e.code());
-    let cost = |used: u64, limit: u64, breached: bool| json!({"used": used, "limit": limit, "over": breached || used > limit});
+    let cost =
+        |used: u64, limit: u64, breached: bool| json!({"used": used, "limit": limit, "over": breached || used > limit});
     json!({
         "rule": {"id": module.descriptor.id, "version": module.descriptor.version, "module_sha256": module.sha256, "size": module.size},
         "verdict": eval.result.as_ref().ok(),
@@ -173,7 +191,14 @@ fn print_report(report: &Value, color: bool) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     let red = |s: String| if color { format!("\x1b[31m{s}\x1b[0m") } else { s };
     let rule = &report["rule"];
-    writeln!(out, "rule      {} {} ({} bytes, sha256 {})", rule["id"].as_str().unwrap_or(""), rule["version"].as_str().unwrap_or(""), rule["size"], &rule["module_sha256"].as_str().unwrap_or("")[..12])?;
+    writeln!(
+        out,
+        "rule      {} {} ({} bytes, sha256 {})",
+        rule["id"].as_str().unwrap_or(""),
+        rule["version"].as_str().unwrap_or(""),
+        rule["size"],
+        &rule["module_sha256"].as_str().unwrap_or("")[..12]
+    )?;
     if let Some(v) = report["verdict"].as_object() {
         let score = v.get("score").and_then(Value::as_f64).map(|s| format!(" (score {s:.2})")).unwrap_or_default();
         writeln!(out, "verdict   {}{score}", v["outcome"].as_str().unwrap_or(""))?;
@@ -193,7 +218,11 @@ fn print_report(report: &Value, color: bool) -> anyhow::Result<()> {
         }
     }
     if let Some(e) = report["error"].as_object() {
-        writeln!(out, "{}", red(format!("error     {}: {}", e["code"].as_str().unwrap_or(""), e["message"].as_str().unwrap_or(""))))?;
+        writeln!(
+            out,
+            "{}",
+            red(format!("error     {}: {}", e["code"].as_str().unwrap_or(""), e["message"].as_str().unwrap_or("")))
+        )?;
     }
     writeln!(out, "cost      {:<22} {:>14} {:>14}", "", "used", "limit")?;
     for (key, label) in [
@@ -223,7 +252,8 @@ fn test(args: TestArgs) -> anyhow::Result<ExitCode> {
     let module = load_module(&engine, &args.module)?;
     let cases = golden::load_cases(&args.cases)?;
     anyhow::ensure!(!cases.is_empty(), "no golden cases found in {:?}", args.cases);
-    let results: Vec<CaseResult> = cases.iter().map(|c| golden::run_case(&engine, &module, c, &Limits::default())).collect();
+    let results: Vec<CaseResult> =
+        cases.iter().map(|c| golden::run_case(&engine, &module, c, &Limits::default())).collect();
     let failed = print_results(&results)?;
     if let Some(path) = &args.junit {
         write_junit(path, &module, &results)?;
@@ -238,7 +268,11 @@ pub fn print_results(results: &[CaseResult]) -> anyhow::Result<usize> {
     for r in results {
         if r.passed() {
             let outcome = r.evaluation.result.as_ref().map(|v| outcome_name(v.outcome)).unwrap_or("error");
-            writeln!(out, "ok      {} ({outcome}, {} fuel, {} µs)", r.case.name, r.evaluation.fuel_used, r.evaluation.micros)?;
+            writeln!(
+                out,
+                "ok      {} ({outcome}, {} fuel, {} µs)",
+                r.case.name, r.evaluation.fuel_used, r.evaluation.micros
+            )?;
         } else {
             failed += 1;
             writeln!(out, "FAILED  {} ({})", r.case.name, r.case.file.display())?;
@@ -263,7 +297,8 @@ pub fn write_junit(path: &std::path::Path, module: &RuleModule, results: &[CaseR
             s
         };
         let mut case = TestCase::new(r.case.name.clone(), status);
-        case.set_classname(module.descriptor.id.clone()).set_time(std::time::Duration::from_micros(r.evaluation.micros));
+        case.set_classname(module.descriptor.id.clone())
+            .set_time(std::time::Duration::from_micros(r.evaluation.micros));
         suite.add_test_case(case);
     }
     let mut report = Report::new("callqa");

@@ -73,7 +73,10 @@ impl ConnectOptions {
 
 /// Assembles the sessions, with the batch summary and any unusable analysis
 /// file on stderr. Inner errors are inputs that could not be used.
-pub fn assemble(ctr: &std::path::Path, options: &ConnectOptions) -> anyhow::Result<Vec<(SessionSource, anyhow::Result<Session>)>> {
+pub fn assemble(
+    ctr: &std::path::Path,
+    options: &ConnectOptions,
+) -> anyhow::Result<Vec<(SessionSource, anyhow::Result<Session>)>> {
     let batch = options.inputs(ctr.to_path_buf()).assemble()?;
     eprintln!("{}", batch.report);
     Ok(batch.sessions)

@@ -76,9 +76,16 @@ pub fn run(args: ValidateArgs) -> anyhow::Result<ExitCode> {
             match Ruleset::load(&engine, target.as_ref()) {
                 Ok(ruleset) => println!("ok      {target}: ruleset of {} rules", ruleset.rules.len()),
                 Err(e) => {
-                    let code = e.chain().find_map(|c| c.downcast_ref::<ModuleError>()).map(module_exit_code).unwrap_or_else(|| {
-                        if e.chain().any(|c| c.downcast_ref::<std::io::Error>().is_some()) { exit::INVALID_INPUT } else { exit::BAD_RULESET }
-                    });
+                    let code =
+                        e.chain().find_map(|c| c.downcast_ref::<ModuleError>()).map(module_exit_code).unwrap_or_else(
+                            || {
+                                if e.chain().any(|c| c.downcast_ref::<std::io::Error>().is_some()) {
+                                    exit::INVALID_INPUT
+                                } else {
+                                    exit::BAD_RULESET
+                                }
+                            },
+                        );
                     println!("FAILED  {target}: {e:#}");
                     fail(code);
                 }
@@ -88,7 +95,14 @@ pub fn run(args: ValidateArgs) -> anyhow::Result<ExitCode> {
         match RuleModule::load(&engine, target, ".".as_ref()) {
             Ok(module) => {
                 let d = &module.descriptor;
-                println!("ok      {target}: rule `{}` {} ({} bytes, {} parameters, imports: {})", d.id, d.version, module.size, d.params.len(), module.imports.join(", "));
+                println!(
+                    "ok      {target}: rule `{}` {} ({} bytes, {} parameters, imports: {})",
+                    d.id,
+                    d.version,
+                    module.size,
+                    d.params.len(),
+                    module.imports.join(", ")
+                );
                 if !args.cases.is_empty() {
                     match run_cases(&engine, &module, &args) {
                         Ok(true) => {}

@@ -266,7 +266,8 @@ impl<'a> Pass<'a> {
         let bytes = self.text.as_bytes();
         let negative = bytes[self.at] == b'-';
         let digits_start = self.at + usize::from(negative);
-        let digits_end = bytes[digits_start..].iter().position(|b| !b.is_ascii_digit()).map_or(bytes.len(), |n| digits_start + n);
+        let digits_end =
+            bytes[digits_start..].iter().position(|b| !b.is_ascii_digit()).map_or(bytes.len(), |n| digits_start + n);
         let digits = &bytes[digits_start..digits_end];
         // JCS spells doubles the way ECMAScript does; leave those to the crate.
         if matches!(bytes.get(digits_end), Some(b'.' | b'e' | b'E')) {
@@ -330,7 +331,6 @@ fn utf16_cmp(a: &str, b: &str) -> std::cmp::Ordering {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -354,21 +354,21 @@ mod tests {
     #[test]
     fn anything_else_is_left_to_the_crate() {
         for text in [
-            r#"{"b":1,"a":2}"#,                 // unsorted
-            r#"{"a":1,"a":2}"#,                 // duplicate name
-            r#"{"a": 1}"#,                      // whitespace
-            r#"{"a":1.5}"#,                     // a double
-            r#"{"a":1e2}"#,                     // exponent
-            r#"{"a":-0}"#,                      // negative zero
-            r#"{"a":9007199254740993}"#,        // beyond 2^53
-            r#"{"a":"\u0041"}"#,                // needless escape
-            r#"{"a":"\/"}"#,                    // needless escape
-            r#"{"a":"\u000a"}"#,                // long form of \n
-            r#"{"a":"\u001F"}"#,                // upper-case hex: same length as canonical
-            r#"{"a":"\u001f"}"#,                // canonical, but left to the crate (see module docs)
-            r#"{"\ue000":1,"😀":2}"#,           // UTF-8 order, not UTF-16 order
-            r#"{"a":1}x"#,                      // trailing garbage
-            r#"{"a":"#,                         // truncated
+            r#"{"b":1,"a":2}"#,          // unsorted
+            r#"{"a":1,"a":2}"#,          // duplicate name
+            r#"{"a": 1}"#,               // whitespace
+            r#"{"a":1.5}"#,              // a double
+            r#"{"a":1e2}"#,              // exponent
+            r#"{"a":-0}"#,               // negative zero
+            r#"{"a":9007199254740993}"#, // beyond 2^53
+            r#"{"a":"\u0041"}"#,         // needless escape
+            r#"{"a":"\/"}"#,             // needless escape
+            r#"{"a":"\u000a"}"#,         // long form of \n
+            r#"{"a":"\u001F"}"#,         // upper-case hex: same length as canonical
+            r#"{"a":"\u001f"}"#,         // canonical, but left to the crate (see module docs)
+            r#"{"\ue000":1,"😀":2}"#,    // UTF-8 order, not UTF-16 order
+            r#"{"a":1}x"#,               // trailing garbage
+            r#"{"a":"#,                  // truncated
         ] {
             assert!(already_canonical(text).is_none(), "{text} should not be recognised");
         }
@@ -409,7 +409,8 @@ mod tests {
             damaged += 1;
             let Some(fields) = already_canonical(text) else { continue };
             accepted += 1;
-            let parsed: Value = serde_json::from_str(text).unwrap_or_else(|err| panic!("accepted invalid JSON {text}: {err}"));
+            let parsed: Value =
+                serde_json::from_str(text).unwrap_or_else(|err| panic!("accepted invalid JSON {text}: {err}"));
             assert_eq!(jcs(text), text, "accepted a non-canonical text");
             let contact_id = parsed.get("ContactId").and_then(Value::as_str);
             assert_eq!(fields.contact_id.as_deref(), contact_id, "captured the wrong ContactId from {text}");
@@ -465,8 +466,11 @@ mod tests {
     /// A Connect record of realistic size (the seed records), damaged.
     #[test]
     fn accepts_nothing_but_canonical_json_when_a_connect_record_is_damaged() {
-        let seed = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/seed-data/connect-ctrs-with-duplicates.json"))
-            .expect("shared/seed-data beside the repository");
+        let seed = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../shared/seed-data/connect-ctrs-with-duplicates.json"
+        ))
+        .expect("shared/seed-data beside the repository");
         let records: Vec<Value> = serde_json::from_str(&seed).unwrap();
         let mut next = xorshift(0x5851_f42d_4c95_7f2du64);
         let (mut damaged, mut accepted) = (0, 0);
@@ -507,8 +511,11 @@ mod tests {
 
     fn has_float(value: &Value) -> bool {
         match value {
-            Value::Number(n) => n.is_f64() || n.as_u64().is_some_and(|n| n > EXACT_INTEGER)
-                || n.as_i64().is_some_and(|n| n.unsigned_abs() > EXACT_INTEGER),
+            Value::Number(n) => {
+                n.is_f64()
+                    || n.as_u64().is_some_and(|n| n > EXACT_INTEGER)
+                    || n.as_i64().is_some_and(|n| n.unsigned_abs() > EXACT_INTEGER)
+            }
             Value::Array(items) => items.iter().any(has_float),
             Value::Object(map) => map.values().any(has_float),
             _ => false,

@@ -107,7 +107,11 @@ impl RecordDecoder {
     /// already are the record's line (the usual NDJSON case) they become it
     /// without a copy. A record that cannot be used comes back with its bytes,
     /// for the dead letters.
-    pub fn decode_owned(&self, bytes: RecordBytes, delivery: Delivery) -> Result<ContactRecord, (DecodeError, RecordBytes)> {
+    pub fn decode_owned(
+        &self,
+        bytes: RecordBytes,
+        delivery: Delivery,
+    ) -> Result<ContactRecord, (DecodeError, RecordBytes)> {
         match self.decode_parts(&bytes, delivery) {
             Ok((mut record, Line::Within(range))) => {
                 record.line = bytes.narrow(range);
@@ -123,8 +127,8 @@ impl RecordDecoder {
 
     /// Everything but the line, and where the line is.
     fn decode_parts(&self, bytes: &[u8], delivery: Delivery) -> Result<(ContactRecord, Line), DecodeError> {
-        let text = std::str::from_utf8(bytes)
-            .map_err(|err| DecodeError::InvalidUtf8 { valid_up_to: err.valid_up_to() })?;
+        let text =
+            std::str::from_utf8(bytes).map_err(|err| DecodeError::InvalidUtf8 { valid_up_to: err.valid_up_to() })?;
         let trimmed = text.trim_matches(|c: char| c.is_ascii_whitespace());
         let start = trimmed.as_ptr() as usize - text.as_ptr() as usize;
         let within = Line::Within(start..start + trimmed.len());
@@ -142,7 +146,9 @@ impl RecordDecoder {
         // JSON.stringify may reorder array-index keys of an array element, so
         // only other deliveries can be their own canonical line.
         if delivery != Delivery::ArrayElement {
-            if let Some(record) = already_canonical(trimmed).and_then(|fields| self.recognised(fields, trimmed, delivered)) {
+            if let Some(record) =
+                already_canonical(trimmed).and_then(|fields| self.recognised(fields, trimmed, delivered))
+            {
                 return Ok((record, within));
             }
         }
@@ -166,7 +172,12 @@ impl RecordDecoder {
             FingerprintMode::Raw => Fingerprint::of(delivered),
             FingerprintMode::Key => key_fingerprint(&contact_id, fields.last_update_timestamp.as_deref()),
         };
-        Some(build(contact_id, fields.last_update_timestamp.as_deref(), fields.initiation_timestamp.as_deref(), fingerprint))
+        Some(build(
+            contact_id,
+            fields.last_update_timestamp.as_deref(),
+            fields.initiation_timestamp.as_deref(),
+            fingerprint,
+        ))
     }
 
     /// A one-line record not in its JCS form (whitespace, unsorted keys, a
@@ -174,8 +185,8 @@ impl RecordDecoder {
     /// the rest, as the fingerprint does not need the parsed tree.
     fn decode_fields(&self, trimmed: &str, delivered: &[u8]) -> Result<ContactRecord, DecodeError> {
         let fields: Fields = serde_json::from_str(trimmed).map_err(malformed)?;
-        let contact_id = raw_string(fields.contact_id, "ContactId")?
-            .ok_or(DecodeError::MissingContactId("no ContactId"))?;
+        let contact_id =
+            raw_string(fields.contact_id, "ContactId")?.ok_or(DecodeError::MissingContactId("no ContactId"))?;
         let last_update = raw_string(fields.last_update_timestamp, "LastUpdateTimestamp")?;
         let initiation = raw_string(fields.initiation_timestamp, "InitiationTimestamp")?;
         let fingerprint = match self.mode {
@@ -238,7 +249,12 @@ enum Line {
     Built(Vec<u8>),
 }
 
-fn build(contact_id: impl Into<String>, last_update: Option<&str>, initiation: Option<&str>, fingerprint: Fingerprint) -> ContactRecord {
+fn build(
+    contact_id: impl Into<String>,
+    last_update: Option<&str>,
+    initiation: Option<&str>,
+    fingerprint: Fingerprint,
+) -> ContactRecord {
     let last_update_millis = last_update.and_then(parse_millis);
     let day = initiation.map(UtcDay::from_timestamp).unwrap_or(UtcDay::UNKNOWN);
     // The caller fills in the line.

@@ -18,7 +18,9 @@ impl UtcDay {
         let b = text.as_bytes();
         if b.len() == 20 && b[4] == b'-' && b[7] == b'-' && b[10] == b'T' && b[19] == b'Z' {
             // `parse_from_str` would interpret its format string on every record.
-            let number = |digits: &[u8]| digits.iter().try_fold(0u32, |n, d| d.is_ascii_digit().then(|| n * 10 + (d - b'0') as u32));
+            let number = |digits: &[u8]| {
+                digits.iter().try_fold(0u32, |n, d| d.is_ascii_digit().then(|| n * 10 + (d - b'0') as u32))
+            };
             if let (Some(year), Some(month), Some(day)) = (number(&b[..4]), number(&b[5..7]), number(&b[8..10])) {
                 if let Some(date) = NaiveDate::from_ymd_opt(year as i32, month, day) {
                     return UtcDay::from_date(date);

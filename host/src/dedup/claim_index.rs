@@ -165,7 +165,12 @@ impl ClaimIndex {
     }
 
     /// Claims `entry` for `fingerprint` and returns the claim it replaced.
-    pub fn claim(&mut self, changes: &mut IndexChanges, fingerprint: Fingerprint, entry: ClaimEntry) -> Option<ClaimEntry> {
+    pub fn claim(
+        &mut self,
+        changes: &mut IndexChanges,
+        fingerprint: Fingerprint,
+        entry: ClaimEntry,
+    ) -> Option<ClaimEntry> {
         let replaced = self.claims.insert(fingerprint, entry);
         changes.undo_claims.push((fingerprint, replaced));
         replaced
@@ -277,7 +282,11 @@ mod tests {
         let mut changes = IndexChanges::default();
         assert_eq!(index.note_version(&mut changes, "a".into(), 10, 500, 0), None);
         assert_eq!(index.note_version(&mut changes, "a".into(), 20, 500, 0), Some(10));
-        assert_eq!(index.note_version(&mut changes, "a".into(), 15, 500, 0), Some(20), "an older version changes nothing");
+        assert_eq!(
+            index.note_version(&mut changes, "a".into(), 15, 500, 0),
+            Some(20),
+            "an older version changes nothing"
+        );
         index.claim(&mut changes, Fingerprint([1; 32]), entry(1, 500));
         changes.log_claim(Fingerprint([1; 32]), entry(1, 500));
         let row = changes.encode();
@@ -316,7 +325,11 @@ mod tests {
         let mut index = ClaimIndex::default();
         let mut changes = IndexChanges::default();
         index.note_version(&mut changes, "a".into(), 10, 500, 0);
-        assert_eq!(index.note_version(&mut changes, "a".into(), 5, 900, 600), None, "expired: the older version is new again");
+        assert_eq!(
+            index.note_version(&mut changes, "a".into(), 5, 900, 600),
+            None,
+            "expired: the older version is new again"
+        );
         assert_eq!(index.latest["a"], LatestVersion { version: 5, expires: 900 });
     }
 }

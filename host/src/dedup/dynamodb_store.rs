@@ -87,7 +87,10 @@ impl DynamoDbStore {
             }
             _ => String::new(),
         };
-        StoreError::Backend { context: format!("{} ({action})", self.describe()), message: format!("{}{hint}", brief(&err)) }
+        StoreError::Backend {
+            context: format!("{} ({action})", self.describe()),
+            message: format!("{}{hint}", brief(&err)),
+        }
     }
 
     /// Creates the table (partition key only, on-demand) if it does not
@@ -173,7 +176,13 @@ impl DynamoDbStore {
     /// The claim (a conditional `PutItem`) and what stands when it fails:
     /// from `ReturnValuesOnConditionCheckFailure`, or a consistent `GetItem`
     /// on servers that ignore it.
-    async fn put_if(&self, action: &str, item: Item, condition: &str, values: Item) -> Result<Option<Item>, StoreError> {
+    async fn put_if(
+        &self,
+        action: &str,
+        item: Item,
+        condition: &str,
+        values: Item,
+    ) -> Result<Option<Item>, StoreError> {
         let key = item.get("id").cloned();
         let result = self
             .client
@@ -197,7 +206,11 @@ impl DynamoDbStore {
                     };
                     match returned {
                         Some(old) => Ok(Some(old)),
-                        None => Ok(Some(self.get(action, key.unwrap_or(AttributeValue::S(String::new()))).await?.unwrap_or_default())),
+                        None => Ok(Some(
+                            self.get(action, key.unwrap_or(AttributeValue::S(String::new())))
+                                .await?
+                                .unwrap_or_default(),
+                        )),
                     }
                 }
                 _ => Err(self.err(action, err)),
@@ -242,8 +255,10 @@ impl ClaimTable for DynamoDbStore {
     }
 
     async fn store_id(&self) -> Result<String, StoreError> {
-        let candidate = crate::ctr::Fingerprint::of(format!("{:?}:{}", std::time::SystemTime::now(), std::process::id()).as_bytes())
-            .to_hex()[..8]
+        let candidate = crate::ctr::Fingerprint::of(
+            format!("{:?}:{}", std::time::SystemTime::now(), std::process::id()).as_bytes(),
+        )
+        .to_hex()[..8]
             .to_string();
         let out = self
             .client
@@ -447,7 +462,9 @@ impl ClaimTable for DynamoDbStore {
             Ok(out) => Ok(out.attributes.as_ref().and_then(known)),
             Err(err) if err.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => {
                 let returned = match err.into_service_error() {
-                    aws_sdk_dynamodb::operation::update_item::UpdateItemError::ConditionalCheckFailedException(e) => e.item,
+                    aws_sdk_dynamodb::operation::update_item::UpdateItemError::ConditionalCheckFailedException(e) => {
+                        e.item
+                    }
                     _ => None,
                 };
                 let standing = match returned {
@@ -470,11 +487,9 @@ where
     R: std::fmt::Debug + Send + Sync + 'static,
 {
     match err.as_service_error() {
-        Some(service) => format!(
-            "{}: {}",
-            service.code().unwrap_or("ServiceError"),
-            service.message().unwrap_or("(no message)")
-        ),
+        Some(service) => {
+            format!("{}: {}", service.code().unwrap_or("ServiceError"), service.message().unwrap_or("(no message)"))
+        }
         None => DisplayErrorContext(err).to_string(),
     }
 }

@@ -120,7 +120,9 @@ impl EmbeddedStore {
                 }
             };
             if format == Some(1) {
-                migrate_v1(&txn).map_err(|e| StoreError::backend(format!("{} (moving format 1 claims into the claim log)", context()), e))?;
+                migrate_v1(&txn).map_err(|e| {
+                    StoreError::backend(format!("{} (moving format 1 claims into the claim log)", context()), e)
+                })?;
             }
             // Create the other tables so read paths never meet a missing table.
             txn.open_table(CLAIM_LOG).map_err(|e| StoreError::backend(context(), e))?;
@@ -129,7 +131,8 @@ impl EmbeddedStore {
         };
         txn.commit().map_err(|e| StoreError::backend(context(), e))?;
 
-        let index = replay_log(&db).map_err(|e| StoreError::backend(format!("cannot read the claims in {}", path.display()), e))?;
+        let index = replay_log(&db)
+            .map_err(|e| StoreError::backend(format!("cannot read the claims in {}", path.display()), e))?;
         Ok(EmbeddedStore { db, path: path.to_path_buf(), session, store_id, settings, index: Mutex::new(index) })
     }
 
@@ -305,9 +308,11 @@ impl EmbeddedStore {
         let txn = self.write_txn(durability, action)?;
         {
             let mut batches = txn.open_table(BATCHES).map_err(|e| self.err(action, e))?;
-            let mut entry = read_batch(&batches, token.0).map_err(|e| self.err(action, e))?.ok_or_else(|| {
-                StoreError::Backend { context: format!("{} ({action})", self.path.display()), message: format!("no batch {}", token.0) }
-            })?;
+            let mut entry =
+                read_batch(&batches, token.0).map_err(|e| self.err(action, e))?.ok_or_else(|| StoreError::Backend {
+                    context: format!("{} ({action})", self.path.display()),
+                    message: format!("no batch {}", token.0),
+                })?;
             change(&mut entry)?;
             let bytes = serde_json::to_vec(&entry).map_err(|e| self.err(action, e))?;
             batches.insert(token.0, bytes.as_slice()).map_err(|e| self.err(action, e))?;
@@ -461,7 +466,8 @@ fn migrate_v1(txn: &redb::WriteTransaction) -> Result<(), redb::Error> {
         let claims = txn.open_table(V1_CLAIMS)?;
         for row in claims.iter()? {
             let (fingerprint, value) = row?;
-            let (Ok(fingerprint), Some(entry)) = (<[u8; 32]>::try_from(fingerprint.value()), ClaimEntry::decode(value.value()))
+            let (Ok(fingerprint), Some(entry)) =
+                (<[u8; 32]>::try_from(fingerprint.value()), ClaimEntry::decode(value.value()))
             else {
                 continue;
             };
@@ -534,7 +540,11 @@ mod tests {
         let first = claim(&store, &[request(1, "a", 10), request(1, "a", 10), request(2, "a", 20)]);
         assert_eq!(
             first.outcomes,
-            vec![ClaimOutcome::Claimed { update: false }, ClaimOutcome::Duplicate, ClaimOutcome::Claimed { update: true }]
+            vec![
+                ClaimOutcome::Claimed { update: false },
+                ClaimOutcome::Duplicate,
+                ClaimOutcome::Claimed { update: true }
+            ]
         );
         block_on(store.complete_batch(first.token)).unwrap();
         assert!(matches!(block_on(store.complete_batch(first.token)), Err(StoreError::Fenced(_))));
@@ -622,7 +632,8 @@ mod tests {
                 meta.insert("session", 3u64.to_le_bytes().as_slice()).unwrap();
                 meta.insert("next_token", 8u64.to_le_bytes().as_slice()).unwrap();
                 let mut claims = txn.open_table(V1_CLAIMS).unwrap();
-                let entry = ClaimEntry { token: 7, expires: now + 5_000, day: 19000, input: 0, position: 1, update: false };
+                let entry =
+                    ClaimEntry { token: 7, expires: now + 5_000, day: 19000, input: 0, position: 1, update: false };
                 let mut bytes = Vec::new();
                 entry.encode_into(&mut bytes);
                 claims.insert([1u8; 32].as_slice(), bytes.as_slice()).unwrap();

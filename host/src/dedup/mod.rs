@@ -110,8 +110,8 @@ mod store_url;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use clock::{Clock, ManualClock, SystemClock};
 pub use claim_table::{BatchItem, BatchStatus, ClaimItem, ClaimTable, Expect};
+pub use clock::{Clock, ManualClock, SystemClock};
 pub use dynamodb_store::{DynamoDbStore, TableInit};
 pub use embedded_store::EmbeddedStore;
 pub use redis_store::RedisStore;

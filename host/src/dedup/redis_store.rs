@@ -139,21 +139,33 @@ impl ClaimTable for RedisStore {
     }
 
     async fn store_id(&self) -> Result<String, StoreError> {
-        let candidate = crate::ctr::Fingerprint::of(format!("{:?}:{}", std::time::SystemTime::now(), std::process::id()).as_bytes())
-            .to_hex()[..8]
+        let candidate = crate::ctr::Fingerprint::of(
+            format!("{:?}:{}", std::time::SystemTime::now(), std::process::id()).as_bytes(),
+        )
+        .to_hex()[..8]
             .to_string();
         let existing: Option<String> = self
             .run("store id", |mut c| {
                 let candidate = candidate.clone();
-                async move { redis::cmd("SET").arg("callqa:store_id").arg(candidate).arg("NX").arg("GET").query_async(&mut c).await }
+                async move {
+                    redis::cmd("SET")
+                        .arg("callqa:store_id")
+                        .arg(candidate)
+                        .arg("NX")
+                        .arg("GET")
+                        .query_async(&mut c)
+                        .await
+                }
             })
             .await?;
         Ok(existing.unwrap_or(candidate))
     }
 
     async fn next_token(&self) -> Result<u64, StoreError> {
-        self.run("next fencing token", |mut c| async move { redis::cmd("INCR").arg("callqa:token").query_async(&mut c).await })
-            .await
+        self.run("next fencing token", |mut c| async move {
+            redis::cmd("INCR").arg("callqa:token").query_async(&mut c).await
+        })
+        .await
     }
 
     async fn put_batch(&self, token: u64, batch: &BatchItem) -> Result<(), StoreError> {
@@ -325,7 +337,8 @@ impl ClaimTable for RedisStore {
 /// 50 ms doubling to 2 s, with up to 50% jitter so hosts retrying together spread out.
 fn backoff(attempt: u32) -> Duration {
     let base = 50u64.saturating_mul(1 << attempt.min(6)).min(2000);
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+    let nanos =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
     Duration::from_millis(base / 2 + (nanos as u64 % (base / 2 + 1)))
 }
 

@@ -77,7 +77,12 @@ struct OwnedRequest {
 impl<T: ClaimTable + 'static> SharedStore<T> {
     /// `connect` makes the backend (on the store's runtime); `owner` names
     /// this host and its sink (see [`host_identity`]).
-    pub async fn open<C>(connect: C, owner: String, settings: StoreSettings, concurrency: usize) -> Result<Self, StoreError>
+    pub async fn open<C>(
+        connect: C,
+        owner: String,
+        settings: StoreSettings,
+        concurrency: usize,
+    ) -> Result<Self, StoreError>
     where
         C: std::future::Future<Output = Result<T, StoreError>> + Send + 'static,
     {
@@ -94,8 +99,11 @@ impl<T: ClaimTable + 'static> SharedStore<T> {
                 let store_id = table.store_id().await?;
                 // Hosts share the store's tokens, so file names never collide; the
                 // owner part keeps one host's sink cleanup off another's files.
-                let instance_id =
-                    format!("{}{}", &store_id[..store_id.len().min(6)], &Fingerprint::of(owner.as_bytes()).to_hex()[..6]);
+                let instance_id = format!(
+                    "{}{}",
+                    &store_id[..store_id.len().min(6)],
+                    &Fingerprint::of(owner.as_bytes()).to_hex()[..6]
+                );
                 let session = Fingerprint::of(
                     format!("{}:{}:{:?}", std::process::id(), owner, std::time::SystemTime::now()).as_bytes(),
                 )
@@ -119,7 +127,9 @@ impl<T: ClaimTable + 'static> SharedStore<T> {
 /// How one request came out, before the contact versions are looked at.
 enum Claimed {
     /// Written; `inherited` is the update flag of the dead claim it replaced.
-    New { inherited: Option<bool> },
+    New {
+        inherited: Option<bool>,
+    },
     Other(ClaimOutcome),
 }
 
@@ -144,7 +154,13 @@ impl<T: ClaimTable> Inner<T> {
         Ok(Some(batch))
     }
 
-    async fn claim_one(&self, token: u64, request: &ClaimRequest<'_>, now: Millis, expires: Millis) -> Result<Claimed, StoreError> {
+    async fn claim_one(
+        &self,
+        token: u64,
+        request: &ClaimRequest<'_>,
+        now: Millis,
+        expires: Millis,
+    ) -> Result<Claimed, StoreError> {
         let fingerprint = request.fingerprint.to_hex();
         let mut replace = None;
         let mut inherited = None;
@@ -231,10 +247,7 @@ impl<T: ClaimTable> Inner<T> {
             let newest = per_contact[contact].iter().filter_map(|&i| requests[i].last_update_millis).max().unwrap_or(0);
             notes.push(self.table.note_version(contact, newest, expires, now));
         }
-        let known: Vec<Option<Millis>> = stream::iter(notes)
-        .buffered(self.concurrency)
-        .try_collect()
-        .await?;
+        let known: Vec<Option<Millis>> = stream::iter(notes).buffered(self.concurrency).try_collect().await?;
         for (contact, known) in order.iter().zip(known) {
             let mut latest = known;
             for &i in &per_contact[contact] {
@@ -259,7 +272,10 @@ impl<T: ClaimTable> Inner<T> {
                 None => self.table.forget_token(&self.owner, token).await?,
                 Some(batch) if batch.status == BatchStatus::InProgress && batch.session != self.session => {
                     wait_until = wait_until.max(batch.lease_until);
-                    stale.push(StaleBatch { token: FencingToken(token), days: batch.days.iter().map(|d| UtcDay(*d)).collect() });
+                    stale.push(StaleBatch {
+                        token: FencingToken(token),
+                        days: batch.days.iter().map(|d| UtcDay(*d)).collect(),
+                    });
                 }
                 Some(batch) if batch.status != BatchStatus::InProgress => {
                     // Finished, but the crash came before its token left the set.
@@ -331,10 +347,7 @@ impl<T: ClaimTable> Inner<T> {
             let request = &batch.requests[i];
             claims.push(async move { self.claim_one(token, request, now, expires).await.map(|c| (i, c)) });
         }
-        let results: Vec<(usize, Claimed)> = stream::iter(claims)
-        .buffered(self.concurrency)
-        .try_collect()
-        .await?;
+        let results: Vec<(usize, Claimed)> = stream::iter(claims).buffered(self.concurrency).try_collect().await?;
         let any_claimed = results.iter().any(|(_, c)| matches!(c, Claimed::New { .. }));
         for (i, result) in results {
             claimed[i] = Some(result);

@@ -29,7 +29,9 @@ impl StoreUrl {
             return Ok(StoreUrl::Redis { url: spec.to_string() });
         }
         if let Some((scheme, _)) = spec.split_once("://") {
-            return Err(invalid(&format!("unknown store `{scheme}://`: use file:PATH, dynamodb://TABLE or redis://HOST:PORT[/DB]")));
+            return Err(invalid(&format!(
+                "unknown store `{scheme}://`: use file:PATH, dynamodb://TABLE or redis://HOST:PORT[/DB]"
+            )));
         }
         Ok(StoreUrl::File(PathBuf::from(spec.strip_prefix("file:").unwrap_or(spec))))
     }

@@ -27,7 +27,12 @@ impl Inspector {
             .filter(|rule| rule.applies_to(&session))
             .map(|rule| self.item(rule, &session))
             .collect();
-        let mut sheet = QaSheet::new(session.id.clone(), session.contact.contact_id.clone(), session.contact.channel.as_str().to_owned(), items);
+        let mut sheet = QaSheet::new(
+            session.id.clone(),
+            session.contact.contact_id.clone(),
+            session.contact.channel.as_str().to_owned(),
+            items,
+        );
         sheet.notes = session.notes.clone();
         sheet
     }
@@ -66,7 +71,11 @@ impl Inspector {
             }
             Err(e) => {
                 if rule.health.record_error(&e, rule.limits.quarantine_after) {
-                    tracing::warn!(rule = &*rule.id, "quarantined after {} errors in a row: {e}", rule.limits.quarantine_after);
+                    tracing::warn!(
+                        rule = &*rule.id,
+                        "quarantined after {} errors in a row: {e}",
+                        rule.limits.quarantine_after
+                    );
                 }
                 item.error = Some(ItemError { code: e.code().to_owned(), message: e.to_string() });
             }

@@ -36,7 +36,11 @@ impl Summary {
 impl fmt::Display for Summary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         use ItemStatus::*;
-        writeln!(f, "{:<28} {:>6} {:>6} {:>6} {:>6} {:>6} {:>7} {:>7}", "rule", "pass", "fail", "n/a", "error", "quar.", "budget", "quar.#")?;
+        writeln!(
+            f,
+            "{:<28} {:>6} {:>6} {:>6} {:>6} {:>6} {:>7} {:>7}",
+            "rule", "pass", "fail", "n/a", "error", "quar.", "budget", "quar.#"
+        )?;
         for rule in self.per_rule.keys() {
             let health = self.health.get(rule).cloned().unwrap_or_default();
             writeln!(

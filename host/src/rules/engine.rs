@@ -187,7 +187,8 @@ impl Tier {
             }
         }
         config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
-        let engine = Engine::new(&config).map_err(anyhow::Error::from).context("cannot configure the wasmtime engine")?;
+        let engine =
+            Engine::new(&config).map_err(anyhow::Error::from).context("cannot configure the wasmtime engine")?;
         let mut linker = Linker::new(&engine);
         host::add_to_linker(&mut linker)?;
         Ok(Tier { engine, linker, reset })

@@ -75,7 +75,10 @@ impl EvaluationError {
 
     /// Budget exhaustion (fuel, time, memory), as opposed to a rule's own bug.
     pub fn is_budget(&self) -> bool {
-        matches!(self, EvaluationError::FuelExhausted { .. } | EvaluationError::Timeout { .. } | EvaluationError::MemoryCap(_))
+        matches!(
+            self,
+            EvaluationError::FuelExhausted { .. } | EvaluationError::Timeout { .. } | EvaluationError::MemoryCap(_)
+        )
     }
 }
 
@@ -87,7 +90,11 @@ pub fn deadline_ticks(limits: &Limits) -> u64 {
 
 /// Arms one evaluation's fuel and wall-clock deadline (fresh and warm
 /// instances alike; an unmetered bench engine arms nothing).
-pub(crate) fn arm_limits(store: &mut Store<StoreState>, engine: &RuleEngine, limits: &Limits) -> Result<(), EvaluationError> {
+pub(crate) fn arm_limits(
+    store: &mut Store<StoreState>,
+    engine: &RuleEngine,
+    limits: &Limits,
+) -> Result<(), EvaluationError> {
     if !engine.metered {
         return Ok(());
     }
@@ -142,7 +149,12 @@ pub(crate) fn conclude(
     }
 }
 
-fn call(store: &mut Store<StoreState>, module: &RuleModule, params: &[(String, Value)], limits: &Limits) -> Result<Verdict, EvaluationError> {
+fn call(
+    store: &mut Store<StoreState>,
+    module: &RuleModule,
+    params: &[(String, Value)],
+    limits: &Limits,
+) -> Result<Verdict, EvaluationError> {
     let evaluate = module.instantiate(store).map_err(|e| classify(store, e, limits))?;
     let session = store.data_mut().session_resource().map_err(|e| EvaluationError::Instantiate(root_cause(&e)))?;
     let returned = evaluate.call(store, session, params).map_err(|e| classify(store, e, limits))?;
@@ -195,11 +207,19 @@ pub(crate) fn classify(store: &Store<StoreState>, error: wasmtime::Error, limits
 pub(crate) fn check_output(v: guest::Verdict, limits: &Limits) -> Result<Verdict, EvaluationError> {
     let cap = |m: String| Err(EvaluationError::OutputCap(m));
     if v.findings.len() > limits.max_findings {
-        return cap(format!("the rule returned {} findings; the cap is {} (`limits.max-findings`)", v.findings.len(), limits.max_findings));
+        return cap(format!(
+            "the rule returned {} findings; the cap is {} (`limits.max-findings`)",
+            v.findings.len(),
+            limits.max_findings
+        ));
     }
-    let longest = v.findings.iter().map(|f| f.message.len()).chain(v.reason.as_ref().map(String::len)).max().unwrap_or(0);
+    let longest =
+        v.findings.iter().map(|f| f.message.len()).chain(v.reason.as_ref().map(String::len)).max().unwrap_or(0);
     if longest > limits.max_message_bytes {
-        return cap(format!("a message is {longest} bytes; the cap is {} (`limits.max-message-bytes`)", limits.max_message_bytes));
+        return cap(format!(
+            "a message is {longest} bytes; the cap is {} (`limits.max-message-bytes`)",
+            limits.max_message_bytes
+        ));
     }
     if let Some(score) = v.score {
         if !(0.0..=1.0).contains(&score) {

@@ -93,26 +93,43 @@ pub fn load_cases(paths: &[PathBuf]) -> anyhow::Result<Vec<GoldenCase>> {
 
 pub fn load_case(file: &Path) -> anyhow::Result<GoldenCase> {
     let text = std::fs::read_to_string(file).with_context(|| format!("cannot read the case {}", file.display()))?;
-    let case: CaseFile = serde_json::from_str(&text).with_context(|| format!("{} is not a golden case", file.display()))?;
+    let case: CaseFile =
+        serde_json::from_str(&text).with_context(|| format!("{} is not a golden case", file.display()))?;
     let session_value = match case.session {
         Value::String(rel) => {
             let path = file.parent().unwrap_or(Path::new(".")).join(&rel);
-            let text = std::fs::read_to_string(&path).with_context(|| format!("{}: cannot read its session {}", file.display(), path.display()))?;
-            serde_json::from_str(&text).with_context(|| format!("{}: its session {} is not JSON", file.display(), path.display()))?
+            let text = std::fs::read_to_string(&path)
+                .with_context(|| format!("{}: cannot read its session {}", file.display(), path.display()))?;
+            serde_json::from_str(&text)
+                .with_context(|| format!("{}: its session {} is not JSON", file.display(), path.display()))?
         }
         inline => inline,
     };
-    let mut session: Session = serde_json::from_value(session_value).with_context(|| format!("{}: not a valid session document", file.display()))?;
+    let mut session: Session = serde_json::from_value(session_value)
+        .with_context(|| format!("{}: not a valid session document", file.display()))?;
     session.normalise().with_context(|| format!("{}: session", file.display()))?;
     let name = case.name.unwrap_or_else(|| file.file_stem().unwrap_or_default().to_string_lossy().into_owned());
-    Ok(GoldenCase { name, file: file.to_path_buf(), session: Arc::new(session), params: case.params, expect: case.expect })
+    Ok(GoldenCase {
+        name,
+        file: file.to_path_buf(),
+        session: Arc::new(session),
+        params: case.params,
+        expect: case.expect,
+    })
 }
 
 /// Run one case through the sandbox under `limits`.
 pub fn run_case(engine: &RuleEngine, module: &RuleModule, case: &GoldenCase, limits: &Limits) -> CaseResult {
     let (evaluation, differences) = match params::resolve(&module.descriptor.params, &case.params) {
         Ok(resolved) => {
-            let eval = evaluation::evaluate(engine, module, module.descriptor.id.as_str().into(), case.session.clone(), &resolved, limits);
+            let eval = evaluation::evaluate(
+                engine,
+                module,
+                module.descriptor.id.as_str().into(),
+                case.session.clone(),
+                &resolved,
+                limits,
+            );
             let differences = match &eval.result {
                 Ok(verdict) => compare(&case.expect, verdict),
                 Err(e) => vec![format!("outcome: expected {}, got error: {e}", outcome_name(case.expect.outcome))],
@@ -138,8 +155,12 @@ pub fn run_case(engine: &RuleEngine, module: &RuleModule, case: &GoldenCase, lim
 fn compare(expect: &Expectation, got: &Verdict) -> Vec<String> {
     let mut diffs = Vec::new();
     if expect.outcome != got.outcome {
-        diffs.push(format!("outcome: expected {}, got {}{}", outcome_name(expect.outcome), outcome_name(got.outcome),
-            got.reason.as_ref().map(|r| format!(" ({r})")).unwrap_or_default()));
+        diffs.push(format!(
+            "outcome: expected {}, got {}{}",
+            outcome_name(expect.outcome),
+            outcome_name(got.outcome),
+            got.reason.as_ref().map(|r| format!(" ({r})")).unwrap_or_default()
+        ));
     }
     if let Some(score) = expect.score {
         if got.score.map(f64::from).is_none_or(|s| (s - score).abs() > 1e-3) {

@@ -114,7 +114,12 @@ impl RuleModule {
     /// [`Self::load`], on the given tier instead of the one the rule's
     /// memory calls for: for benchmarks and tests that compare the two.
     #[doc(hidden)]
-    pub fn load_on(engine: &RuleEngine, reset: Option<MemoryReset>, source: &str, base_dir: &Path) -> Result<Arc<Self>, ModuleError> {
+    pub fn load_on(
+        engine: &RuleEngine,
+        reset: Option<MemoryReset>,
+        source: &str,
+        base_dir: &Path,
+    ) -> Result<Arc<Self>, ModuleError> {
         let bytes = match source.strip_prefix("bundled:") {
             Some(name) => super::bundled::get(name).map(<[u8]>::to_vec).ok_or_else(|| {
                 let known: Vec<_> = super::bundled::names().collect();
@@ -149,7 +154,12 @@ impl RuleModule {
         Self::from_bytes_on(engine, None, source, bytes)
     }
 
-    fn from_bytes_on(engine: &RuleEngine, reset: Option<MemoryReset>, source: &str, bytes: &[u8]) -> Result<Self, ModuleError> {
+    fn from_bytes_on(
+        engine: &RuleEngine,
+        reset: Option<MemoryReset>,
+        source: &str,
+        bytes: &[u8],
+    ) -> Result<Self, ModuleError> {
         match bytes.get(0..8) {
             Some([0, b'a', b's', b'm', 1, 0, 0, 0]) => return Err(ModuleError::CoreModule),
             Some([0, b'a', b's', b'm', ..]) => {}
@@ -158,7 +168,8 @@ impl RuleModule {
         let sha256 = hex::encode(Sha256::digest(bytes));
         let facts = ComponentFacts::read(bytes);
         let tier = engine.tier(reset.unwrap_or_else(|| MemoryReset::for_memory(facts.initial_memory)));
-        let component = tier.compile(bytes, &sha256, engine.cache_dir()).map_err(|e| ModuleError::Invalid(root_cause(&e)))?;
+        let component =
+            tier.compile(bytes, &sha256, engine.cache_dir()).map_err(|e| ModuleError::Invalid(root_cause(&e)))?;
 
         let mut imports = Vec::new();
         let mut forbidden = Vec::new();
@@ -173,7 +184,8 @@ impl RuleModule {
             return Err(ModuleError::ForbiddenImports(forbidden));
         }
 
-        let instance_pre = tier.linker.instantiate_pre(&component).map_err(|e| ModuleError::WrongWorld(root_cause(&e)))?;
+        let instance_pre =
+            tier.linker.instantiate_pre(&component).map_err(|e| ModuleError::WrongWorld(root_cause(&e)))?;
         // Type-checks the world's exports against the WIT, once.
         let pre = QaRulePre::new(instance_pre).map_err(|e| ModuleError::WrongWorld(root_cause(&e)))?;
         let evaluate = component
@@ -300,8 +312,9 @@ fn validate_schema(d: &Descriptor) -> Result<(), ModuleError> {
             return bad(format!("parameter name `{}` is empty or declared twice", p.name));
         }
         if let Some(default) = &p.default {
-            let json: serde_json::Value = serde_json::from_str(default)
-                .map_err(|e| ModuleError::BadSchema(format!("parameter `{}`: default `{default}` is not JSON: {e}", p.name)))?;
+            let json: serde_json::Value = serde_json::from_str(default).map_err(|e| {
+                ModuleError::BadSchema(format!("parameter `{}`: default `{default}` is not JSON: {e}", p.name))
+            })?;
             params::check_json(&json, p.kind)
                 .map_err(|e| ModuleError::BadSchema(format!("parameter `{}`: default {e}", p.name)))?;
         }

@@ -7,7 +7,10 @@ use super::module::kind_name;
 
 /// Every declared parameter, from `given` or its default. The error names
 /// the parameter and the problem.
-pub fn resolve(specs: &[ParamSpec], given: &serde_json::Map<String, serde_json::Value>) -> Result<Vec<(String, Value)>, String> {
+pub fn resolve(
+    specs: &[ParamSpec],
+    given: &serde_json::Map<String, serde_json::Value>,
+) -> Result<Vec<(String, Value)>, String> {
     for name in given.keys() {
         if !specs.iter().any(|s| &s.name == name) {
             let known: Vec<&str> = specs.iter().map(|s| s.name.as_str()).collect();
@@ -20,7 +23,14 @@ pub fn resolve(specs: &[ParamSpec], given: &serde_json::Map<String, serde_json::
             (Some(v), _) => v.clone(),
             (None, Some(default)) => serde_json::from_str(default)
                 .map_err(|e| format!("parameter `{}`: the rule's default is not JSON: {e}", spec.name))?,
-            (None, None) => return Err(format!("parameter `{}` is required ({}): {}", spec.name, kind_name(spec.kind), spec.description)),
+            (None, None) => {
+                return Err(format!(
+                    "parameter `{}` is required ({}): {}",
+                    spec.name,
+                    kind_name(spec.kind),
+                    spec.description
+                ))
+            }
         };
         let value = check_json(&json, spec.kind).map_err(|e| format!("parameter `{}` {e}", spec.name))?;
         out.push((spec.name.clone(), value));
@@ -36,11 +46,9 @@ pub fn check_json(json: &serde_json::Value, kind: ParamKind) -> Result<Value, St
         (ParamKind::Integer, J::Number(n)) => n.as_i64().map(Value::Integer),
         (ParamKind::Number, J::Number(n)) => n.as_f64().map(Value::Number),
         (ParamKind::Text, J::String(s)) => Some(Value::Text(s.clone())),
-        (ParamKind::TextList, J::Array(items)) => items
-            .iter()
-            .map(|i| i.as_str().map(str::to_owned))
-            .collect::<Option<Vec<_>>>()
-            .map(Value::TextList),
+        (ParamKind::TextList, J::Array(items)) => {
+            items.iter().map(|i| i.as_str().map(str::to_owned)).collect::<Option<Vec<_>>>().map(Value::TextList)
+        }
         _ => None,
     };
     value.ok_or_else(|| format!("must be {}, got {json}", describe_kind(kind)))

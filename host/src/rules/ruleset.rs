@@ -138,7 +138,8 @@ pub struct Ruleset {
 
 impl Ruleset {
     pub fn load(engine: &RuleEngine, path: &Path) -> anyhow::Result<Self> {
-        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read the ruleset {}", path.display()))?;
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("cannot read the ruleset {}", path.display()))?;
         let base_dir = path.parent().unwrap_or(Path::new("."));
         Self::parse(engine, &text, base_dir).with_context(|| format!("ruleset {} refused", path.display()))
     }
@@ -177,7 +178,8 @@ fn build_entry(
     let module = match modules.get(&config.module) {
         Some(m) => m.clone(),
         None => {
-            let m = RuleModule::load(engine, &config.module, base_dir).with_context(|| format!("module `{}` refused", config.module))?;
+            let m = RuleModule::load(engine, &config.module, base_dir)
+                .with_context(|| format!("module `{}` refused", config.module))?;
             modules.insert(config.module.clone(), m.clone());
             m
         }

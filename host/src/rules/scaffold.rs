@@ -63,7 +63,9 @@ pub fn build_command(lang: Language, name: &str) -> String {
     match lang {
         Language::Rust => "cargo build --release".into(),
         Language::Js => "npm run build".into(),
-        Language::Python => format!("componentize-py -d wit -w qa-rule componentize -p src rule -o {}", module_file(lang, name)),
+        Language::Python => {
+            format!("componentize-py -d wit -w qa-rule componentize -p src rule -o {}", module_file(lang, name))
+        }
     }
 }
 
@@ -84,7 +86,10 @@ pub fn module_path(lang: Language, name: &str) -> String {
 
 /// Writes the project; refuses to overwrite an existing directory.
 pub fn create(dir: &Path, name: &str, lang: Language, sdk: &Path) -> anyhow::Result<Vec<PathBuf>> {
-    if name.is_empty() || !name.starts_with(|c: char| c.is_ascii_lowercase()) || !name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-') {
+    if name.is_empty()
+        || !name.starts_with(|c: char| c.is_ascii_lowercase())
+        || !name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+    {
         bail!("the rule name `{name}` must be lower-case kebab-case starting with a letter (it becomes the rule id)");
     }
     if dir.exists() {
@@ -118,7 +123,8 @@ pub fn create(dir: &Path, name: &str, lang: Language, sdk: &Path) -> anyhow::Res
             .replace("{{sdk}}", &sdk)
             .replace("{{module_file}}", &module_file(lang, name));
         let target = dir.join(path);
-        std::fs::create_dir_all(target.parent().unwrap_or(dir)).with_context(|| format!("cannot create {}", dir.display()))?;
+        std::fs::create_dir_all(target.parent().unwrap_or(dir))
+            .with_context(|| format!("cannot create {}", dir.display()))?;
         std::fs::write(&target, text).with_context(|| format!("cannot write {}", target.display()))?;
         written.push(target);
     }

@@ -127,7 +127,9 @@ impl ResourceLimiter for MemoryCap {
 
     fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
         if desired > MAX_TABLE_ELEMENTS {
-            wasmtime::bail!("table cap exceeded: the rule asked for {desired} table elements, the cap is {MAX_TABLE_ELEMENTS}");
+            wasmtime::bail!(
+                "table cap exceeded: the rule asked for {desired} table elements, the cap is {MAX_TABLE_ELEMENTS}"
+            );
         }
         Ok(true)
     }

@@ -24,7 +24,11 @@ impl ApiError {
     }
 
     pub fn too_large(limit: u64) -> Self {
-        Self::new(StatusCode::PAYLOAD_TOO_LARGE, "too-large", format!("the request body is over the limit of {limit} bytes (--max-body-bytes)"))
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too-large",
+            format!("the request body is over the limit of {limit} bytes (--max-body-bytes)"),
+        )
     }
 
     pub fn unsupported_type(expected: &str, got: Option<&str>) -> Self {

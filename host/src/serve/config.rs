@@ -102,8 +102,10 @@ impl ServeConfig {
     pub fn resolve(args: &ServeArgs) -> anyhow::Result<Self> {
         let file = match &args.config {
             Some(path) => {
-                let text = std::fs::read_to_string(path).with_context(|| format!("cannot read the config file {}", path.display()))?;
-                toml::from_str::<ConfigFile>(&text).with_context(|| format!("{} is not a valid callqa serve config", path.display()))?
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("cannot read the config file {}", path.display()))?;
+                toml::from_str::<ConfigFile>(&text)
+                    .with_context(|| format!("{} is not a valid callqa serve config", path.display()))?
             }
             None => ConfigFile::default(),
         };
@@ -111,7 +113,11 @@ impl ServeConfig {
         let listen: SocketAddr = listen_text
             .parse()
             .with_context(|| format!("--listen {listen_text} is not an address like 127.0.0.1:8080 or [::]:8080"))?;
-        let rules = args.rules.clone().or(file.rules).context("no rules: pass --rules DIR (or `rules = \"DIR\"` in --config)")?;
+        let rules = args
+            .rules
+            .clone()
+            .or(file.rules)
+            .context("no rules: pass --rules DIR (or `rules = \"DIR\"` in --config)")?;
         let ruleset = find_ruleset(&rules)?;
         let out = args.out.clone().or(file.out).context("no sink for contact records: pass --out DIR")?;
         let data_dir = match args.data_dir.clone().or(file.data_dir) {
@@ -149,11 +155,16 @@ impl ServeConfig {
             listen,
             ready_file: args.ready_file.clone().or(file.ready_file),
             ruleset,
-            rules_poll: duration("rules-poll", &args.rules_poll, &file.rules_poll, "1s")?.max(Duration::from_millis(50)),
+            rules_poll: duration("rules-poll", &args.rules_poll, &file.rules_poll, "1s")?
+                .max(Duration::from_millis(50)),
             out,
             gzip: args.gzip || file.gzip.unwrap_or(false),
             store: args.store.clone().or(file.store),
-            store_concurrency: args.store_concurrency.or(file.store_concurrency).unwrap_or(crate::dedup::DEFAULT_CONCURRENCY).clamp(1, 4096),
+            store_concurrency: args
+                .store_concurrency
+                .or(file.store_concurrency)
+                .unwrap_or(crate::dedup::DEFAULT_CONCURRENCY)
+                .clamp(1, 4096),
             data_dir,
             fingerprint,
             ttl: duration("ttl", &args.ttl, &file.ttl, "24h")?,

@@ -34,7 +34,8 @@ pub async fn ingest(State(app): State<Arc<AppState>>, headers: HeaderMap, body: 
     if !ndjson {
         // NDJSON lines are judged one by one (a bad line is dead-lettered);
         // a JSON body is one document, and a broken one is a bad request.
-        serde_json::from_slice::<serde::de::IgnoredAny>(&bytes).map_err(|e| ApiError::bad_request(format!("malformed JSON: {e}")))?;
+        serde_json::from_slice::<serde::de::IgnoredAny>(&bytes)
+            .map_err(|e| ApiError::bad_request(format!("malformed JSON: {e}")))?;
     }
     let mut reader = RecordReader::from_reader(Box::new(Cursor::new(bytes)), app.config.max_record_bytes, ndjson)
         .map_err(|e| ApiError::bad_request(format!("cannot read the body: {e}")))?;
@@ -42,13 +43,18 @@ pub async fn ingest(State(app): State<Arc<AppState>>, headers: HeaderMap, body: 
         return Err(ApiError::bad_request("the body holds no contact records"));
     }
     if reader.format() == InputFormat::FirehoseEvent {
-        return Err(ApiError::bad_request("this is a Firehose transformation event: POST it to /v1/firehose/transform"));
+        return Err(ApiError::bad_request(
+            "this is a Firehose transformation event: POST it to /v1/firehose/transform",
+        ));
     }
     let mut records = Vec::new();
-    while let Some(raw) = reader.next_record().map_err(|e| ApiError::bad_request(format!("cannot read the body: {e}")))? {
+    while let Some(raw) =
+        reader.next_record().map_err(|e| ApiError::bad_request(format!("cannot read the body: {e}")))?
+    {
         records.push(raw);
     }
-    let report = app.ingestor.ingest("http:/v1/ctr", records).await.map_err(|e| ApiError::unavailable(format!("{e:#}")))?;
+    let report =
+        app.ingestor.ingest("http:/v1/ctr", records).await.map_err(|e| ApiError::unavailable(format!("{e:#}")))?;
     app.realtime.offer(&report.stored);
     let retry = report.count(Disposition::Retry);
     let body = json!({

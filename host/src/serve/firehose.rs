@@ -77,7 +77,11 @@ pub async fn deliver(State(app): State<Arc<AppState>>, headers: HeaderMap, body:
     let header_id = headers.get(REQUEST_ID).and_then(|v| v.to_str().ok()).map(str::to_owned);
     let id = header_id.as_deref();
     let Some(expected) = app.config.firehose_access_key.as_deref() else {
-        return answer(StatusCode::UNAUTHORIZED, id, Some("this server has no Firehose access key configured (--firehose-access-key)".into()));
+        return answer(
+            StatusCode::UNAUTHORIZED,
+            id,
+            Some("this server has no Firehose access key configured (--firehose-access-key)".into()),
+        );
     };
     match headers.get(ACCESS_KEY) {
         Some(given) if key_matches(given.as_bytes(), expected) => {}
@@ -92,7 +96,11 @@ pub async fn deliver(State(app): State<Arc<AppState>>, headers: HeaderMap, body:
     if let Some(attributes) = headers.get(COMMON_ATTRIBUTES) {
         let parsed = attributes.to_str().ok().and_then(|t| serde_json::from_str::<serde_json::Value>(t).ok());
         if !parsed.as_ref().is_some_and(|v| v.is_object()) {
-            return answer(StatusCode::BAD_REQUEST, id, Some("X-Amz-Firehose-Common-Attributes is not a JSON object".into()));
+            return answer(
+                StatusCode::BAD_REQUEST,
+                id,
+                Some("X-Amz-Firehose-Common-Attributes is not a JSON object".into()),
+            );
         }
     }
     let bytes = match read_limited(&headers, body, app.config.max_body_bytes).await {
@@ -101,10 +109,22 @@ pub async fn deliver(State(app): State<Arc<AppState>>, headers: HeaderMap, body:
     };
     let request: DeliveryRequest = match serde_json::from_slice(&bytes) {
         Ok(r) => r,
-        Err(e) => return answer(StatusCode::BAD_REQUEST, id, Some(format!("not a Firehose delivery request ({{\"requestId\", \"timestamp\", \"records\": [{{\"data\"}}]}}): {e}"))),
+        Err(e) => {
+            return answer(
+                StatusCode::BAD_REQUEST,
+                id,
+                Some(format!(
+                "not a Firehose delivery request ({{\"requestId\", \"timestamp\", \"records\": [{{\"data\"}}]}}): {e}"
+            )),
+            )
+        }
     };
     if header_id.as_deref().is_some_and(|h| h != request.request_id) {
-        return answer(StatusCode::BAD_REQUEST, id, Some("X-Amz-Firehose-Request-Id differs from the body's requestId".into()));
+        return answer(
+            StatusCode::BAD_REQUEST,
+            id,
+            Some("X-Amz-Firehose-Request-Id differs from the body's requestId".into()),
+        );
     }
     let id = request.request_id.as_str();
     if app.delivered.get(id).is_some() {
@@ -128,7 +148,9 @@ pub async fn deliver(State(app): State<Arc<AppState>>, headers: HeaderMap, body:
                     bytes: bytes[..4096.min(bytes.len())].to_vec().into(),
                     delivery: Delivery::FirehoseRecord,
                 },
-                Ok(bytes) => RawRecord { position, bytes: bytes.into(), delivery: Delivery::FirehoseRecord, rejected: None },
+                Ok(bytes) => {
+                    RawRecord { position, bytes: bytes.into(), delivery: Delivery::FirehoseRecord, rejected: None }
+                }
                 Err(e) => RawRecord {
                     position,
                     bytes: record.data.as_bytes().to_vec().into(),
@@ -171,7 +193,8 @@ pub async fn transform(State(app): State<Arc<AppState>>, headers: HeaderMap, bod
         return Err(ApiError::unsupported_type("application/json", media.as_deref()));
     }
     let bytes = read_limited(&headers, body, app.config.max_body_bytes).await?;
-    serde_json::from_slice::<serde::de::IgnoredAny>(&bytes).map_err(|e| ApiError::bad_request(format!("malformed JSON: {e}")))?;
+    serde_json::from_slice::<serde::de::IgnoredAny>(&bytes)
+        .map_err(|e| ApiError::bad_request(format!("malformed JSON: {e}")))?;
     let invocation = serde_json::from_slice::<serde_json::Value>(&bytes)
         .ok()
         .and_then(|v| v.get("invocationId").and_then(|i| i.as_str()).map(str::to_owned));
@@ -181,13 +204,17 @@ pub async fn transform(State(app): State<Arc<AppState>>, headers: HeaderMap, bod
     }
     let mut reader = RecordReader::from_reader(Box::new(Cursor::new(bytes)), app.config.max_record_bytes, false)
         .map_err(|e| ApiError::bad_request(format!("cannot read the event: {e}")))?;
-    let Some(event_records) = reader.firehose_records().filter(|_| reader.format() == InputFormat::FirehoseEvent).map(<[_]>::to_vec) else {
+    let Some(event_records) =
+        reader.firehose_records().filter(|_| reader.format() == InputFormat::FirehoseEvent).map(<[_]>::to_vec)
+    else {
         return Err(ApiError::bad_request(
             "not a Firehose transformation event ({\"invocationId\", \"records\": [{\"recordId\", \"data\"}]})",
         ));
     };
     let mut records = Vec::with_capacity(event_records.len());
-    while let Some(raw) = reader.next_record().map_err(|e| ApiError::bad_request(format!("cannot read the event: {e}")))? {
+    while let Some(raw) =
+        reader.next_record().map_err(|e| ApiError::bad_request(format!("cannot read the event: {e}")))?
+    {
         records.push(raw);
     }
     let name = format!("firehose-transform:{}", invocation.as_deref().unwrap_or("-"));
@@ -195,7 +222,9 @@ pub async fn transform(State(app): State<Arc<AppState>>, headers: HeaderMap, bod
     app.realtime.offer(&report.stored);
     let contested = report.count(Disposition::Retry);
     if contested > 0 {
-        return Err(ApiError::unavailable(format!("{contested} records are being stored by another host; retry later")));
+        return Err(ApiError::unavailable(format!(
+            "{contested} records are being stored by another host; retry later"
+        )));
     }
     // Starts as ProcessingFailed: a record without a decision is never silently dropped.
     let mut response = FirehoseResponse::for_event(&event_records);

@@ -190,7 +190,8 @@ impl Ingestor {
                 }
                 ClaimOutcome::Duplicate => result.outcome = Disposition::Duplicate,
                 ClaimOutcome::InProgressElsewhere { lease_until } => {
-                    result.reason = Some(format!("another host is storing this record (its claim runs until {lease_until} ms)"));
+                    result.reason =
+                        Some(format!("another host is storing this record (its claim runs until {lease_until} ms)"));
                 }
             }
         }
@@ -201,7 +202,8 @@ impl Ingestor {
             .map(|((_, _, r), _)| (r.day, r.line))
             .collect();
         if !stored.is_empty() {
-            let records: Vec<SinkRecord<'_>> = stored.iter().map(|(day, line)| SinkRecord { day: *day, line }).collect();
+            let records: Vec<SinkRecord<'_>> =
+                stored.iter().map(|(day, line)| SinkRecord { day: *day, line }).collect();
             let written = tokio::task::block_in_place(|| writers.sink.write_batch(claim.token, &records));
             if let Err(err) = written {
                 // Let a retry claim them at once rather than after the lease.

@@ -83,7 +83,8 @@ impl LiveRules {
     pub fn load(engine: Arc<RuleEngine>, ruleset_path: &Path, metrics: Arc<Metrics>) -> anyhow::Result<Self> {
         let content = content_hash(ruleset_path);
         let (ruleset, golden_cases) = build(&engine, ruleset_path, None).map_err(|(_, e)| e)?;
-        let active = ActiveRuleset { ruleset: Arc::new(ruleset), generation: 1, loaded_at: Utc::now(), content, golden_cases };
+        let active =
+            ActiveRuleset { ruleset: Arc::new(ruleset), generation: 1, loaded_at: Utc::now(), content, golden_cases };
         metrics.start_generation(&active.ruleset, 1);
         Ok(LiveRules {
             engine,
@@ -140,7 +141,10 @@ impl LiveRules {
             }
             Err((rule, error)) => {
                 let reason = format!("{error:#}");
-                tracing::error!(rule = rule.as_deref().unwrap_or("-"), "rule change refused, the previous version keeps serving: {reason}");
+                tracing::error!(
+                    rule = rule.as_deref().unwrap_or("-"),
+                    "rule change refused, the previous version keeps serving: {reason}"
+                );
                 *self.refusal.lock() = Some(Refusal { at: Utc::now(), reason: reason.clone(), rule, content });
                 ReloadOutcome::Refused { reason }
             }
@@ -212,7 +216,11 @@ fn timestamp(at: DateTime<Utc>) -> String {
 /// A new ruleset with its golden cases passed; on failure, the rule at
 /// fault (when known) and why. Health carries over for rules whose module
 /// did not change, so a reload never ends a quarantine by itself.
-fn build(engine: &RuleEngine, path: &Path, previous: Option<&Ruleset>) -> Result<(Ruleset, usize), (Option<String>, anyhow::Error)> {
+fn build(
+    engine: &RuleEngine,
+    path: &Path,
+    previous: Option<&Ruleset>,
+) -> Result<(Ruleset, usize), (Option<String>, anyhow::Error)> {
     let mut ruleset = Ruleset::load(engine, path).map_err(|e| (rule_named_in(&e), e))?;
     let golden_root = path.parent().unwrap_or(Path::new(".")).join("golden");
     let mut cases_run = 0;
@@ -221,14 +229,20 @@ fn build(engine: &RuleEngine, path: &Path, previous: Option<&Ruleset>) -> Result
         if !dir.is_dir() {
             continue;
         }
-        let cases = load_cases(&[dir.clone()]).map_err(|e| (Some(entry.id.to_string()), e.context(format!("rule `{}`: golden cases", entry.id))))?;
+        let cases = load_cases(&[dir.clone()])
+            .map_err(|e| (Some(entry.id.to_string()), e.context(format!("rule `{}`: golden cases", entry.id))))?;
         for case in &cases {
             let result = run_case(engine, &entry.module, case, &entry.limits);
             if !result.passed() {
                 let why = result.differences.join("; ");
                 return Err((
                     Some(entry.id.to_string()),
-                    anyhow::anyhow!("rule `{}`: golden case `{}` ({}) failed: {why}", entry.id, case.name, case.file.display()),
+                    anyhow::anyhow!(
+                        "rule `{}`: golden case `{}` ({}) failed: {why}",
+                        entry.id,
+                        case.name,
+                        case.file.display()
+                    ),
                 ));
             }
             cases_run += 1;
@@ -236,7 +250,9 @@ fn build(engine: &RuleEngine, path: &Path, previous: Option<&Ruleset>) -> Result
     }
     if let Some(previous) = previous {
         for entry in &mut ruleset.rules {
-            if let Some(old) = previous.rules.iter().find(|o| o.id == entry.id && o.module.sha256 == entry.module.sha256) {
+            if let Some(old) =
+                previous.rules.iter().find(|o| o.id == entry.id && o.module.sha256 == entry.module.sha256)
+            {
                 entry.health = RuleHealth::carried_over(&old.health);
             }
         }
@@ -263,7 +279,12 @@ pub fn content_hash(path: &Path) -> String {
     hash.update((text.len() as u64).to_le_bytes());
     hash.update(&text);
     if let Ok(table) = toml::from_str::<toml::Table>(&String::from_utf8_lossy(&text)) {
-        let modules = table.get("rule").and_then(|r| r.as_array()).into_iter().flatten().filter_map(|r| r.get("module")?.as_str());
+        let modules = table
+            .get("rule")
+            .and_then(|r| r.as_array())
+            .into_iter()
+            .flatten()
+            .filter_map(|r| r.get("module")?.as_str());
         for module in modules {
             hash.update(module.as_bytes());
             if !module.starts_with("bundled:") {
@@ -275,7 +296,12 @@ pub fn content_hash(path: &Path) -> String {
     }
     let golden = base.join("golden");
     if golden.is_dir() {
-        let mut files: Vec<PathBuf> = walkdir::WalkDir::new(&golden).into_iter().filter_map(Result::ok).filter(|e| e.file_type().is_file()).map(|e| e.into_path()).collect();
+        let mut files: Vec<PathBuf> = walkdir::WalkDir::new(&golden)
+            .into_iter()
+            .filter_map(Result::ok)
+            .filter(|e| e.file_type().is_file())
+            .map(|e| e.into_path())
+            .collect();
         files.sort();
         for file in files {
             hash.update(file.to_string_lossy().as_bytes());

@@ -106,21 +106,49 @@ impl Metrics {
             registry: Registry::default(),
         };
         registry.register("records_read", "Contact records received", m.records_read.clone());
-        registry.register("records_unique", "Contact records stored (first time seen, updates included)", m.records_unique.clone());
+        registry.register(
+            "records_unique",
+            "Contact records stored (first time seen, updates included)",
+            m.records_unique.clone(),
+        );
         registry.register("records_duplicate", "Contact records dropped as duplicates", m.records_duplicate.clone());
-        registry.register("records_update", "Stored records that are newer versions of a known contact", m.records_update.clone());
-        registry.register("records_dead_lettered", "Unusable contact records sent to the dead letters", m.records_dead_lettered.clone());
-        registry.register("claim_latency_seconds", "Time to claim one batch in the dedup store", m.claim_latency.clone());
-        registry.register("firehose_replays", "Firehose requests answered from the request-id memory", m.firehose_replays.clone());
+        registry.register(
+            "records_update",
+            "Stored records that are newer versions of a known contact",
+            m.records_update.clone(),
+        );
+        registry.register(
+            "records_dead_lettered",
+            "Unusable contact records sent to the dead letters",
+            m.records_dead_lettered.clone(),
+        );
+        registry.register(
+            "claim_latency_seconds",
+            "Time to claim one batch in the dedup store",
+            m.claim_latency.clone(),
+        );
+        registry.register(
+            "firehose_replays",
+            "Firehose requests answered from the request-id memory",
+            m.firehose_replays.clone(),
+        );
         registry.register("evaluations", "Rule evaluations by rule and outcome", m.evaluations.clone());
-        registry.register("evaluation_latency_seconds", "Time of one rule evaluation in its sandbox", m.evaluation_latency.clone());
+        registry.register(
+            "evaluation_latency_seconds",
+            "Time of one rule evaluation in its sandbox",
+            m.evaluation_latency.clone(),
+        );
         registry.register("fuel_used", "Fuel used by rule evaluations", m.fuel_used.clone());
         registry.register("sheets", "QA sheets produced, by source (http, realtime)", m.sheets.clone());
         registry.register("rules_reloads", "Rule reloads by result (applied, refused, unchanged)", m.reloads.clone());
         registry.register("rules_refusals", "Rule changes refused", m.refusals.clone());
         registry.register("quarantines", "Times a rule was put in quarantine", m.quarantines.clone());
         registry.register("rule_quarantined", "1 while the rule is in quarantine", m.quarantined.clone());
-        registry.register("sessions_pending", "Sessions waiting to be complete before real-time QA", m.sessions_pending.clone());
+        registry.register(
+            "sessions_pending",
+            "Sessions waiting to be complete before real-time QA",
+            m.sessions_pending.clone(),
+        );
         registry.register("http_requests", "HTTP requests by route and status", m.http_requests.clone());
         Metrics { registry, ..m }
     }

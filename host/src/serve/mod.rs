@@ -50,9 +50,13 @@ use crate::sinks::DirectorySink;
 /// Human-readable logs on stderr, or JSON lines; `RUST_LOG` filters
 /// (default `info`).
 pub fn init_logging(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     use std::io::IsTerminal;
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(std::io::stderr().is_terminal());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
     // A second initialisation (tests, embedding) keeps the first.
     let _ = match format {
         LogFormat::Human => builder.try_init(),
@@ -68,7 +72,9 @@ pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
     let engine = Arc::new(RuleEngine::new(config.cache_dir.clone())?);
     let rules = {
         let (engine, path, metrics) = (engine.clone(), config.ruleset.clone(), metrics.clone());
-        tokio::task::spawn_blocking(move || LiveRules::load(engine, &path, metrics)).await.context("loading the rules failed")??
+        tokio::task::spawn_blocking(move || LiveRules::load(engine, &path, metrics))
+            .await
+            .context("loading the rules failed")??
     };
     let rules = Arc::new(rules);
     let rules_ms = started.elapsed().as_millis() as u64;
@@ -76,7 +82,14 @@ pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
 
     let store = open_store(&config).await?;
     let sink = DirectorySink::open(&config.out, store.instance_id(), config.gzip)?;
-    let ingestor = Ingestor::open(store, Box::new(sink), config.dead_letter.as_deref(), RecordDecoder::new(config.fingerprint), metrics.clone()).await?;
+    let ingestor = Ingestor::open(
+        store,
+        Box::new(sink),
+        config.dead_letter.as_deref(),
+        RecordDecoder::new(config.fingerprint),
+        metrics.clone(),
+    )
+    .await?;
 
     let evaluations = Arc::new(Semaphore::new(config.max_evaluations));
     let realtime = Arc::new(RealtimeQa::new(
@@ -97,7 +110,9 @@ pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
     let watcher = rules_watcher::spawn(rules.clone(), config.rules_poll);
     tokio::spawn(reload_on_sighup(rules.clone()));
 
-    let listener = tokio::net::TcpListener::bind(config.listen).await.with_context(|| format!("cannot listen on {}", config.listen))?;
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
     let address = listener.local_addr()?;
     let state = Arc::new(AppState {
         delivered: RecentAnswers::new(100_000, config.ttl),
@@ -112,7 +127,8 @@ pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
     });
     let app = router::build(state.clone());
     if let Some(path) = &config.ready_file {
-        crate::sinks::write_atomically(path, address.to_string().as_bytes()).with_context(|| format!("cannot write --ready-file {}", path.display()))?;
+        crate::sinks::write_atomically(path, address.to_string().as_bytes())
+            .with_context(|| format!("cannot write --ready-file {}", path.display()))?;
     }
     tracing::info!(%address, startup_ms = started.elapsed().as_millis() as u64, rules_ms, store = %state.ingestor.describe_store(), sink = %config.out.display(), sheets = %state.realtime.describe_sink(), "callqa serve listening");
 

@@ -102,8 +102,22 @@ pub struct RealtimeQa {
 const TICK: Duration = Duration::from_millis(200);
 
 impl RealtimeQa {
-    pub fn new(settings: RealtimeSettings, sheets: SheetSink, rules: Arc<LiveRules>, evaluations: Arc<Semaphore>, metrics: Arc<Metrics>) -> Self {
-        RealtimeQa { sessions: Mutex::new(HashMap::new()), wake: Notify::new(), settings, sheets, rules, evaluations, metrics }
+    pub fn new(
+        settings: RealtimeSettings,
+        sheets: SheetSink,
+        rules: Arc<LiveRules>,
+        evaluations: Arc<Semaphore>,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        RealtimeQa {
+            sessions: Mutex::new(HashMap::new()),
+            wake: Notify::new(),
+            settings,
+            sheets,
+            rules,
+            evaluations,
+            metrics,
+        }
     }
 
     pub fn describe_sink(&self) -> String {
@@ -118,13 +132,14 @@ impl RealtimeQa {
         let now = Instant::now();
         let mut sessions = self.sessions.lock();
         for line in stored {
-            let record = match serde_json::from_slice(line).map_err(anyhow::Error::from).and_then(ContactRecord::from_value) {
-                Ok(r) => r,
-                Err(err) => {
-                    tracing::warn!("stored contact record left out of real-time QA: {err:#}");
-                    continue;
-                }
-            };
+            let record =
+                match serde_json::from_slice(line).map_err(anyhow::Error::from).and_then(ContactRecord::from_value) {
+                    Ok(r) => r,
+                    Err(err) => {
+                        tracing::warn!("stored contact record left out of real-time QA: {err:#}");
+                        continue;
+                    }
+                };
             let key = record.initial_contact_id.clone().unwrap_or_else(|| record.contact_id.clone());
             let session = sessions.entry(key).or_insert_with(|| PendingSession {
                 legs: BTreeMap::new(),
@@ -192,7 +207,10 @@ impl RealtimeQa {
                 continue;
             }
             let since = *session.complete_since.get_or_insert(now);
-            if s.analysis.is_some() && now.duration_since(since) < s.analysis_wait && session.analysed_legs().next().is_some() {
+            if s.analysis.is_some()
+                && now.duration_since(since) < s.analysis_wait
+                && session.analysed_legs().next().is_some()
+            {
                 waiting_for_analysis.push(key.clone());
             } else {
                 due.push(key.clone());
@@ -202,7 +220,8 @@ impl RealtimeQa {
             match find_analysis_files(dir) {
                 Ok(found) => {
                     for key in waiting_for_analysis {
-                        let ready = sessions[&key].analysed_legs().all(|l| found.by_contact.contains_key(&l.contact_id));
+                        let ready =
+                            sessions[&key].analysed_legs().all(|l| found.by_contact.contains_key(&l.contact_id));
                         if ready {
                             due.push(key);
                         }
@@ -273,8 +292,12 @@ impl RealtimeQa {
         if !path.exists() {
             return Ok(Vec::new());
         }
-        let session_id = legs.iter().find_map(|l| l.initial_contact_id.clone()).or_else(|| legs.first().map(|l| l.contact_id.clone()));
-        let mut targets: HashSet<EventTarget> = legs.iter().map(|l| EventTarget::Contact(l.contact_id.clone())).collect();
+        let session_id = legs
+            .iter()
+            .find_map(|l| l.initial_contact_id.clone())
+            .or_else(|| legs.first().map(|l| l.contact_id.clone()));
+        let mut targets: HashSet<EventTarget> =
+            legs.iter().map(|l| EventTarget::Contact(l.contact_id.clone())).collect();
         targets.extend(session_id.map(EventTarget::Session));
         Ok(read_events(path)?
             .into_iter()

@@ -10,7 +10,9 @@ use axum::http::{header, HeaderMap};
 use super::api_error::ApiError;
 
 pub async fn read_limited(headers: &HeaderMap, body: Body, limit: u64) -> Result<Bytes, ApiError> {
-    if let Some(length) = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok()) {
+    if let Some(length) =
+        headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok())
+    {
         if length > limit {
             return Err(ApiError::too_large(limit));
         }
@@ -21,7 +23,11 @@ pub async fn read_limited(headers: &HeaderMap, body: Body, limit: u64) -> Result
             let inner = err.into_inner();
             let over = std::iter::successors(Some(&*inner as &(dyn std::error::Error + 'static)), |e| e.source())
                 .any(|e| e.is::<http_body_util::LengthLimitError>());
-            return Err(if over { ApiError::too_large(limit) } else { ApiError::bad_request(format!("cannot read the request body: {inner}")) });
+            return Err(if over {
+                ApiError::too_large(limit)
+            } else {
+                ApiError::bad_request(format!("cannot read the request body: {inner}"))
+            });
         }
     };
     match content_encoding(headers)?.as_deref() {
@@ -62,9 +68,19 @@ pub fn media_type(headers: &HeaderMap) -> Option<String> {
 }
 
 pub fn is_json(media: Option<&str>) -> bool {
-    matches!(media, Some("application/json")) || media.is_some_and(|m| m.starts_with("application/") && m.ends_with("+json"))
+    matches!(media, Some("application/json"))
+        || media.is_some_and(|m| m.starts_with("application/") && m.ends_with("+json"))
 }
 
 pub fn is_ndjson(media: Option<&str>) -> bool {
-    matches!(media, Some("application/x-ndjson" | "application/ndjson" | "application/jsonl" | "application/x-jsonlines" | "application/jsonlines"))
+    matches!(
+        media,
+        Some(
+            "application/x-ndjson"
+                | "application/ndjson"
+                | "application/jsonl"
+                | "application/x-jsonlines"
+                | "application/jsonlines"
+        )
+    )
 }

@@ -28,7 +28,11 @@ pub fn build(state: Arc<AppState>) -> Router {
         .route("/healthz", get(healthz))
         .fallback(|| async { ApiError::not_found("no such endpoint") })
         .method_not_allowed_fallback(|| async {
-            ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method-not-allowed", "this endpoint does not take that method")
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method-not-allowed",
+                "this endpoint does not take that method",
+            )
         })
         .layer(middleware::from_fn_with_state(state.clone(), count_requests))
         .with_state(state)
@@ -37,14 +41,18 @@ pub fn build(state: Arc<AppState>) -> Router {
 async fn count_requests(State(app): State<Arc<AppState>>, request: Request, next: Next) -> Response {
     let route = request.extensions().get::<MatchedPath>().map_or("unmatched", |p| p.as_str()).to_owned();
     let response = next.run(request).await;
-    app.metrics.http_requests.get_or_create(&RouteLabels { route, status: response.status().as_u16().to_string() }).inc();
+    app.metrics
+        .http_requests
+        .get_or_create(&RouteLabels { route, status: response.status().as_u16().to_string() })
+        .inc();
     response
 }
 
 async fn metrics(State(app): State<Arc<AppState>>) -> Response {
     let active = app.rules.current();
     app.metrics.observe_quarantines(&active.ruleset, active.generation);
-    ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], app.metrics.encode()).into_response()
+    ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], app.metrics.encode())
+        .into_response()
 }
 
 async fn healthz(State(app): State<Arc<AppState>>) -> Response {

@@ -19,11 +19,16 @@ pub async fn list(State(app): State<Arc<AppState>>) -> Response {
 /// Reloads even when nothing changed on disk (a module cache cleared, a
 /// golden case's session file edited elsewhere). 200 applied, 422 refused.
 pub async fn reload(State(app): State<Arc<AppState>>) -> Result<Response, ApiError> {
-    let outcome = reload_in_background(app.rules.clone(), true).await.map_err(|e| ApiError::internal(format!("{e:#}")))?;
+    let outcome =
+        reload_in_background(app.rules.clone(), true).await.map_err(|e| ApiError::internal(format!("{e:#}")))?;
     Ok(match outcome {
-        ReloadOutcome::Applied { generation } => (StatusCode::OK, Json(json!({"result": "applied", "generation": generation}))),
+        ReloadOutcome::Applied { generation } => {
+            (StatusCode::OK, Json(json!({"result": "applied", "generation": generation})))
+        }
         ReloadOutcome::Unchanged => (StatusCode::OK, Json(json!({"result": "unchanged"}))),
-        ReloadOutcome::Refused { reason } => (StatusCode::UNPROCESSABLE_ENTITY, Json(json!({"result": "refused", "reason": reason}))),
+        ReloadOutcome::Refused { reason } => {
+            (StatusCode::UNPROCESSABLE_ENTITY, Json(json!({"result": "refused", "reason": reason})))
+        }
     }
     .into_response())
 }

@@ -22,7 +22,8 @@ pub async fn evaluate(State(app): State<Arc<AppState>>, headers: HeaderMap, body
         return Err(ApiError::unsupported_type("application/json", media.as_deref()));
     }
     let bytes = read_limited(&headers, body, app.config.max_body_bytes).await?;
-    let mut session: Session = serde_json::from_slice(&bytes).map_err(|e| ApiError::bad_request(format!("not a session document: {e}")))?;
+    let mut session: Session =
+        serde_json::from_slice(&bytes).map_err(|e| ApiError::bad_request(format!("not a session document: {e}")))?;
     session
         .normalise()
         .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid-session", format!("{e:#}")))?;

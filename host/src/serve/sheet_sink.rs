@@ -50,7 +50,9 @@ impl SheetSink {
         match file.as_mut() {
             Some(f) => {
                 // One write call per line: appends from one process never interleave.
-                f.write_all(&line).and_then(|()| f.sync_data()).with_context(|| format!("cannot append to {}", self.describe()))
+                f.write_all(&line)
+                    .and_then(|()| f.sync_data())
+                    .with_context(|| format!("cannot append to {}", self.describe()))
             }
             None => {
                 let mut out = std::io::stdout().lock();

@@ -98,7 +98,11 @@ fn leg_order(a: &ContactRecord, b: &ContactRecord) -> std::cmp::Ordering {
 /// One session from the legs of one customer conversation (in any order),
 /// the analyses found for them (by contact id; a leg without an entry has no
 /// analysis file) and the business events joined to them.
-pub fn assemble(legs: &[ContactRecord], analyses: &BTreeMap<String, LegAnalysis>, events: Vec<Event>) -> anyhow::Result<Session> {
+pub fn assemble(
+    legs: &[ContactRecord],
+    analyses: &BTreeMap<String, LegAnalysis>,
+    events: Vec<Event>,
+) -> anyhow::Result<Session> {
     anyhow::ensure!(!legs.is_empty(), "a session needs at least one contact record");
     let mut legs: Vec<&ContactRecord> = legs.iter().collect();
     legs.sort_by(|a, b| leg_order(a, b));
@@ -119,7 +123,12 @@ pub fn assemble(legs: &[ContactRecord], analyses: &BTreeMap<String, LegAnalysis>
             }
         }
         if leg.channel != first.channel {
-            notes.push(format!("contact {} is {} but the session began as {}", leg.contact_id, leg.channel.as_str(), first.channel.as_str()));
+            notes.push(format!(
+                "contact {} is {} but the session began as {}",
+                leg.contact_id,
+                leg.channel.as_str(),
+                first.channel.as_str()
+            ));
         }
     }
 
@@ -160,7 +169,10 @@ pub fn assemble(legs: &[ContactRecord], analyses: &BTreeMap<String, LegAnalysis>
     };
 
     let mut attributes = Map::new();
-    attributes.insert("connect".into(), connect_attributes(&legs, contact_attributes, first.initiated_at, last.disconnected_at));
+    attributes.insert(
+        "connect".into(),
+        connect_attributes(&legs, contact_attributes, first.initiated_at, last.disconnected_at),
+    );
     if let Some(lens) = transcript.attributes {
         attributes.insert("contact_lens".into(), lens);
     }
@@ -181,7 +193,12 @@ pub fn assemble(legs: &[ContactRecord], analyses: &BTreeMap<String, LegAnalysis>
     Ok(session)
 }
 
-fn connect_attributes(legs: &[&ContactRecord], contact_attributes: Map<String, Value>, start: Option<DateTime<Utc>>, end: Option<DateTime<Utc>>) -> Value {
+fn connect_attributes(
+    legs: &[&ContactRecord],
+    contact_attributes: Map<String, Value>,
+    start: Option<DateTime<Utc>>,
+    end: Option<DateTime<Utc>>,
+) -> Value {
     let mut durations = Map::new();
     for leg in legs {
         for (key, value) in &leg.durations {
@@ -224,7 +241,11 @@ struct JoinedTranscript {
     notes: Vec<String>,
 }
 
-fn join_transcripts(legs: &[&ContactRecord], analyses: &BTreeMap<String, LegAnalysis>, outer_notes: &mut Vec<String>) -> JoinedTranscript {
+fn join_transcripts(
+    legs: &[&ContactRecord],
+    analyses: &BTreeMap<String, LegAnalysis>,
+    outer_notes: &mut Vec<String>,
+) -> JoinedTranscript {
     let mut notes = Vec::new();
     let mut analysed: Vec<(&ContactRecord, &Analysis)> = Vec::new();
     for leg in legs {
@@ -302,7 +323,10 @@ fn join_transcripts(legs: &[&ContactRecord], analyses: &BTreeMap<String, LegAnal
             let original = s.id.clone();
             if !seen_ids.insert(s.id.clone()) {
                 s.id = format!("{}/{}", leg.contact_id, original);
-                notes.push(format!("contact {}: segment id {original} is already used by an earlier leg; renamed {}", leg.contact_id, s.id));
+                notes.push(format!(
+                    "contact {}: segment id {original} is already used by an earlier leg; renamed {}",
+                    leg.contact_id, s.id
+                ));
                 seen_ids.insert(s.id.clone());
             }
             s.begin_ms = s.begin_ms.saturating_add(*shift);
@@ -353,7 +377,11 @@ fn merge_characteristics(legs: &[(&ContactRecord, &Analysis, u32)]) -> Character
         if let Some(talk) = c.talk_time_ms {
             out.talk_time_ms = Some(out.talk_time_ms.unwrap_or(0).saturating_add(talk));
         }
-        out.non_talk.extend(c.non_talk.iter().map(|s| Span { begin_ms: s.begin_ms.saturating_add(*shift), end_ms: s.end_ms.saturating_add(*shift) }));
+        out.non_talk.extend(
+            c.non_talk
+                .iter()
+                .map(|s| Span { begin_ms: s.begin_ms.saturating_add(*shift), end_ms: s.end_ms.saturating_add(*shift) }),
+        );
         out.interruptions.extend(c.interruptions.iter().map(|i| Interruption {
             by: i.by,
             begin_ms: i.begin_ms.saturating_add(*shift),
@@ -377,7 +405,10 @@ fn merge_characteristics(legs: &[(&ContactRecord, &Analysis, u32)]) -> Character
         .map(|(role, list)| {
             let weight = |f: &RoleFigures| f.talk_time_ms.map_or(1.0, |t| t.max(1) as f64);
             let mean = |get: &dyn Fn(&RoleFigures) -> Option<f64>| -> Option<f64> {
-                let (sum, w) = list.iter().filter_map(|(_, f)| get(f).map(|v| (v * weight(f), weight(f)))).fold((0.0, 0.0), |(s, w), (a, b)| (s + a, w + b));
+                let (sum, w) = list
+                    .iter()
+                    .filter_map(|(_, f)| get(f).map(|v| (v * weight(f), weight(f))))
+                    .fold((0.0, 0.0), |(s, w), (a, b)| (s + a, w + b));
                 (w > 0.0).then(|| sum / w)
             };
             RoleFigures {
@@ -385,7 +416,12 @@ fn merge_characteristics(legs: &[(&ContactRecord, &Analysis, u32)]) -> Character
                 talk_time_ms: list.iter().filter_map(|(_, f)| f.talk_time_ms).reduce(|a, b| a.saturating_add(b)),
                 words_per_minute: mean(&|f| f.words_per_minute.map(f64::from)).map(|v| v.round() as u32),
                 overall_sentiment: mean(&|f| f.overall_sentiment.map(f64::from)).map(|v| v as f32),
-                sentiment_by_quarter: list.iter().rev().find(|(_, f)| !f.sentiment_by_quarter.is_empty()).map(|(_, f)| f.sentiment_by_quarter.clone()).unwrap_or_default(),
+                sentiment_by_quarter: list
+                    .iter()
+                    .rev()
+                    .find(|(_, f)| !f.sentiment_by_quarter.is_empty())
+                    .map(|(_, f)| f.sentiment_by_quarter.clone())
+                    .unwrap_or_default(),
                 average_response_ms: mean(&|f| f.average_response_ms.map(f64::from)).map(|v| v.round() as u32),
                 maximum_response_ms: list.iter().filter_map(|(_, f)| f.maximum_response_ms).max(),
             }

@@ -46,7 +46,8 @@ mod tests {
 
     #[test]
     fn paths_reach_nested_values_and_keep_null_distinct() {
-        let root = json!({"order": {"amount": 129.5, "items": [{"sku": "A1"}]}, "tags": ["vip", "repeat"], "note": null});
+        let root =
+            json!({"order": {"amount": 129.5, "items": [{"sku": "A1"}]}, "tags": ["vip", "repeat"], "note": null});
         let root = root.as_object().unwrap();
         assert_eq!(lookup(root, "order.amount"), Some(&json!(129.5)));
         assert_eq!(lookup(root, "order.items[0].sku"), Some(&json!("A1")));

@@ -61,7 +61,9 @@ impl ConnectInputs {
 
         // A transfer can cross midnight, and a local day spans up to three UTC
         // partitions: read the neighbouring days too.
-        let days = self.day.map(|d| d.checked_sub_days(Days::new(1)).unwrap_or(d)..=d.checked_add_days(Days::new(2)).unwrap_or(d));
+        let days = self
+            .day
+            .map(|d| d.checked_sub_days(Days::new(1)).unwrap_or(d)..=d.checked_add_days(Days::new(2)).unwrap_or(d));
         let mut records = Vec::new();
         for (source, record) in read_contact_records(&self.ctr, days)? {
             match record {
@@ -99,7 +101,10 @@ impl ConnectInputs {
                 for (_, leg) in chain {
                     chain_of.insert(EventTarget::Contact(leg.contact_id.clone()), i);
                 }
-                let session_id = chain.iter().find_map(|(_, l)| l.initial_contact_id.clone()).unwrap_or_else(|| chain[0].1.contact_id.clone());
+                let session_id = chain
+                    .iter()
+                    .find_map(|(_, l)| l.initial_contact_id.clone())
+                    .unwrap_or_else(|| chain[0].1.contact_id.clone());
                 chain_of.insert(EventTarget::Session(session_id), i);
             }
             for (source, event) in read_events(path)? {
@@ -139,10 +144,17 @@ impl ConnectInputs {
         Ok(AssembledBatch { sessions, report })
     }
 
-    fn analysis_candidates(&self, dir: &Path, report: &mut BatchReport) -> anyhow::Result<BTreeMap<String, Vec<Candidate>>> {
+    fn analysis_candidates(
+        &self,
+        dir: &Path,
+        report: &mut BatchReport,
+    ) -> anyhow::Result<BTreeMap<String, Vec<Candidate>>> {
         let files = find_analysis_files(dir)?;
-        let mut candidates: BTreeMap<String, Vec<Candidate>> =
-            files.by_contact.into_iter().map(|(id, files)| (id, files.into_iter().map(Candidate::File).collect())).collect();
+        let mut candidates: BTreeMap<String, Vec<Candidate>> = files
+            .by_contact
+            .into_iter()
+            .map(|(id, files)| (id, files.into_iter().map(Candidate::File).collect()))
+            .collect();
         for file in files.unnamed {
             match file.read() {
                 Ok(analysis) => match analysis.contact_id.clone() {

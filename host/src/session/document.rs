@@ -70,7 +70,9 @@ fn read_json_file(file: &Path, text: &str, out: &mut Vec<(SessionSource, anyhow:
             }
         }
         Ok(value) => out.push((whole, from_value(value))),
-        Err(e) => out.push((whole, Err(anyhow::anyhow!("malformed JSON at line {}, column {}: {e}", e.line(), e.column())))),
+        Err(e) => {
+            out.push((whole, Err(anyhow::anyhow!("malformed JSON at line {}, column {}: {e}", e.line(), e.column()))))
+        }
     }
 }
 

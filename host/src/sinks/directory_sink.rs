@@ -97,7 +97,9 @@ impl DirectorySink {
         };
         let file = if self.gzip {
             let mut encoder = GzEncoder::new(BufWriter::with_capacity(WRITE_BUFFER, file), flate2::Compression::fast());
-            write(&mut encoder).and_then(|_| encoder.finish()).and_then(|buffered| buffered.into_inner().map_err(|e| e.into_error()))
+            write(&mut encoder)
+                .and_then(|_| encoder.finish())
+                .and_then(|buffered| buffered.into_inner().map_err(|e| e.into_error()))
         } else {
             let mut file = file;
             write_lines(&mut file, lines).map(|_| file)

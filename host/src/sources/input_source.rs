@@ -42,10 +42,9 @@ pub fn expand_inputs(args: &[String]) -> anyhow::Result<Vec<InputSource>> {
         let path = PathBuf::from(arg);
         let meta = std::fs::metadata(&path).with_context(|| format!("cannot read input {arg}"))?;
         if meta.is_dir() {
-            let walker = walkdir::WalkDir::new(&path)
-                .sort_by_file_name()
-                .into_iter()
-                .filter_entry(|entry| entry.depth() == 0 || !entry.file_name().to_string_lossy().starts_with(['.', '_']));
+            let walker = walkdir::WalkDir::new(&path).sort_by_file_name().into_iter().filter_entry(|entry| {
+                entry.depth() == 0 || !entry.file_name().to_string_lossy().starts_with(['.', '_'])
+            });
             for entry in walker {
                 let entry = entry.with_context(|| format!("cannot list input directory {arg}"))?;
                 if entry.file_type().is_file() {

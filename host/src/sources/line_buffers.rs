@@ -30,20 +30,14 @@ const LARGEST_KEPT: usize = 64 << 10;
 impl LineBuffers {
     /// A stock that keeps at most `keep` buffers.
     pub fn new(keep: usize) -> Self {
-        LineBuffers {
-            stock: Mutex::new(Vec::new()),
-            keep,
-        }
+        LineBuffers { stock: Mutex::new(Vec::new()), keep }
     }
 
     /// Moves up to `count` empty buffers into `into` (fewer when the stock is
     /// low: the caller allocates the rest). Taken in bulk so the lock is
     /// taken once per chunk of records, not once per record.
     pub fn take(&self, count: usize, into: &mut Vec<Vec<u8>>) {
-        let mut stock = self
-            .stock
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut stock = self.stock.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let from = stock.len().saturating_sub(count);
         into.extend(stock.drain(from..));
     }
@@ -51,10 +45,7 @@ impl LineBuffers {
     /// Returns the buffers of used records to the stock, emptied (mapped
     /// records have none).
     pub fn give_back(&self, records: impl IntoIterator<Item = RecordBytes>) {
-        let mut stock = self
-            .stock
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut stock = self.stock.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         for mut buffer in records.into_iter().filter_map(RecordBytes::into_buffer) {
             if stock.len() >= self.keep {
                 break;

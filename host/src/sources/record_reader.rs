@@ -263,8 +263,8 @@ impl RecordReader {
                 }
                 continue;
             }
-            let rejected = (size > self.max_record_bytes)
-                .then_some(DecodeError::Oversized { size, max: self.max_record_bytes });
+            let rejected =
+                (size > self.max_record_bytes).then_some(DecodeError::Oversized { size, max: self.max_record_bytes });
             let bytes = match bytes.last() {
                 Some(b'\r') if rejected.is_none() => {
                     let len = bytes.len();
@@ -272,7 +272,12 @@ impl RecordReader {
                 }
                 _ => bytes,
             };
-            return Ok(Some(RawRecord { position: Position::Line(line_no), bytes, delivery: Delivery::Line, rejected }));
+            return Ok(Some(RawRecord {
+                position: Position::Line(line_no),
+                bytes,
+                delivery: Delivery::Line,
+                rejected,
+            }));
         }
     }
 
@@ -289,12 +294,7 @@ impl RecordReader {
         }
     }
 
-    fn read_object_or_lines(
-        &mut self,
-        mut reader: Reader,
-        first_line: Vec<u8>,
-        skipped_lines: u64,
-    ) -> io::Result<()> {
+    fn read_object_or_lines(&mut self, mut reader: Reader, first_line: Vec<u8>, skipped_lines: u64) -> io::Result<()> {
         let first_trimmed = first_line.trim_ascii();
         if let Ok(value) = serde_json::from_slice::<serde_json::Value>(first_trimmed) {
             if FirehoseEvent::looks_like(&value) {
@@ -523,7 +523,10 @@ mod tests {
         assert_eq!(read(b"[{\"a\":1}, {\"b\":2}]").1.len(), 2);
         let (format, records) = read(b"{\"a\":1}\n\n{\"b\":2}\r\n");
         assert_eq!(format, InputFormat::Ndjson);
-        assert_eq!(records.iter().map(|r| r.position.clone()).collect::<Vec<_>>(), vec![Position::Line(1), Position::Line(3)]);
+        assert_eq!(
+            records.iter().map(|r| r.position.clone()).collect::<Vec<_>>(),
+            vec![Position::Line(1), Position::Line(3)]
+        );
         assert_eq!(&*records[1].bytes, b"{\"b\":2}");
         let (format, records) = read(b"{\n  \"a\": 1\n}\n");
         assert_eq!(format, InputFormat::Object);
@@ -591,7 +594,10 @@ mod tests {
             }
             // The first line is read (and copied) to detect the format.
             if n < 3 {
-                assert!(mapped[1..].iter().all(|r| matches!(r.bytes, RecordBytes::Mapped { .. })), "input {n} was not mapped");
+                assert!(
+                    mapped[1..].iter().all(|r| matches!(r.bytes, RecordBytes::Mapped { .. })),
+                    "input {n} was not mapped"
+                );
             }
         }
     }

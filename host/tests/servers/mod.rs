@@ -99,21 +99,33 @@ impl Server {
                 (local, vec!["--port".to_string(), port.to_string(), "--createTableMs".into(), "0".into()])
             }
             Kind::Redis => {
-                let found = std::env::var_os("PATH")
-                    .and_then(|paths| std::env::split_paths(&paths).map(|p| p.join("redis-server")).find(|p| p.exists()));
+                let found = std::env::var_os("PATH").and_then(|paths| {
+                    std::env::split_paths(&paths).map(|p| p.join("redis-server")).find(|p| p.exists())
+                });
                 let program = found.unwrap_or_else(|| {
                     panic!(
                         "redis-server is not on PATH: install it (`apt-get install -y redis-server`), \
                          or run scripts/test-servers.sh, or set CALLQA_TEST_REDIS_URL to a running server"
                     )
                 });
-                (program, vec!["--port".to_string(), port.to_string(), "--bind".into(), "127.0.0.1".into(), "--save".into(), "".into()])
+                (
+                    program,
+                    vec![
+                        "--port".to_string(),
+                        port.to_string(),
+                        "--bind".into(),
+                        "127.0.0.1".into(),
+                        "--save".into(),
+                        "".into(),
+                    ],
+                )
             }
         };
         match (kind, data) {
             (Kind::DynamoDb, Some(dir)) => args.extend(["--path".to_string(), dir.display().to_string()]),
             (Kind::Redis, Some(dir)) => args.extend(
-                ["--dir", &dir.display().to_string(), "--appendonly", "yes", "--appendfsync", "always"].map(String::from),
+                ["--dir", &dir.display().to_string(), "--appendonly", "yes", "--appendfsync", "always"]
+                    .map(String::from),
             ),
             (Kind::Redis, None) => args.extend(["--appendonly".to_string(), "no".to_string()]),
             (Kind::DynamoDb, None) => {}
@@ -137,7 +149,12 @@ impl Server {
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {}: {e}", self.program.display()));
         self.child = Some(child);
-        assert!(wait_for_port(self.port, Duration::from_secs(20)), "{} did not start on port {}", self.program.display(), self.port);
+        assert!(
+            wait_for_port(self.port, Duration::from_secs(20)),
+            "{} did not start on port {}",
+            self.program.display(),
+            self.port
+        );
     }
 
     /// Stops a private server (SIGTERM, so Redis flushes its append-only file).
@@ -220,7 +237,6 @@ fn wait_for_port(port: u16, limit: Duration) -> bool {
 
 // ---- data ----------------------------------------------------------------
 
-
 fn record(contact: u64, version: u64, rng: &mut Lcg) -> String {
     let day = 1 + contact % 5;
     serde_json::json!({
@@ -250,7 +266,8 @@ pub fn generate(lines: usize, seed: u64) -> (Vec<String>, HashSet<(String, Strin
     let mut out: Vec<String> = Vec::with_capacity(lines);
     let mut emitted = 0usize;
     while out.len() < lines {
-        if emitted < unique.len() && (emitted == 0 || rng.below(10) < 7 || lines - out.len() <= unique.len() - emitted) {
+        if emitted < unique.len() && (emitted == 0 || rng.below(10) < 7 || lines - out.len() <= unique.len() - emitted)
+        {
             out.push(unique[emitted].clone());
             emitted += 1;
         } else {
@@ -274,7 +291,6 @@ pub fn identity(line: &str) -> (String, String) {
     (value["ContactId"].as_str().unwrap().to_owned(), value["LastUpdateTimestamp"].as_str().unwrap().to_owned())
 }
 
-
 /// Every record in the sinks, counted by identity.
 pub fn sink_counts(dirs: &[PathBuf]) -> HashMap<(String, String), usize> {
     let mut seen = HashMap::new();
@@ -296,7 +312,12 @@ pub fn assert_exactly_once(dirs: &[PathBuf], expected: &HashSet<(String, String)
     let twice: Vec<_> = seen.iter().filter(|(_, n)| **n > 1).take(5).collect();
     assert!(twice.is_empty(), "records written more than once: {twice:?}");
     let missing: Vec<_> = expected.iter().filter(|k| !seen.contains_key(*k)).take(5).collect();
-    assert!(missing.is_empty(), "records lost ({} of {}): {missing:?}", expected.len() - seen.len().min(expected.len()), expected.len());
+    assert!(
+        missing.is_empty(),
+        "records lost ({} of {}): {missing:?}",
+        expected.len() - seen.len().min(expected.len()),
+        expected.len()
+    );
     assert_eq!(seen.len(), expected.len(), "records in the sinks that were never sent");
 }
 
@@ -326,24 +347,40 @@ pub fn seed(kind: Kind) {
     let out = dir.path().join("out");
     let summary_path = dir.path().join("summary.json");
     let run = |extra: &[&str]| {
-        let output = ingest(&server, &store, &out, Path::new(SEED), &[&["--fingerprint", "raw", "--summary-json", summary_path.to_str().unwrap()], extra].concat())
-            .output()
-            .unwrap();
+        let output = ingest(
+            &server,
+            &store,
+            &out,
+            Path::new(SEED),
+            &[&["--fingerprint", "raw", "--summary-json", summary_path.to_str().unwrap()], extra].concat(),
+        )
+        .output()
+        .unwrap();
         check(&output, "ingest the seed");
         serde_json::from_slice::<serde_json::Value>(&std::fs::read(&summary_path).unwrap()).unwrap()
     };
     let report = run(&["--verbose"]);
     let total = &report["total"];
-    assert_eq!((total["read"].as_u64(), total["unique"].as_u64(), total["duplicates"].as_u64()), (Some(6), Some(3), Some(3)));
+    assert_eq!(
+        (total["read"].as_u64(), total["unique"].as_u64(), total["duplicates"].as_u64()),
+        (Some(6), Some(3), Some(3))
+    );
     assert_eq!(total["updates"].as_u64(), Some(2), "the second and third versions update the first");
     let records = report["inputs"][0]["records"].as_array().unwrap();
     let fingerprints: Vec<&str> = records.iter().map(|r| r["fingerprint"].as_str().unwrap()).collect();
     assert_eq!(fingerprints, PUBLISHED);
     let outcomes: Vec<&str> = records.iter().map(|r| r["outcome"].as_str().unwrap()).collect();
     assert_eq!(outcomes, ["unique", "duplicate", "update", "duplicate", "update", "duplicate"]);
-    assert!(report["store"].as_str().unwrap().starts_with(&store[..store.find("://").unwrap() + 3]), "{}", report["store"]);
+    assert!(
+        report["store"].as_str().unwrap().starts_with(&store[..store.find("://").unwrap() + 3]),
+        "{}",
+        report["store"]
+    );
 
-    let lines: Vec<String> = files(&out).iter().flat_map(|f| std::fs::read_to_string(f).unwrap().lines().map(String::from).collect::<Vec<_>>()).collect();
+    let lines: Vec<String> = files(&out)
+        .iter()
+        .flat_map(|f| std::fs::read_to_string(f).unwrap().lines().map(String::from).collect::<Vec<_>>())
+        .collect();
     let mut hashes: Vec<String> = lines.iter().map(|l| sha256_hex(l.as_bytes())).collect();
     hashes.sort();
     let mut expected = vec![PUBLISHED[0], PUBLISHED[2], PUBLISHED[4]];
@@ -352,7 +389,15 @@ pub fn seed(kind: Kind) {
 
     // Delivered again, by another host (another sink): all duplicates.
     let other = dir.path().join("other");
-    let output = ingest(&server, &store, &other, Path::new(SEED), &["--fingerprint", "raw", "--summary-json", summary_path.to_str().unwrap()]).output().unwrap();
+    let output = ingest(
+        &server,
+        &store,
+        &other,
+        Path::new(SEED),
+        &["--fingerprint", "raw", "--summary-json", summary_path.to_str().unwrap()],
+    )
+    .output()
+    .unwrap();
     check(&output, "second delivery");
     let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&summary_path).unwrap()).unwrap();
     assert_eq!(report["total"]["duplicates"].as_u64(), Some(6));
@@ -376,9 +421,15 @@ pub fn three_hosts(kind: Kind) {
         let out = dir.path().join(format!("out{host}"));
         let summary = dir.path().join(format!("summary{host}.json"));
         children.push(
-            ingest(&server, &store, &out, &input, &["--batch-size", "500", "--lease", "5s", "--summary-json", summary.to_str().unwrap()])
-                .spawn()
-                .unwrap(),
+            ingest(
+                &server,
+                &store,
+                &out,
+                &input,
+                &["--batch-size", "500", "--lease", "5s", "--summary-json", summary.to_str().unwrap()],
+            )
+            .spawn()
+            .unwrap(),
         );
         outs.push(out);
     }
@@ -394,7 +445,11 @@ pub fn three_hosts(kind: Kind) {
     }
     assert!(n >= 20_000);
     assert_exactly_once(&outs, &expected);
-    assert_eq!(read - duplicates, expected.len() as u64, "every read record is either the one copy or a counted duplicate");
+    assert_eq!(
+        read - duplicates,
+        expected.len() as u64,
+        "every read record is either the one copy or a counted duplicate"
+    );
 }
 
 /// SIGKILL at claim, sink write and completion, and from outside; restart;
@@ -431,7 +486,15 @@ pub fn sigkill_and_restart(kind: Kind) {
 
     // Everything delivered again: only duplicates.
     let summary_path = dir.path().join("summary.json");
-    let output = ingest(&server, &store, &out, &input, &[&args[..], &["--summary-json", summary_path.to_str().unwrap()]].concat()).output().unwrap();
+    let output = ingest(
+        &server,
+        &store,
+        &out,
+        &input,
+        &[&args[..], &["--summary-json", summary_path.to_str().unwrap()]].concat(),
+    )
+    .output()
+    .unwrap();
     check(&output, "last delivery");
     let summary: serde_json::Value = serde_json::from_slice(&std::fs::read(&summary_path).unwrap()).unwrap();
     assert_eq!(summary["total"]["unique"], 0);

@@ -20,10 +20,26 @@ use callqa_sdk::prelude::*;
 struct ChaseFollowUp;
 
 const DEFAULT_PROMISES: &[&str] = &[
-    "我马上帮您催", "马上帮您催", "我帮您催", "帮您催一下", "我帮您跟进", "帮您跟进",
-    "我会帮您加急", "帮您加急", "给您加急", "我这边帮您反馈", "帮您反馈给",
-    "i will follow up", "i'll follow up", "i’ll follow up", "i will escalate", "i'll escalate",
-    "i’ll escalate", "i will chase", "i'll chase", "i’ll chase",
+    "我马上帮您催",
+    "马上帮您催",
+    "我帮您催",
+    "帮您催一下",
+    "我帮您跟进",
+    "帮您跟进",
+    "我会帮您加急",
+    "帮您加急",
+    "给您加急",
+    "我这边帮您反馈",
+    "帮您反馈给",
+    "i will follow up",
+    "i'll follow up",
+    "i’ll follow up",
+    "i will escalate",
+    "i'll escalate",
+    "i’ll escalate",
+    "i will chase",
+    "i'll chase",
+    "i’ll chase",
 ];
 
 const DEFAULT_ACTIONS: &[&str] = &["ticket-created", "ticket-reopened", "remark"];
@@ -35,23 +51,32 @@ impl Rule for ChaseFollowUp {
             "0.1.0",
             "After a chased ticket (催单) and a promise to act, the agent acts within N minutes",
         )
-        .param(ParamSpec::text_list("promise-phrases", DEFAULT_PROMISES, "Agent phrases that promise action (case-insensitive substrings)"))
+        .param(ParamSpec::text_list(
+            "promise-phrases",
+            DEFAULT_PROMISES,
+            "Agent phrases that promise action (case-insensitive substrings)",
+        ))
         .param(ParamSpec::text_list("action-kinds", DEFAULT_ACTIONS, "Event kinds that count as the agent acting"))
-        .param(ParamSpec::integer("within-minutes", Some(30), "The action must come within this many minutes of the promise"))
+        .param(ParamSpec::integer(
+            "within-minutes",
+            Some(30),
+            "The action must come within this many minutes of the promise",
+        ))
         .param(ParamSpec::integer(
             "repeat-window-minutes",
             Some(60),
             "Not applicable when the previous chase came less than this many minutes before the answered one",
         ))
-        .param(ParamSpec::text("chase-kind", Some("ticket-chased"), "Event kind of a customer chasing a ticket"))
+        .param(ParamSpec::text(
+            "chase-kind",
+            Some("ticket-chased"),
+            "Event kind of a customer chasing a ticket",
+        ))
     }
 
     fn evaluate(session: &Session, params: &Params) -> Result<Verdict, RuleError> {
-        let promises: Vec<String> = params
-            .text_list("promise-phrases")?
-            .into_iter()
-            .filter(|p| !p.trim().is_empty())
-            .collect();
+        let promises: Vec<String> =
+            params.text_list("promise-phrases")?.into_iter().filter(|p| !p.trim().is_empty()).collect();
         let action_kinds = params.text_list("action-kinds")?;
         let within = params.integer("within-minutes")?;
         let repeat = params.integer("repeat-window-minutes")?;
@@ -73,7 +98,9 @@ impl Rule for ChaseFollowUp {
 
         let chases: Vec<Instant> = session.events(Some(&chase_kind)).iter().map(|e| e.at).collect();
         if chases.is_empty() {
-            return Ok(Verdict::not_applicable(format!("the customer did not chase a ticket (no `{chase_kind}` event)")));
+            return Ok(Verdict::not_applicable(format!(
+                "the customer did not chase a ticket (no `{chase_kind}` event)"
+            )));
         }
         let contact = session.contact();
         let Some(start) = contact.connected_to_agent_at.or(contact.initiated_at) else {
@@ -106,11 +133,7 @@ impl Rule for ChaseFollowUp {
             }
         }
 
-        let actions: Vec<Event> = session
-            .events(None)
-            .into_iter()
-            .filter(|e| action_kinds.contains(&e.kind))
-            .collect();
+        let actions: Vec<Event> = session.events(None).into_iter().filter(|e| action_kinds.contains(&e.kind)).collect();
         let instants: Vec<Instant> = actions.iter().map(|e| e.at).collect();
         let promised = format!("promised \"{}\"", promise.keyword);
         match nearest(promised_at, &instants, Direction::After) {
@@ -122,7 +145,8 @@ impl Rule for ChaseFollowUp {
                 let kind = &actions[i].kind;
                 let delay = duration(acted_at.saturating_sub(promised_at));
                 if after > within as f64 {
-                    let late = duration(acted_at.saturating_sub(promised_at).saturating_sub(within.saturating_mul(60_000)));
+                    let late =
+                        duration(acted_at.saturating_sub(promised_at).saturating_sub(within.saturating_mul(60_000)));
                     Ok(Verdict::fail(format!(
                         "{kind} came {delay} after the promise, {late} later than the {within} min allowed"
                     ))

@@ -20,8 +20,16 @@ struct ChatResponse;
 impl Rule for ChatResponse {
     fn describe() -> Descriptor {
         Descriptor::new("chat-response", "0.1.0", "The chat agent greets and responds in time")
-            .param(ParamSpec::integer("max-greeting-seconds", Some(30), "The agent's first message must come within this many seconds"))
-            .param(ParamSpec::integer("max-response-seconds", Some(120), "The longest the agent may keep the customer waiting for a reply, in seconds"))
+            .param(ParamSpec::integer(
+                "max-greeting-seconds",
+                Some(30),
+                "The agent's first message must come within this many seconds",
+            ))
+            .param(ParamSpec::integer(
+                "max-response-seconds",
+                Some(120),
+                "The longest the agent may keep the customer waiting for a reply, in seconds",
+            ))
     }
 
     fn evaluate(session: &Session, params: &Params) -> Result<Verdict, RuleError> {
@@ -39,7 +47,10 @@ impl Rule for ChatResponse {
         let reported_greeting = characteristics.as_ref().and_then(|c| c.agent_greeting_ms);
         let greeting = reported_greeting.map(|ms| (ms, "reported by Contact Lens")).or_else(|| {
             let agent = first_agent?;
-            let customer = segments.iter().find(|s| s.role == Role::Customer).map_or(agent.begin_ms, |c| c.begin_ms.min(agent.begin_ms));
+            let customer = segments
+                .iter()
+                .find(|s| s.role == Role::Customer)
+                .map_or(agent.begin_ms, |c| c.begin_ms.min(agent.begin_ms));
             Some((agent.begin_ms - customer, "from the transcript"))
         });
         let reported_max = characteristics
@@ -60,13 +71,19 @@ impl Rule for ChatResponse {
             if ms > greeting_limit {
                 problems.push(format!("the agent greeted after {}, limit {}", seconds(ms), seconds(greeting_limit)));
                 let message = format!("first agent message, {} after the start", seconds(ms));
-                findings.push(first_agent.map_or_else(|| Finding::general(message.clone()), |s| Finding::at(s, message.clone())));
+                findings.push(
+                    first_agent.map_or_else(|| Finding::general(message.clone()), |s| Finding::at(s, message.clone())),
+                );
             }
         }
         if let Some((ms, source)) = longest {
             facts.push(format!("longest agent response {} ({source})", seconds(ms)));
             if ms > response_limit {
-                problems.push(format!("the agent kept the customer waiting {}, limit {}", seconds(ms), seconds(response_limit)));
+                problems.push(format!(
+                    "the agent kept the customer waiting {}, limit {}",
+                    seconds(ms),
+                    seconds(response_limit)
+                ));
                 let message = format!("agent reply after the longest wait ({})", seconds(ms));
                 findings.push(match longest_wait {
                     Some((segment, _)) => Finding::at(segment, message),

@@ -20,12 +20,36 @@ struct ForbiddenPhrases;
 
 const DEFAULT_PHRASES: &[&str] = &[
     // Chinese: dismissive, blaming or rude service language.
-    "不知道", "没办法", "你听不懂吗", "听不懂吗", "不归我管", "不是我的问题", "不关我的事",
-    "跟我没关系", "你自己看", "你自己去查", "爱买不买", "随便你", "你去投诉吧", "投诉也没用",
-    "烦不烦", "有完没完", "我已经说过了", "说了多少遍",
+    "不知道",
+    "没办法",
+    "你听不懂吗",
+    "听不懂吗",
+    "不归我管",
+    "不是我的问题",
+    "不关我的事",
+    "跟我没关系",
+    "你自己看",
+    "你自己去查",
+    "爱买不买",
+    "随便你",
+    "你去投诉吧",
+    "投诉也没用",
+    "烦不烦",
+    "有完没完",
+    "我已经说过了",
+    "说了多少遍",
     // English.
-    "shut up", "not my problem", "not my job", "calm down", "i don't know", "i don’t know",
-    "there's nothing i can do", "there’s nothing i can do", "you people", "deal with it", "i already told you",
+    "shut up",
+    "not my problem",
+    "not my job",
+    "calm down",
+    "i don't know",
+    "i don’t know",
+    "there's nothing i can do",
+    "there’s nothing i can do",
+    "you people",
+    "deal with it",
+    "i already told you",
     "how many times do i have to",
 ];
 
@@ -42,21 +66,21 @@ impl Rule for ForbiddenPhrases {
     fn describe() -> Descriptor {
         Descriptor::new("forbidden-phrases", "0.1.0", "The agent never says a forbidden phrase or pattern")
             .param(ParamSpec::text_list("phrases", DEFAULT_PHRASES, "Forbidden phrases (case-insensitive substrings)"))
-            .param(ParamSpec::text_list("patterns", DEFAULT_PATTERNS, "Forbidden regular expressions (Rust regex syntax; add (?i) for case-insensitive)"))
-            .param(ParamSpec::text("role", Some("agent"), "Whose segments are searched: agent, customer, system or any"))
+            .param(ParamSpec::text_list(
+                "patterns",
+                DEFAULT_PATTERNS,
+                "Forbidden regular expressions (Rust regex syntax; add (?i) for case-insensitive)",
+            ))
+            .param(ParamSpec::text(
+                "role",
+                Some("agent"),
+                "Whose segments are searched: agent, customer, system or any",
+            ))
     }
 
     fn evaluate(session: &Session, params: &Params) -> Result<Verdict, RuleError> {
-        let phrases: Vec<String> = params
-            .text_list("phrases")?
-            .into_iter()
-            .filter(|p| !p.trim().is_empty())
-            .collect();
-        let patterns: Vec<String> = params
-            .text_list("patterns")?
-            .into_iter()
-            .filter(|p| !p.is_empty())
-            .collect();
+        let phrases: Vec<String> = params.text_list("phrases")?.into_iter().filter(|p| !p.trim().is_empty()).collect();
+        let patterns: Vec<String> = params.text_list("patterns")?.into_iter().filter(|p| !p.is_empty()).collect();
         let role_name = params.text("role")?;
         let role = match role_name.trim().to_ascii_lowercase().as_str() {
             "agent" => Some(Role::Agent),
@@ -115,9 +139,10 @@ impl Rule for ForbiddenPhrases {
             // Unicode case tables out of the module.
             for (k, p) in found.iter().enumerate() {
                 let one = [(*p).clone()];
-                let shadowed = found.iter().enumerate().any(|(j, q)| {
-                    j != k && (q.len() > p.len() || j < k) && contains_any(q, &one).is_some()
-                });
+                let shadowed = found
+                    .iter()
+                    .enumerate()
+                    .any(|(j, q)| j != k && (q.len() > p.len() || j < k) && contains_any(q, &one).is_some());
                 if !shadowed {
                     hit(Finding::at(seg, format!("forbidden phrase \"{}\"", clip(p, 200))));
                 }

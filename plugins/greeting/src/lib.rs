@@ -15,15 +15,32 @@ use callqa_sdk::prelude::*;
 struct Greeting;
 
 const DEFAULT_PHRASES: &[&str] = &[
-    "您好", "你好", "欢迎致电", "很高兴为您服务", "hello", "hi", "good morning",
-    "good afternoon", "good evening", "thank you for calling", "welcome",
+    "您好",
+    "你好",
+    "欢迎致电",
+    "很高兴为您服务",
+    "hello",
+    "hi",
+    "good morning",
+    "good afternoon",
+    "good evening",
+    "thank you for calling",
+    "welcome",
 ];
 
 impl Rule for Greeting {
     fn describe() -> Descriptor {
         Descriptor::new("greeting", "0.1.0", "The agent greets the customer within the first N seconds")
-            .param(ParamSpec::integer("within-seconds", Some(10), "The greeting must begin within this many seconds of the start"))
-            .param(ParamSpec::text_list("phrases", DEFAULT_PHRASES, "Phrases that count as a greeting (case-insensitive substrings)"))
+            .param(ParamSpec::integer(
+                "within-seconds",
+                Some(10),
+                "The greeting must begin within this many seconds of the start",
+            ))
+            .param(ParamSpec::text_list(
+                "phrases",
+                DEFAULT_PHRASES,
+                "Phrases that count as a greeting (case-insensitive substrings)",
+            ))
     }
 
     fn evaluate(session: &Session, params: &Params) -> Result<Verdict, RuleError> {

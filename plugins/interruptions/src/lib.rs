@@ -18,8 +18,9 @@ struct Interruptions;
 
 impl Rule for Interruptions {
     fn describe() -> Descriptor {
-        Descriptor::new("interruptions", "0.1.0", "The agent interrupts the customer at most N times")
-            .param(ParamSpec::integer("max-count", Some(2), "The most interruptions by the agent allowed; one more fails"))
+        Descriptor::new("interruptions", "0.1.0", "The agent interrupts the customer at most N times").param(
+            ParamSpec::integer("max-count", Some(2), "The most interruptions by the agent allowed; one more fails"),
+        )
     }
 
     fn evaluate(session: &Session, params: &Params) -> Result<Verdict, RuleError> {
@@ -36,9 +37,16 @@ impl Rule for Interruptions {
         let by_agent: Vec<_> = characteristics.interruptions.into_iter().filter(|i| i.by == Role::Agent).collect();
         let agent_segments = if by_agent.is_empty() { Vec::new() } else { session.segments_by_role(Role::Agent) };
         let findings = by_agent.iter().map(|i| {
-            let message = format!("the agent interrupted for {} at {}", seconds(i.end_ms.saturating_sub(i.begin_ms)), clock(i.begin_ms));
-            match agent_segments.iter().find(|s| s.begin_ms <= i.begin_ms && i.begin_ms < s.end_ms.max(s.begin_ms + 1)) {
-                Some(segment) => Finding { begin_ms: Some(i.begin_ms), end_ms: Some(i.end_ms), ..Finding::at(segment, message) },
+            let message = format!(
+                "the agent interrupted for {} at {}",
+                seconds(i.end_ms.saturating_sub(i.begin_ms)),
+                clock(i.begin_ms)
+            );
+            match agent_segments.iter().find(|s| s.begin_ms <= i.begin_ms && i.begin_ms < s.end_ms.max(s.begin_ms + 1))
+            {
+                Some(segment) => {
+                    Finding { begin_ms: Some(i.begin_ms), end_ms: Some(i.end_ms), ..Finding::at(segment, message) }
+                }
                 None => Finding::span(i.begin_ms, i.end_ms, message),
             }
         });

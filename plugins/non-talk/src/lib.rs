@@ -20,18 +20,30 @@ struct NonTalk;
 impl Rule for NonTalk {
     fn describe() -> Descriptor {
         Descriptor::new("non-talk", "0.1.0", "Total non-talk time within a limit")
-            .param(ParamSpec::integer("max-seconds", Some(60), "The most non-talk time allowed in a call, in seconds; more fails"))
-            .param(ParamSpec::number("max-percent", Some(20.0), "The most non-talk time allowed, as a percentage of the conversation; more fails"))
+            .param(ParamSpec::integer(
+                "max-seconds",
+                Some(60),
+                "The most non-talk time allowed in a call, in seconds; more fails",
+            ))
+            .param(ParamSpec::number(
+                "max-percent",
+                Some(20.0),
+                "The most non-talk time allowed, as a percentage of the conversation; more fails",
+            ))
     }
 
     fn evaluate(session: &Session, params: &Params) -> Result<Verdict, RuleError> {
         let max_seconds = params.integer("max-seconds")?;
         let max_percent = params.number("max-percent")?;
         if !(0..=(u32::MAX / 1000) as i64).contains(&max_seconds) {
-            return Err(RuleError::BadParams(format!("parameter `max-seconds` must be a number of seconds ≥ 0, got {max_seconds}")));
+            return Err(RuleError::BadParams(format!(
+                "parameter `max-seconds` must be a number of seconds ≥ 0, got {max_seconds}"
+            )));
         }
         if !(0.0..=100.0).contains(&max_percent) {
-            return Err(RuleError::BadParams(format!("parameter `max-percent` must be within 0..100, got {max_percent}")));
+            return Err(RuleError::BadParams(format!(
+                "parameter `max-percent` must be within 0..100, got {max_percent}"
+            )));
         }
         if session.contact().channel != Channel::Voice {
             return Ok(Verdict::not_applicable("non-talk time is measured on voice contacts only"));
@@ -45,15 +57,27 @@ impl Rule for NonTalk {
             .total_conversation_ms
             .filter(|&d| d > 0)
             .map(|d| (total * 10_000 + d as u64 / 2) / d as u64);
-        let share_text = share.map_or_else(|| "the conversation's length is unknown".to_string(), |s| format!("{}.{:02}% of the conversation", s / 100, s % 100));
+        let share_text = share.map_or_else(
+            || "the conversation's length is unknown".to_string(),
+            |s| format!("{}.{:02}% of the conversation", s / 100, s % 100),
+        );
         let over_seconds = total > max_seconds as u64 * 1000;
         let over_share = share.is_some_and(|s| s as f64 > max_percent * 100.0);
-        let summary = format!("{} of non-talk time ({share_text}); limits {max_seconds} s and {max_percent}%", seconds(total));
+        let summary =
+            format!("{} of non-talk time ({share_text}); limits {max_seconds} s and {max_percent}%", seconds(total));
         if !over_seconds && !over_share {
             return Ok(Verdict::pass().score(1.0).reason(summary));
         }
         let findings = characteristics.non_talk.iter().map(|s| {
-            Finding::span(s.begin_ms, s.end_ms, format!("non-talk time of {} from {}", seconds(s.end_ms.saturating_sub(s.begin_ms) as u64), clock(s.begin_ms)))
+            Finding::span(
+                s.begin_ms,
+                s.end_ms,
+                format!(
+                    "non-talk time of {} from {}",
+                    seconds(s.end_ms.saturating_sub(s.begin_ms) as u64),
+                    clock(s.begin_ms)
+                ),
+            )
         });
         Ok(Verdict::fail(summary).score(0.0).findings(findings))
     }

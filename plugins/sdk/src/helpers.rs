@@ -1,9 +1,9 @@
 //! The host's helper functions (`callqa:rule/helpers`), implemented natively
 //! by the host so every rule gets the same semantics and the same speed.
 
-pub use crate::bindings::callqa::rule::helpers::{Direction, TextMatch};
 use crate::alloc_types::*;
 use crate::bindings::callqa::rule::helpers as host;
+pub use crate::bindings::callqa::rule::helpers::{Direction, TextMatch};
 use crate::Instant;
 
 /// Minutes from `start` to `end`; negative when `end` is earlier.

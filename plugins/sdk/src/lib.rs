@@ -75,8 +75,8 @@ pub mod session;
 pub mod verdict;
 
 pub use bindings::callqa::rule::types::{
-    Agent, Channel, Characteristics, Contact, Event, InitiationMethod, Instant, Interruption,
-    Role, RoleFigures, Segment, SegmentHit, Sentiment, Session, Span, Value,
+    Agent, Channel, Characteristics, Contact, Event, InitiationMethod, Instant, Interruption, Role, RoleFigures,
+    Segment, SegmentHit, Sentiment, Session, Span, Value,
 };
 pub use bindings::exports::callqa::rule::rule::{
     Descriptor, Finding, Outcome, ParamKind, ParamSpec, RuleError, Verdict,
@@ -107,9 +107,8 @@ pub mod prelude {
     pub use crate::alloc_types::*;
     pub use crate::helpers::{find_all, minutes_between, nearest, Direction, TextMatch};
     pub use crate::{
-        export_rule, Agent, Channel, Descriptor, Event, Finding, Instant, KeywordHit, Outcome,
-        ParamKind, ParamSpec, Params, Role, Rule, RuleError, Segment, Sentiment, Session, Value,
-        Verdict,
+        export_rule, Agent, Channel, Descriptor, Event, Finding, Instant, KeywordHit, Outcome, ParamKind, ParamSpec,
+        Params, Role, Rule, RuleError, Segment, Sentiment, Session, Value, Verdict,
     };
 }
 
@@ -175,7 +174,8 @@ macro_rules! __no_std_runtime {
     () => {
         #[cfg(target_arch = "wasm32")]
         #[global_allocator]
-        static __CALLQA_ALLOCATOR: $crate::__private::Allocator = $crate::__private::Allocator::new_wasm($crate::__private::InitialMemoryThenGrow::new());
+        static __CALLQA_ALLOCATOR: $crate::__private::Allocator =
+            $crate::__private::Allocator::new_wasm($crate::__private::InitialMemoryThenGrow::new());
 
         // On wasm32-wasip2 wasi-libc's malloc provides `cabi_realloc`; without
         // std there is no libc, so the component model's allocation entry

@@ -20,8 +20,7 @@ impl Params {
     }
 
     fn require(&self, name: &str) -> Result<&Value, RuleError> {
-        self.get(name)
-            .ok_or_else(|| RuleError::BadParams(format!("parameter `{name}` is missing")))
+        self.get(name).ok_or_else(|| RuleError::BadParams(format!("parameter `{name}` is missing")))
     }
 
     pub fn integer(&self, name: &str) -> Result<i64, RuleError> {
@@ -69,12 +68,7 @@ fn wrong_kind(name: &str, wanted: &str, got: &Value) -> RuleError {
 
 impl Descriptor {
     pub fn new(id: &str, version: &str, description: &str) -> Self {
-        Descriptor {
-            id: id.into(),
-            version: version.into(),
-            description: description.into(),
-            params: Vec::new(),
-        }
+        Descriptor { id: id.into(), version: version.into(), description: description.into(), params: Vec::new() }
     }
 
     pub fn param(mut self, spec: ParamSpec) -> Self {
@@ -112,7 +106,11 @@ impl ParamSpec {
 }
 
 fn json_number(n: f64) -> String {
-    if (n as i64) as f64 == n && n < 1e15 && n > -1e15 { format!("{n:.1}") } else { n.to_string() }
+    if (n as i64) as f64 == n && n < 1e15 && n > -1e15 {
+        format!("{n:.1}")
+    } else {
+        n.to_string()
+    }
 }
 
 /// JSON string literal; the SDK has no serde so that rules stay small.

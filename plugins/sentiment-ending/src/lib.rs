@@ -20,14 +20,21 @@ struct SentimentEnding;
 
 impl Rule for SentimentEnding {
     fn describe() -> Descriptor {
-        Descriptor::new("sentiment-ending", "0.1.0", "The customer's sentiment does not end negative")
-            .param(ParamSpec::number("min-score", Some(0.0), "Lowest acceptable customer sentiment in the last quarter (-5..5); below fails"))
+        Descriptor::new("sentiment-ending", "0.1.0", "The customer's sentiment does not end negative").param(
+            ParamSpec::number(
+                "min-score",
+                Some(0.0),
+                "Lowest acceptable customer sentiment in the last quarter (-5..5); below fails",
+            ),
+        )
     }
 
     fn evaluate(session: &Session, params: &Params) -> Result<Verdict, RuleError> {
         let min = params.number("min-score")?;
         if !(-5.0..=5.0).contains(&min) {
-            return Err(RuleError::BadParams(format!("parameter `min-score` must be within -5..5 (Contact Lens scores), got {min}")));
+            return Err(RuleError::BadParams(format!(
+                "parameter `min-score` must be within -5..5 (Contact Lens scores), got {min}"
+            )));
         }
         let Some(characteristics) = session.characteristics() else {
             return Ok(Verdict::not_applicable("no conversation characteristics: the contact was not analysed"));
@@ -51,7 +58,8 @@ impl Rule for SentimentEnding {
         }
         // Evidence: the customer's negative turns in the last quarter.
         let segments = session.segments();
-        let length = characteristics.total_conversation_ms.or_else(|| segments.iter().map(|s| s.end_ms).max()).unwrap_or(0);
+        let length =
+            characteristics.total_conversation_ms.or_else(|| segments.iter().map(|s| s.end_ms).max()).unwrap_or(0);
         let from = length - length / 4;
         let findings: Vec<Finding> = segments
             .iter()

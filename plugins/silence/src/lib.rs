@@ -20,25 +20,26 @@ struct Silence;
 
 impl Rule for Silence {
     fn describe() -> Descriptor {
-        Descriptor::new("silence", "0.1.0", "No silence longer than N seconds")
-            .param(ParamSpec::integer("max-seconds", Some(10), "The longest silence allowed, in seconds (a longer one fails)"))
+        Descriptor::new("silence", "0.1.0", "No silence longer than N seconds").param(ParamSpec::integer(
+            "max-seconds",
+            Some(10),
+            "The longest silence allowed, in seconds (a longer one fails)",
+        ))
     }
 
     fn evaluate(session: &Session, params: &Params) -> Result<Verdict, RuleError> {
         let max = params.integer("max-seconds")?;
         if max <= 0 || max > (u32::MAX / 1000) as i64 {
             return Err(RuleError::BadParams(format!(
-                "parameter `max-seconds` must be between 1 and {} seconds, got {max}", u32::MAX / 1000
+                "parameter `max-seconds` must be between 1 and {} seconds, got {max}",
+                u32::MAX / 1000
             )));
         }
         let max_ms = max as u32 * 1000;
 
         let (silences, source): (Vec<Span>, &str) = match session.characteristics() {
             Some(c) => (
-                c.non_talk
-                    .into_iter()
-                    .filter(|s| s.end_ms.saturating_sub(s.begin_ms) > max_ms)
-                    .collect(),
+                c.non_talk.into_iter().filter(|s| s.end_ms.saturating_sub(s.begin_ms) > max_ms).collect(),
                 "non-talk time in the conversation characteristics",
             ),
             None => {
@@ -52,31 +53,30 @@ impl Rule for Silence {
         };
 
         if silences.is_empty() {
-            return Ok(Verdict::pass()
-                .score(1.0)
-                .reason(format!("no silence longer than {max} s ({source})")));
+            return Ok(Verdict::pass().score(1.0).reason(format!("no silence longer than {max} s ({source})")));
         }
-        let mut findings: Vec<Finding> = silences.iter().take(MAX_LISTED).map(|s| {
-            Finding::span(
-                s.begin_ms,
-                s.end_ms,
-                format!(
-                    "silence of {} s from {} to {}",
-                    seconds(s.end_ms - s.begin_ms),
-                    clock(s.begin_ms),
-                    clock(s.end_ms)
-                ),
-            )
-        }).collect();
+        let mut findings: Vec<Finding> = silences
+            .iter()
+            .take(MAX_LISTED)
+            .map(|s| {
+                Finding::span(
+                    s.begin_ms,
+                    s.end_ms,
+                    format!(
+                        "silence of {} s from {} to {}",
+                        seconds(s.end_ms - s.begin_ms),
+                        clock(s.begin_ms),
+                        clock(s.end_ms)
+                    ),
+                )
+            })
+            .collect();
         if silences.len() > MAX_LISTED {
             findings.push(Finding::general(format!("{} more silence(s) not listed", silences.len() - MAX_LISTED)));
         }
-        Ok(Verdict::fail(format!(
-            "{} silence(s) longer than {max} s ({source})",
-            silences.len()
-        ))
-        .score(0.0)
-        .findings(findings))
+        Ok(Verdict::fail(format!("{} silence(s) longer than {max} s ({source})", silences.len()))
+            .score(0.0)
+            .findings(findings))
     }
 }
 

@@ -42,11 +42,7 @@ impl Rule for TalkSpeed {
         }
 
         let reported = session.characteristics().and_then(|c| {
-            c.roles
-                .into_iter()
-                .find(|r| r.role == Role::Agent)
-                .and_then(|r| r.words_per_minute)
-                .filter(|&w| w > 0)
+            c.roles.into_iter().find(|r| r.role == Role::Agent).and_then(|r| r.words_per_minute).filter(|&w| w > 0)
         });
 
         // The rate in hundredths of a word per minute, and where it came from.
@@ -87,10 +83,7 @@ impl Rule for TalkSpeed {
         } else if rate > hi {
             Ok(Verdict::fail(format!("{shown} wpm is faster than the maximum {max} wpm")).score(0.0).finding(finding))
         } else {
-            Ok(Verdict::pass()
-                .score(1.0)
-                .reason(format!("{shown} wpm is within {min}..{max} wpm"))
-                .finding(finding))
+            Ok(Verdict::pass().score(1.0).reason(format!("{shown} wpm is within {min}..{max} wpm")).finding(finding))
         }
     }
 }

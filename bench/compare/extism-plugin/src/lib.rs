@@ -101,18 +101,27 @@ fn respond(result: RuleResult) -> FnResult<Json<Output>> {
 
 fn text_list(params: &HashMap<String, serde_json::Value>, name: &str) -> Result<Vec<String>, Output> {
     match params.get(name) {
-        Some(serde_json::Value::Array(items)) => Ok(items.iter().filter_map(|i| i.as_str().map(str::to_owned)).collect()),
+        Some(serde_json::Value::Array(items)) => {
+            Ok(items.iter().filter_map(|i| i.as_str().map(str::to_owned)).collect())
+        }
         Some(serde_json::Value::String(s)) => Ok(vec![s.clone()]),
         _ => Err(Output::BadParams(format!("parameter `{name}` must be a list of strings"))),
     }
 }
 
 fn text(params: &HashMap<String, serde_json::Value>, name: &str) -> Result<String, Output> {
-    params.get(name).and_then(|v| v.as_str()).map(str::to_owned).ok_or_else(|| Output::BadParams(format!("parameter `{name}` must be a string")))
+    params
+        .get(name)
+        .and_then(|v| v.as_str())
+        .map(str::to_owned)
+        .ok_or_else(|| Output::BadParams(format!("parameter `{name}` must be a string")))
 }
 
 fn integer(params: &HashMap<String, serde_json::Value>, name: &str) -> Result<i64, Output> {
-    params.get(name).and_then(|v| v.as_i64()).ok_or_else(|| Output::BadParams(format!("parameter `{name}` must be an integer")))
+    params
+        .get(name)
+        .and_then(|v| v.as_i64())
+        .ok_or_else(|| Output::BadParams(format!("parameter `{name}` must be an integer")))
 }
 
 // ---------------------------------------------------------------- forbidden-phrases
@@ -133,7 +142,11 @@ fn forbidden(session: &Session, params: &HashMap<String, serde_json::Value>) -> 
         "customer" => Some("customer"),
         "system" => Some("system"),
         "any" | "*" => None,
-        _ => return Err(Output::BadParams(format!("parameter `role` must be agent, customer, system or any, got \"{role_name}\""))),
+        _ => {
+            return Err(Output::BadParams(format!(
+                "parameter `role` must be agent, customer, system or any, got \"{role_name}\""
+            )))
+        }
     };
     for p in &patterns {
         if let Err(e) = pattern(p) {
@@ -145,7 +158,11 @@ fn forbidden(session: &Session, params: &HashMap<String, serde_json::Value>) -> 
     };
     let segments: Vec<&Segment> = all.iter().filter(|s| role.is_none_or(|r| s.role == r)).collect();
     if segments.is_empty() {
-        return Ok(Verdict::new("not-applicable", None, Some(format!("no segment of role `{role_name}` in the transcript"))));
+        return Ok(Verdict::new(
+            "not-applicable",
+            None,
+            Some(format!("no segment of role `{role_name}` in the transcript")),
+        ));
     }
     let mut findings = Vec::new();
     let mut hits = 0usize;
@@ -168,7 +185,10 @@ fn forbidden(session: &Session, params: &HashMap<String, serde_json::Value>) -> 
         }
         for (k, p) in found.iter().enumerate() {
             let one = [(*p).clone()];
-            let shadowed = found.iter().enumerate().any(|(j, q)| j != k && (q.len() > p.len() || j < k) && contains_any(q, &one).is_some());
+            let shadowed = found
+                .iter()
+                .enumerate()
+                .any(|(j, q)| j != k && (q.len() > p.len() || j < k) && contains_any(q, &one).is_some());
             if !shadowed {
                 hit(at(seg, format!("forbidden phrase \"{}\"", clip(p, 200))));
             }
@@ -176,15 +196,33 @@ fn forbidden(session: &Session, params: &HashMap<String, serde_json::Value>) -> 
         for p in &patterns {
             let re = pattern(p).map_err(|e| bad_pattern(p, &e))?;
             for m in find_all(&re, &seg.text).iter().filter(|m| m.1 > m.0) {
-                hit(at(seg, format!("forbidden pattern \"{}\" matched \"{}\" at characters {}..{}", clip(p, 200), clip(&m.2, 200), m.0, m.1)));
+                hit(at(
+                    seg,
+                    format!(
+                        "forbidden pattern \"{}\" matched \"{}\" at characters {}..{}",
+                        clip(p, 200),
+                        clip(&m.2, 200),
+                        m.0,
+                        m.1
+                    ),
+                ));
             }
         }
     }
     if hits == 0 {
-        Ok(Verdict::new("pass", Some(1.0), Some(format!("no forbidden phrase in {} {role_name} segment(s)", segments.len()))))
+        Ok(Verdict::new(
+            "pass",
+            Some(1.0),
+            Some(format!("no forbidden phrase in {} {role_name} segment(s)", segments.len())),
+        ))
     } else {
         if hits > findings.len() {
-            findings.push(Finding { message: format!("{} more hit(s) not listed", hits - findings.len()), segment_id: None, begin_ms: None, end_ms: None });
+            findings.push(Finding {
+                message: format!("{} more hit(s) not listed", hits - findings.len()),
+                segment_id: None,
+                begin_ms: None,
+                end_ms: None,
+            });
         }
         let mut v = Verdict::new("fail", Some(0.0), Some(format!("{hits} forbidden phrase hit(s)")));
         v.findings = findings;
@@ -193,7 +231,11 @@ fn forbidden(session: &Session, params: &HashMap<String, serde_json::Value>) -> 
 }
 
 fn bad_pattern(pattern: &str, error: &str) -> Output {
-    Output::BadParams(format!("parameter `patterns`: invalid pattern \"{}\": {}", clip(pattern, 200), clip(error, 1000)))
+    Output::BadParams(format!(
+        "parameter `patterns`: invalid pattern \"{}\": {}",
+        clip(pattern, 200),
+        clip(error, 1000)
+    ))
 }
 
 fn clip(s: &str, max: usize) -> String {
@@ -211,7 +253,8 @@ pub fn chase_follow_up(Json(input): Json<Input>) -> FnResult<Json<Output>> {
 }
 
 fn chase(session: &Session, params: &HashMap<String, serde_json::Value>) -> RuleResult {
-    let promises: Vec<String> = text_list(params, "promise-phrases")?.into_iter().filter(|p| !p.trim().is_empty()).collect();
+    let promises: Vec<String> =
+        text_list(params, "promise-phrases")?.into_iter().filter(|p| !p.trim().is_empty()).collect();
     let action_kinds = text_list(params, "action-kinds")?;
     let within = integer(params, "within-minutes")?;
     let repeat = integer(params, "repeat-window-minutes")?;
@@ -228,21 +271,37 @@ fn chase(session: &Session, params: &HashMap<String, serde_json::Value>) -> Rule
     if repeat < 0 {
         return Err(Output::BadParams(format!("parameter `repeat-window-minutes` must not be negative, got {repeat}")));
     }
-    let events: Vec<(&str, i64)> = session.events.iter().map(|e| Ok((e.kind.as_str(), instant(&e.at)?))).collect::<Result<_, Output>>()?;
+    let events: Vec<(&str, i64)> =
+        session.events.iter().map(|e| Ok((e.kind.as_str(), instant(&e.at)?))).collect::<Result<_, Output>>()?;
     let chases: Vec<i64> = events.iter().filter(|(k, _)| *k == chase_kind).map(|(_, at)| *at).collect();
     if chases.is_empty() {
-        return Ok(Verdict::new("not-applicable", None, Some(format!("the customer did not chase a ticket (no `{chase_kind}` event)"))));
+        return Ok(Verdict::new(
+            "not-applicable",
+            None,
+            Some(format!("the customer did not chase a ticket (no `{chase_kind}` event)")),
+        ));
     }
     let start = match (&session.contact.connected_to_agent_at, &session.contact.initiated_at) {
         (Some(at), _) | (None, Some(at)) => instant(at)?,
         (None, None) => {
-            return Ok(Verdict::new("not-applicable", None, Some("the contact has no start instant (neither connected-to-agent-at nor initiated-at)".into())))
+            return Ok(Verdict::new(
+                "not-applicable",
+                None,
+                Some("the contact has no start instant (neither connected-to-agent-at nor initiated-at)".into()),
+            ))
         }
     };
     let Some(all) = &session.segments else {
-        return Ok(Verdict::new("not-applicable", None, Some("the session has no transcript to find a promise in".into())));
+        return Ok(Verdict::new(
+            "not-applicable",
+            None,
+            Some("the session has no transcript to find a promise in".into()),
+        ));
     };
-    let promise = all.iter().filter(|s| s.role == "agent").find_map(|s| contains_any(&s.text, &promises).map(|i| (s, &promises[i])));
+    let promise = all
+        .iter()
+        .filter(|s| s.role == "agent")
+        .find_map(|s| contains_any(&s.text, &promises).map(|i| (s, &promises[i])));
     let Some((seg, keyword)) = promise else {
         return Ok(Verdict::new("not-applicable", None, Some("the agent made no promise to act on the chase".into())));
     };
@@ -258,16 +317,21 @@ fn chase(session: &Session, params: &HashMap<String, serde_json::Value>) -> Rule
             return Ok(Verdict::new(
                 "not-applicable",
                 None,
-                Some(format!("the previous chase came {} min before this one (< {repeat} min): the earlier follow-up stands", tenths(gap))),
+                Some(format!(
+                    "the previous chase came {} min before this one (< {repeat} min): the earlier follow-up stands",
+                    tenths(gap)
+                )),
             ));
         }
     }
-    let actions: Vec<(&str, i64)> = events.iter().filter(|(k, _)| action_kinds.iter().any(|a| a == k)).copied().collect();
+    let actions: Vec<(&str, i64)> =
+        events.iter().filter(|(k, _)| action_kinds.iter().any(|a| a == k)).copied().collect();
     let instants: Vec<i64> = actions.iter().map(|(_, at)| *at).collect();
     let promised = format!("promised \"{keyword}\"");
     let v = match nearest(promised_at, &instants, Direction::After) {
         None => {
-            let mut v = Verdict::new("fail", Some(0.0), Some(format!("no {} after the promise", action_kinds.join(" / "))));
+            let mut v =
+                Verdict::new("fail", Some(0.0), Some(format!("no {} after the promise", action_kinds.join(" / "))));
             v.findings.push(at(seg, format!("{promised}, but no action followed")));
             v
         }
@@ -278,11 +342,19 @@ fn chase(session: &Session, params: &HashMap<String, serde_json::Value>) -> Rule
             let delay = duration(acted_at.saturating_sub(promised_at));
             if after > within as f64 {
                 let late = duration(acted_at.saturating_sub(promised_at).saturating_sub(within.saturating_mul(60_000)));
-                let mut v = Verdict::new("fail", Some(0.0), Some(format!("{kind} came {delay} after the promise, {late} later than the {within} min allowed")));
+                let mut v = Verdict::new(
+                    "fail",
+                    Some(0.0),
+                    Some(format!("{kind} came {delay} after the promise, {late} later than the {within} min allowed")),
+                );
                 v.findings.push(at(seg, format!("{promised}; {kind} came {delay} later ({late} late)")));
                 v
             } else {
-                let mut v = Verdict::new("pass", Some(1.0), Some(format!("{kind} came {delay} after the promise (within {within} min)")));
+                let mut v = Verdict::new(
+                    "pass",
+                    Some(1.0),
+                    Some(format!("{kind} came {delay} after the promise (within {within} min)")),
+                );
                 v.findings.push(at(seg, format!("{promised}; {kind} came {delay} later")));
                 v
             }
@@ -292,7 +364,9 @@ fn chase(session: &Session, params: &HashMap<String, serde_json::Value>) -> Rule
 }
 
 fn instant(rfc3339: &str) -> Result<i64, Output> {
-    chrono::DateTime::parse_from_rfc3339(rfc3339).map(|t| t.timestamp_millis()).map_err(|e| Output::Failed(format!("bad instant {rfc3339}: {e}")))
+    chrono::DateTime::parse_from_rfc3339(rfc3339)
+        .map(|t| t.timestamp_millis())
+        .map_err(|e| Output::Failed(format!("bad instant {rfc3339}: {e}")))
 }
 
 fn tenths(minutes: f64) -> String {
@@ -384,7 +458,11 @@ fn lowercase(text: &str) -> std::borrow::Cow<'_, str> {
             lower.next() != Some(c) || lower.next().is_some()
         })
     };
-    if has_upper { std::borrow::Cow::Owned(text.to_lowercase()) } else { std::borrow::Cow::Borrowed(text) }
+    if has_upper {
+        std::borrow::Cow::Owned(text.to_lowercase())
+    } else {
+        std::borrow::Cow::Borrowed(text)
+    }
 }
 
 fn at_word_boundaries(text: &str, begin: usize, end: usize) -> bool {

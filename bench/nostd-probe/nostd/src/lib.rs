@@ -1,6 +1,6 @@
 #![no_std]
 extern crate alloc;
-use alloc::{vec::Vec, string::String};
+use alloc::{string::String, vec::Vec};
 // Measurement only: a bump allocator (fresh instances throw memory away).
 struct Bump;
 static mut NEXT: usize = 0;
@@ -10,7 +10,9 @@ unsafe impl core::alloc::GlobalAlloc for Bump {
         unsafe {
             let mut p = (NEXT + l.align() - 1) & !(l.align() - 1);
             if NEXT == 0 {
-                unsafe extern "C" { static __heap_base: u8; }
+                unsafe extern "C" {
+                    static __heap_base: u8;
+                }
                 NEXT = core::ptr::addr_of!(__heap_base) as usize;
                 END = core::arch::wasm32::memory_size(0) * 65536;
                 p = (NEXT + l.align() - 1) & !(l.align() - 1);
@@ -18,8 +20,11 @@ unsafe impl core::alloc::GlobalAlloc for Bump {
             if p + l.size() > END {
                 let pages = (l.size() + l.align() + 65535) / 65536 + 1;
                 let old = core::arch::wasm32::memory_grow(0, pages);
-                if old == usize::MAX { return core::ptr::null_mut(); }
-                NEXT = old * 65536; END = NEXT + pages * 65536;
+                if old == usize::MAX {
+                    return core::ptr::null_mut();
+                }
+                NEXT = old * 65536;
+                END = NEXT + pages * 65536;
                 p = (NEXT + l.align() - 1) & !(l.align() - 1);
             }
             NEXT = p + l.size();
@@ -31,10 +36,12 @@ unsafe impl core::alloc::GlobalAlloc for Bump {
 #[global_allocator]
 static A: Bump = Bump;
 #[panic_handler]
-fn panic(_: &core::panic::PanicInfo) -> ! { core::arch::wasm32::unreachable() }
+fn panic(_: &core::panic::PanicInfo) -> ! {
+    core::arch::wasm32::unreachable()
+}
 wit_bindgen::generate!({ world: "qa-rule", path: "../../../wit" });
-use exports::callqa::rule::rule::{Descriptor, Guest, Outcome, Verdict, RuleError};
 use callqa::rule::types::{Session, Value};
+use exports::callqa::rule::rule::{Descriptor, Guest, Outcome, RuleError, Verdict};
 struct R;
 impl Guest for R {
     fn describe() -> Descriptor {
@@ -43,7 +50,12 @@ impl Guest for R {
     fn evaluate(session: &Session, _params: Vec<(String, Value)>) -> Result<Verdict, RuleError> {
         let n = session.segment_count();
         let outcome = if n > 0 { Outcome::Pass } else { Outcome::NotApplicable };
-        Ok(Verdict { outcome, score: None, reason: Some(if n > 0 { "spoke".into() } else { "silent".into() }), findings: Vec::new() })
+        Ok(Verdict {
+            outcome,
+            score: None,
+            reason: Some(if n > 0 { "spoke".into() } else { "silent".into() }),
+            findings: Vec::new(),
+        })
     }
 }
 export!(R);
@@ -51,9 +63,13 @@ export!(R);
 pub unsafe extern "C" fn cabi_realloc(old: *mut u8, old_size: usize, align: usize, new_size: usize) -> *mut u8 {
     use core::alloc::GlobalAlloc;
     unsafe {
-        if new_size == 0 { return align as *mut u8; }
+        if new_size == 0 {
+            return align as *mut u8;
+        }
         let p = A.alloc(core::alloc::Layout::from_size_align_unchecked(new_size, align));
-        if !old.is_null() && old_size > 0 { core::ptr::copy_nonoverlapping(old, p, old_size.min(new_size)); }
+        if !old.is_null() && old_size > 0 {
+            core::ptr::copy_nonoverlapping(old, p, old_size.min(new_size));
+        }
         p
     }
 }

@@ -141,10 +141,14 @@ impl<'k> KeywordMatcher<'k> {
 /// Lower case, without allocating for text that has no upper case (most
 /// keyword lists, and all CJK text).
 fn lowercase(text: &str) -> Cow<'_, str> {
-    let has_upper = if text.is_ascii() { text.bytes().any(|b| b.is_ascii_uppercase()) } else { text.chars().any(|c| {
-        let mut lower = c.to_lowercase();
-        lower.next() != Some(c) || lower.next().is_some()
-    }) };
+    let has_upper = if text.is_ascii() {
+        text.bytes().any(|b| b.is_ascii_uppercase())
+    } else {
+        text.chars().any(|c| {
+            let mut lower = c.to_lowercase();
+            lower.next() != Some(c) || lower.next().is_some()
+        })
+    };
     if has_upper {
         Cow::Owned(text.to_lowercase())
     } else {

@@ -61,7 +61,12 @@ impl wit::HostSession for StoreState {
         Ok(self.session_of(&s)?.segments().iter().filter(|x| x.role == role).map(segment).collect())
     }
 
-    fn segments_between(&mut self, s: Resource<SessionHandle>, begin_ms: u32, end_ms: u32) -> wasmtime::Result<Vec<wit::Segment>> {
+    fn segments_between(
+        &mut self,
+        s: Resource<SessionHandle>,
+        begin_ms: u32,
+        end_ms: u32,
+    ) -> wasmtime::Result<Vec<wit::Segment>> {
         let session = self.session_of(&s)?;
         Ok(session.segments().iter().filter(|x| x.begin_ms >= begin_ms && x.begin_ms < end_ms).map(segment).collect())
     }
@@ -105,7 +110,12 @@ impl wit::HostSession for StoreState {
 /// `session.find-segments`: the segments of `role` (any when `None`) that
 /// contain one of `keywords` (`helpers.contains-any` semantics), in order,
 /// at most `limit`.
-pub fn find_segments(session: &Session, role: Option<session::Role>, keywords: &[String], limit: Option<u32>) -> Vec<wit::SegmentHit> {
+pub fn find_segments(
+    session: &Session,
+    role: Option<session::Role>,
+    keywords: &[String],
+    limit: Option<u32>,
+) -> Vec<wit::SegmentHit> {
     let matcher = KeywordMatcher::new(keywords);
     session
         .segments()
@@ -302,7 +312,9 @@ mod tests {
                 .segments()
                 .iter()
                 .filter(|x| role.is_none_or(|r| x.role == r))
-                .filter_map(|x| crate::rules::host::helpers::contains_any(&x.text, &keys).map(|i| (x.id.as_str(), i as u32)))
+                .filter_map(|x| {
+                    crate::rules::host::helpers::contains_any(&x.text, &keys).map(|i| (x.id.as_str(), i as u32))
+                })
                 .collect();
             assert_eq!(found(&find_segments(&s, role, &keys, None)), expected);
         }

@@ -27,7 +27,8 @@ pub(crate) fn read(mut root: Fields) -> anyhow::Result<Analysis> {
     if let Some(mut cc) = root.take_object("ConversationCharacteristics") {
         characteristics.total_conversation_ms = cc.take_if("TotalConversationDurationMillis", as_u64).map(millis);
         if let Some(mut sentiment) = cc.take_object("Sentiment") {
-            let groups = sentiment.take_if("DetailsByTranscriptItemGroup", |v| v.as_array().cloned()).unwrap_or_default();
+            let groups =
+                sentiment.take_if("DetailsByTranscriptItemGroup", |v| v.as_array().cloned()).unwrap_or_default();
             for group in &groups {
                 let label = group.get("Sentiment").and_then(Value::as_str).and_then(sentiment_of);
                 let score = group.get("ProgressiveScore").and_then(Value::as_f64).map(|s| s as f32);
@@ -73,7 +74,11 @@ pub(crate) fn read(mut root: Fields) -> anyhow::Result<Analysis> {
     characteristics.categories = take_categories(&mut root);
 
     let Some(items) = root.take_if("Transcript", |v| v.as_array().cloned()) else {
-        anyhow::bail!(if root.peek("Transcript").is_some() { "Transcript is not an array" } else { "no Transcript: not a Contact Lens analysis file" });
+        anyhow::bail!(if root.peek("Transcript").is_some() {
+            "Transcript is not an array"
+        } else {
+            "no Transcript: not a Contact Lens analysis file"
+        });
     };
     let mut messages = Vec::new();
     let mut transcript_events = Vec::new();

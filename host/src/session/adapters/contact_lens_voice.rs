@@ -95,13 +95,18 @@ pub(crate) fn read(mut root: Fields) -> anyhow::Result<Analysis> {
         }
         characteristics.interruptions.sort_by_key(|i| (i.begin_ms, i.end_ms));
         if let Some(mut non_talk) = cc.take_object("NonTalkTime") {
-            if let Some(spans) = non_talk.take_if("Instances", |v| v.as_array()?.iter().map(offsets).collect::<Option<Vec<_>>>()) {
-                characteristics.non_talk = spans.into_iter().map(|(begin_ms, end_ms)| Span { begin_ms, end_ms }).collect();
+            if let Some(spans) =
+                non_talk.take_if("Instances", |v| v.as_array()?.iter().map(offsets).collect::<Option<Vec<_>>>())
+            {
+                characteristics.non_talk =
+                    spans.into_iter().map(|(begin_ms, end_ms)| Span { begin_ms, end_ms }).collect();
                 non_talk.take("TotalTimeMillis");
             }
             cc.put_back("NonTalkTime", non_talk);
         }
-        read_details(&mut cc, "TalkSpeed", "AverageWordsPerMinute", |role, n| roles.get(role).words_per_minute = Some(millis(n)));
+        read_details(&mut cc, "TalkSpeed", "AverageWordsPerMinute", |role, n| {
+            roles.get(role).words_per_minute = Some(millis(n))
+        });
         if let Some(mut talk) = cc.take_object("TalkTime") {
             characteristics.talk_time_ms = talk.take_if("TotalTimeMillis", as_u64).map(millis);
             cc.put_back("TalkTime", talk);
@@ -148,7 +153,9 @@ fn read_details(cc: &mut Fields, section: &str, key: &str, mut set: impl FnMut(R
 pub(crate) fn take_categories(root: &mut Fields) -> Vec<String> {
     let Some(mut categories) = root.take_object("Categories") else { return Vec::new() };
     let matched = categories
-        .take_if("MatchedCategories", |v| v.as_array()?.iter().map(|c| c.as_str().map(str::to_owned)).collect::<Option<Vec<_>>>())
+        .take_if("MatchedCategories", |v| {
+            v.as_array()?.iter().map(|c| c.as_str().map(str::to_owned)).collect::<Option<Vec<_>>>()
+        })
         .unwrap_or_default();
     root.put_back("Categories", categories);
     matched
@@ -160,7 +167,9 @@ pub(crate) fn participant_roles(participants: Option<&Value>) -> std::collection
         .and_then(Value::as_array)
         .into_iter()
         .flatten()
-        .filter_map(|p| Some((p.get("ParticipantId")?.as_str()?.to_owned(), p.get("ParticipantRole")?.as_str()?.to_owned())))
+        .filter_map(|p| {
+            Some((p.get("ParticipantId")?.as_str()?.to_owned(), p.get("ParticipantRole")?.as_str()?.to_owned()))
+        })
         .collect()
 }
 

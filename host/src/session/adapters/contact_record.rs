@@ -55,7 +55,9 @@ impl ContactRecord {
             Some("CHAT") => Channel::Chat,
             Some("TASK") => Channel::Task,
             Some("EMAIL") => Channel::Email,
-            Some(other) => anyhow::bail!("contact {contact_id}: unknown Channel {other:?} (expected VOICE, CHAT, TASK or EMAIL)"),
+            Some(other) => {
+                anyhow::bail!("contact {contact_id}: unknown Channel {other:?} (expected VOICE, CHAT, TASK or EMAIL)")
+            }
             None => anyhow::bail!("contact {contact_id}: no Channel"),
         };
         f.take("Channel");
@@ -224,7 +226,8 @@ pub fn read_contact_records(
     dir: &Path,
     days: Option<RangeInclusive<NaiveDate>>,
 ) -> anyhow::Result<Vec<(SessionSource, anyhow::Result<ContactRecord>)>> {
-    let meta = std::fs::metadata(dir).with_context(|| format!("cannot read the contact records at {}", dir.display()))?;
+    let meta =
+        std::fs::metadata(dir).with_context(|| format!("cannot read the contact records at {}", dir.display()))?;
     let files = if meta.is_file() {
         vec![dir.to_path_buf()]
     } else {
@@ -315,7 +318,9 @@ pub(crate) fn read_json_records<T>(
             }
         }
         Ok(value) => out.push((whole, parse(value))),
-        Err(e) => out.push((whole, Err(anyhow::anyhow!("malformed JSON at line {}, column {}: {e}", e.line(), e.column())))),
+        Err(e) => {
+            out.push((whole, Err(anyhow::anyhow!("malformed JSON at line {}, column {}: {e}", e.line(), e.column()))))
+        }
     }
 }
 

@@ -43,11 +43,15 @@ impl BusinessEvent {
                 f.take("contact_id");
                 EventTarget::Contact(contact)
             }
-            _ => anyhow::bail!("an event needs `contact_id` or `session_id` (a non-empty string) to be joined to its session"),
+            _ => anyhow::bail!(
+                "an event needs `contact_id` or `session_id` (a non-empty string) to be joined to its session"
+            ),
         };
         let kind = f.take_str("kind").context("an event needs a `kind` (a non-empty string)")?;
         let at = match f.take("at") {
-            Some(Value::String(text)) => parse_time(&text).with_context(|| format!("`at` {text:?} is not an RFC 3339 instant"))?,
+            Some(Value::String(text)) => {
+                parse_time(&text).with_context(|| format!("`at` {text:?} is not an RFC 3339 instant"))?
+            }
             Some(Value::Number(n)) => {
                 let ms = n.as_i64().with_context(|| format!("`at` {n} is not a whole number of milliseconds"))?;
                 DateTime::<Utc>::from_timestamp_millis(ms).with_context(|| format!("`at` {ms} is out of range"))?
@@ -82,11 +86,16 @@ mod tests {
 
     #[test]
     fn events_join_by_session_or_contact_and_keep_extra_fields() {
-        let e = BusinessEvent::from_value(json!({"contact_id": "c1", "kind": "order", "at": 1_000, "attrs": {"amount": 5}, "source": "erp"})).unwrap();
+        let e = BusinessEvent::from_value(
+            json!({"contact_id": "c1", "kind": "order", "at": 1_000, "attrs": {"amount": 5}, "source": "erp"}),
+        )
+        .unwrap();
         assert_eq!(e.target, EventTarget::Contact("c1".into()));
         assert_eq!(e.event.at.timestamp_millis(), 1_000);
         assert_eq!(Value::Object(e.event.attributes), json!({"amount": 5, "source": "erp"}));
-        let e = BusinessEvent::from_value(json!({"session_id": "s1", "kind": "remark", "at": "2026-11-20T02:00:00+08:00"})).unwrap();
+        let e =
+            BusinessEvent::from_value(json!({"session_id": "s1", "kind": "remark", "at": "2026-11-20T02:00:00+08:00"}))
+                .unwrap();
         assert_eq!(e.target, EventTarget::Session("s1".into()));
         assert!(BusinessEvent::from_value(json!({"kind": "remark", "at": 1})).is_err());
         assert!(BusinessEvent::from_value(json!({"contact_id": "c", "kind": "remark", "at": "yesterday"})).is_err());

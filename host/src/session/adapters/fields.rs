@@ -126,7 +126,8 @@ mod tests {
 
     #[test]
     fn unread_and_misshapen_fields_stay_in_the_remainder() {
-        let mut f = Fields::from_value(json!({"A": "x", "B": 3, "C": "not a time", "D": {"E": 1, "F": 2}, "G": ""})).unwrap();
+        let mut f =
+            Fields::from_value(json!({"A": "x", "B": 3, "C": "not a time", "D": {"E": 1, "F": 2}, "G": ""})).unwrap();
         assert_eq!(f.take_str("A").as_deref(), Some("x"));
         assert_eq!(f.take_str("B"), None, "a number is not a string: left in place");
         assert_eq!(f.take_time("C"), None);

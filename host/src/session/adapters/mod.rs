@@ -58,7 +58,8 @@ impl Analysis {
         if let Some(status) = root.peek_str("JobStatus").filter(|s| *s != "COMPLETED") {
             anyhow::bail!("the analysis job did not complete (JobStatus {status})");
         }
-        let is_chat = root.peek_str("Channel") == Some("CHAT") || root.peek_str("Version").is_some_and(|v| v.starts_with("CHAT"));
+        let is_chat =
+            root.peek_str("Channel") == Some("CHAT") || root.peek_str("Version").is_some_and(|v| v.starts_with("CHAT"));
         if is_chat {
             contact_lens_chat::read(root)
         } else {
@@ -101,7 +102,9 @@ pub fn find_analysis_files(dir: &Path) -> anyhow::Result<AnalysisFiles> {
     let mut unnamed = Vec::new();
     for entry in walkdir::WalkDir::new(dir).sort_by_file_name() {
         let entry = entry.with_context(|| format!("cannot walk the analysis directory {}", dir.display()))?;
-        if !entry.file_type().is_file() || contact_record::json_kind(entry.path()) != Some(contact_record::JsonKind::Document) {
+        if !entry.file_type().is_file()
+            || contact_record::json_kind(entry.path()) != Some(contact_record::JsonKind::Document)
+        {
             continue;
         }
         let name = entry.file_name().to_string_lossy().into_owned();
@@ -174,7 +177,10 @@ pub(crate) fn read_sentiment_by_period(sentiment: &mut Fields, roles: &mut RoleT
         if let Some(mut quarters) = periods.take_object("QUARTER") {
             for key in quarters.keys() {
                 let scores = quarters.take_if(&key, |v| {
-                    v.as_array()?.iter().map(|q| q.get("Score").and_then(Value::as_f64).map(|s| s as f32)).collect::<Option<Vec<f32>>>()
+                    v.as_array()?
+                        .iter()
+                        .map(|q| q.get("Score").and_then(Value::as_f64).map(|s| s as f32))
+                        .collect::<Option<Vec<f32>>>()
                 });
                 if let Some(scores) = scores {
                     roles.get(role_of(&key)).sentiment_by_quarter = scores;

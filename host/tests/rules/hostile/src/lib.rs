@@ -8,8 +8,11 @@ struct Hostile;
 
 impl Rule for Hostile {
     fn describe() -> Descriptor {
-        Descriptor::new("hostile", "0.1.0", "Misbehaves on request (test only)")
-            .param(ParamSpec::text("mode", Some("pass"), "How to misbehave"))
+        Descriptor::new("hostile", "0.1.0", "Misbehaves on request (test only)").param(ParamSpec::text(
+            "mode",
+            Some("pass"),
+            "How to misbehave",
+        ))
     }
 
     fn evaluate(session: &Session, params: &Params) -> Result<Verdict, RuleError> {
@@ -72,7 +75,9 @@ impl Rule for Hostile {
                 #[allow(unreachable_code)]
                 Ok(Verdict::pass())
             }
-            "many-findings" => Ok(Verdict::fail("too many").findings((0..10_000).map(|i| Finding::general(format!("finding {i}"))))),
+            "many-findings" => {
+                Ok(Verdict::fail("too many").findings((0..10_000).map(|i| Finding::general(format!("finding {i}")))))
+            }
             "huge-message" => Ok(Verdict::fail("x".repeat(1 << 20))),
             "bad-score" => Ok(Verdict { score: Some(7.5), ..Verdict::pass() }),
             // The sandbox must deny these; the rule reports what it saw as
@@ -102,12 +107,20 @@ impl Rule for Hostile {
 }
 
 fn recurse(n: u64) -> u64 {
-    if black_box(n) == 0 { 0 } else { recurse(n + 1).wrapping_add(n) }
+    if black_box(n) == 0 {
+        0
+    } else {
+        recurse(n + 1).wrapping_add(n)
+    }
 }
 
 fn shadow_recurse(n: u64) -> u64 {
     let frame = black_box([n; 64]);
-    if black_box(n) == 0 { frame[0] } else { shadow_recurse(n + 1) + frame[1] }
+    if black_box(n) == 0 {
+        frame[0]
+    } else {
+        shadow_recurse(n + 1) + frame[1]
+    }
 }
 
 export_rule!(Hostile);
