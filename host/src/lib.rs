@@ -1,15 +1,21 @@
 //! `callqa`: contact-record deduplication and sandboxed WebAssembly QA rules
 //! for customer-service centres.
 //!
-//! The modules follow the data flow (see `DESIGN.md`):
+//! The modules follow the data flow (docs/architecture.md):
 //! `sources` → `ctr` (decode, fingerprint) → `dedup` (claim) → `sinks`,
-//! with `stats` over what the sinks hold; and `session` → `rules`
-//! (one sandboxed component per rule) → `qa` (sheets).
+//! driven by `ingest`, with `stats` over what the sinks hold; and
+//! `session` → `rules` (one sandboxed component per rule) → `qa` (sheets).
+//! `serve` runs both as one service; `cli` is the command line, and nothing
+//! else imports it.
 
+pub mod atomic_write;
 pub mod cli;
 pub mod ctr;
+pub mod data_dir;
 pub mod dedup;
-pub mod pipeline;
+pub mod duration;
+pub mod failpoint;
+pub mod ingest;
 pub mod qa;
 pub mod rules;
 pub mod serve;

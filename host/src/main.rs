@@ -28,7 +28,7 @@ enum Command {
     /// Check rule modules and rulesets before publishing (for CI).
     Validate(cli::validate::ValidateArgs),
     /// The long-running service: Firehose endpoints, real-time QA, hot-loaded rules, metrics.
-    Serve(cli::serve::ServeArgs),
+    Serve(Box<cli::serve::ServeArgs>),
 }
 
 fn main() -> std::process::ExitCode {
@@ -41,7 +41,7 @@ fn main() -> std::process::ExitCode {
         Command::Store(args) => cli::store::run(args),
         Command::Rule(args) => cli::rule::run(args),
         Command::Validate(args) => cli::validate::run(args),
-        Command::Serve(args) => cli::serve::run(args),
+        Command::Serve(args) => cli::serve::run(*args),
     };
     match result {
         Ok(code) => code,

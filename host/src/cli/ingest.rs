@@ -9,10 +9,10 @@ use std::time::Duration;
 use anyhow::Context;
 
 use crate::ctr::FingerprintMode;
-use crate::dedup::{
-    host_identity, Clock, DedupStore, EmbeddedStore, ManualClock, StoreSettings, StoreUrl, SystemClock,
-};
-use crate::pipeline::{IngestOptions, IngestPipeline, IngestSummary};
+use crate::data_dir::default_data_dir;
+use crate::dedup::{Clock, ManualClock, StoreSettings, StoreUrl, SystemClock};
+use crate::duration::parse_duration;
+use crate::ingest::{Counts, IngestOptions, IngestPipeline, IngestSummary};
 use crate::sinks::{DeadLetterSink, DirectorySink, Sink, StdoutSink};
 use crate::sources::expand_inputs;
 
@@ -148,13 +148,8 @@ pub fn run(args: IngestArgs) -> anyhow::Result<ExitCode> {
     };
     let settings = StoreSettings { ttl: args.ttl, lease: args.lease, clock };
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    let store = match args.store.as_deref().map(StoreUrl::parse).transpose()? {
-        Some(url) if url.is_shared() => {
-            let owner = host_identity(&sink_identity(args.out.as_deref()));
-            runtime.block_on(url.open_shared(owner, settings, args.store_concurrency))?
-        }
-        _ => open_store(args.store.as_deref(), args.data_dir.as_deref(), settings)?,
-    };
+    let url = StoreUrl::resolve(args.store.as_deref(), &default_data_dir(args.data_dir.as_deref())?)?;
+    let store = runtime.block_on(url.open(settings, args.out.as_deref().unwrap_or("-"), args.store_concurrency))?;
 
     let mut sinks: Vec<Box<dyn Sink>> = Vec::new();
     match args.out.as_deref() {
@@ -178,43 +173,11 @@ pub fn run(args: IngestArgs) -> anyhow::Result<ExitCode> {
     if let Some(path) = &args.summary_json {
         let mut bytes = serde_json::to_vec_pretty(&summary)?;
         bytes.push(b'\n');
-        crate::sinks::write_atomically(path, &bytes)
+        crate::atomic_write::write_atomically(path, &bytes)
             .with_context(|| format!("cannot write the summary {}", path.display()))?;
     }
     print_summary(&summary, args.verbose)?;
     Ok(ExitCode::SUCCESS)
-}
-
-/// Opens the store named by `--store`, or the embedded default.
-pub fn open_store(
-    spec: Option<&str>,
-    data_dir: Option<&Path>,
-    settings: StoreSettings,
-) -> anyhow::Result<Box<dyn DedupStore>> {
-    let path = match spec {
-        None => default_data_dir(data_dir)?.join("dedup.redb"),
-        Some(spec) => match spec.split_once(':') {
-            Some(("file", path)) => PathBuf::from(path),
-            Some((scheme @ ("dynamodb" | "redis" | "rediss"), _)) => {
-                anyhow::bail!("--store {scheme}: is not available in this build; use file:PATH (the embedded store)")
-            }
-            _ => PathBuf::from(spec),
-        },
-    };
-    let store = EmbeddedStore::open(&path, settings)?;
-    Ok(Box::new(store))
-}
-
-/// The sink part of a shared store's host identity: the output directory as
-/// an absolute path, so a restart from another working directory is the same host.
-fn sink_identity(out: Option<&str>) -> String {
-    match out {
-        None | Some("-") => "-".to_string(),
-        Some(dir) => std::fs::create_dir_all(dir)
-            .and_then(|_| std::fs::canonicalize(dir))
-            .map(|p| p.display().to_string())
-            .unwrap_or_else(|_| dir.to_string()),
-    }
 }
 
 fn parse_concurrency(text: &str) -> Result<usize, String> {
@@ -224,39 +187,9 @@ fn parse_concurrency(text: &str) -> Result<usize, String> {
     }
 }
 
-fn default_data_dir(explicit: Option<&Path>) -> anyhow::Result<PathBuf> {
-    if let Some(dir) = explicit {
-        return Ok(dir.to_path_buf());
-    }
-    if let Some(xdg) = std::env::var_os("XDG_DATA_HOME").filter(|v| !v.is_empty()) {
-        return Ok(PathBuf::from(xdg).join("callqa"));
-    }
-    let home = std::env::var_os("HOME")
-        .filter(|v| !v.is_empty())
-        .context("no data directory: set --data-dir, CALLQA_DATA_DIR or HOME, or pass --store file:PATH")?;
-    Ok(PathBuf::from(home).join(".local/share/callqa"))
-}
-
-/// Parses `500ms`, `30s`, `15m`, `24h`, `7d` (a bare number is seconds).
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    let split = text.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let value: f64 = number.parse().map_err(|_| format!("`{text}` is not a duration like 30s, 15m, 24h or 7d"))?;
-    let seconds = match unit.trim() {
-        "ms" => value / 1000.0,
-        "" | "s" => value,
-        "m" => value * 60.0,
-        "h" => value * 3600.0,
-        "d" => value * 86400.0,
-        other => return Err(format!("unknown unit `{other}` in `{text}`: use ms, s, m, h or d")),
-    };
-    Ok(Duration::from_secs_f64(seconds))
-}
-
 fn print_summary(summary: &IngestSummary, verbose: bool) -> anyhow::Result<()> {
     let mut err = std::io::stderr().lock();
-    let line = |c: &crate::pipeline::Counts| {
+    let line = |c: &Counts| {
         format!(
             "{} read, {} unique ({} updates), {} duplicates, {} dead-lettered",
             c.read, c.unique, c.updates, c.duplicates, c.dead_lettered
@@ -288,19 +221,4 @@ fn print_summary(summary: &IngestSummary, verbose: bool) -> anyhow::Result<()> {
         }
     )?;
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("24h").unwrap(), Duration::from_secs(86400));
-        assert_eq!(parse_duration("0s").unwrap(), Duration::ZERO);
-        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
-        assert_eq!(parse_duration("90").unwrap(), Duration::from_secs(90));
-        assert!(parse_duration("soon").is_err());
-        assert!(parse_duration("3y").is_err());
-    }
 }

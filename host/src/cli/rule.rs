@@ -104,7 +104,7 @@ fn new(args: NewArgs) -> anyhow::Result<ExitCode> {
         eprintln!("setup:  {setup}");
     }
     eprintln!("build:  {}", scaffold::build_command(args.lang, &args.name));
-    eprintln!("test:   callqa rule test {} {}", scaffold::module_path(args.lang, &args.name), "golden/");
+    eprintln!("test:   callqa rule test {} golden/", scaffold::module_path(args.lang, &args.name));
     Ok(ExitCode::SUCCESS)
 }
 

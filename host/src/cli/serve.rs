@@ -1,10 +1,17 @@
 //! `callqa serve`: the long-running service (see `serve/` and the README).
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use serde::Deserialize;
 
 use crate::ctr::FingerprintMode;
-use crate::serve::{LogFormat, ServeConfig};
+use crate::data_dir::default_data_dir;
+use crate::duration::parse_duration;
+use crate::serve::{find_ruleset, LogFormat, ServeConfig, SheetTarget};
 
 const AFTER_HELP: &str = "\
 Every setting can come from, in order of precedence: the flag, its
@@ -24,7 +31,7 @@ Endpoints:
   GET  /healthz
 
 Example:
-  callqa serve --rules rules/ --out lake/ctr --listen 0.0.0.0:8080 \\
+  callqa serve --rules rules/ --out lake/ctr --listen 127.0.0.1:8080 \\
       --firehose-access-key \"$KEY\" --analysis lens/ --sheets lake/sheets.ndjson";
 
 /// Run the long-lived service: receive contact records from Kinesis Data
@@ -166,9 +173,136 @@ pub struct ServeArgs {
 }
 
 pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
-    let config = ServeConfig::resolve(&args)?;
+    let config = resolve(&args)?;
     crate::serve::init_logging(config.log_format);
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("callqa-serve").build()?;
     runtime.block_on(crate::serve::run(config))?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The config file: the flags' long names as keys, all optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct ConfigFile {
+    listen: Option<String>,
+    ready_file: Option<PathBuf>,
+    rules: Option<PathBuf>,
+    rules_poll: Option<String>,
+    out: Option<PathBuf>,
+    gzip: Option<bool>,
+    store: Option<String>,
+    store_concurrency: Option<usize>,
+    data_dir: Option<PathBuf>,
+    fingerprint: Option<String>,
+    ttl: Option<String>,
+    lease: Option<String>,
+    dead_letter: Option<PathBuf>,
+    sheets: Option<String>,
+    firehose_access_key: Option<String>,
+    max_body_bytes: Option<u64>,
+    max_record_bytes: Option<u64>,
+    max_evaluations: Option<usize>,
+    analysis: Option<PathBuf>,
+    analysis_wait: Option<String>,
+    events: Option<PathBuf>,
+    settle: Option<String>,
+    incomplete_after: Option<String>,
+    session_retention: Option<String>,
+    log_format: Option<LogFormat>,
+    cache_dir: Option<PathBuf>,
+    no_cache: Option<bool>,
+}
+
+fn duration(name: &str, flag: &Option<String>, file: &Option<String>, default: &str) -> anyhow::Result<Duration> {
+    let text = flag.as_deref().or(file.as_deref()).unwrap_or(default);
+    parse_duration(text).map_err(|e| anyhow::anyhow!("--{name}: {e}"))
+}
+
+/// Flags and environment variables (clap) over the TOML config file over
+/// defaults.
+fn resolve(args: &ServeArgs) -> anyhow::Result<ServeConfig> {
+    let file = match &args.config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read the config file {}", path.display()))?;
+            toml::from_str::<ConfigFile>(&text)
+                .with_context(|| format!("{} is not a valid callqa serve config", path.display()))?
+        }
+        None => ConfigFile::default(),
+    };
+    let listen_text = args.listen.clone().or(file.listen).unwrap_or_else(|| "127.0.0.1:8080".into());
+    let listen: SocketAddr = listen_text
+        .parse()
+        .with_context(|| format!("--listen {listen_text} is not an address like 127.0.0.1:8080 or [::]:8080"))?;
+    let rules = args
+        .rules
+        .clone()
+        .or(file.rules)
+        .context("no rules: pass --rules DIR (or `rules = \"DIR\"` in --config)")?;
+    let ruleset = find_ruleset(&rules)?;
+    let out = args.out.clone().or(file.out).context("no sink for contact records: pass --out DIR")?;
+    let data_dir = match args.data_dir.clone().or(file.data_dir) {
+        Some(dir) => dir,
+        None => default_data_dir(None)?,
+    };
+    let fingerprint = match (&args.fingerprint, &file.fingerprint) {
+        (Some(mode), _) => *mode,
+        (None, Some(text)) => <FingerprintMode as clap::ValueEnum>::from_str(text, true)
+            .map_err(|_| anyhow::anyhow!("fingerprint = {text:?}: use raw, canonical or key"))?,
+        (None, None) => FingerprintMode::Canonical,
+    };
+    let sheets = match args.sheets.clone().or(file.sheets) {
+        Some(s) if s == "-" => SheetTarget::Stdout,
+        Some(s) => SheetTarget::File(PathBuf::from(s)),
+        None => SheetTarget::File(data_dir.join("sheets.ndjson")),
+    };
+    let no_cache = args.cache.no_cache || file.no_cache.unwrap_or(false);
+    let cache_dir = if no_cache {
+        None
+    } else {
+        args.cache.cache_dir.clone().or(file.cache_dir).or_else(crate::rules::RuleEngine::default_cache_dir)
+    };
+    let max_body_bytes = args.max_body_bytes.or(file.max_body_bytes).unwrap_or(64 << 20);
+    if max_body_bytes == 0 {
+        bail!("--max-body-bytes must be at least 1");
+    }
+    let max_evaluations = args.max_evaluations.or(file.max_evaluations).unwrap_or(64);
+    // The engine's instance pool holds 256 live instances; stay under it.
+    if !(1..=200).contains(&max_evaluations) {
+        bail!("--max-evaluations must be between 1 and 200");
+    }
+    let key = args.firehose_access_key.clone().or(file.firehose_access_key).filter(|k| !k.is_empty());
+    Ok(ServeConfig {
+        listen,
+        ready_file: args.ready_file.clone().or(file.ready_file),
+        ruleset,
+        rules_poll: duration("rules-poll", &args.rules_poll, &file.rules_poll, "1s")?
+            .max(Duration::from_millis(50)),
+        out,
+        gzip: args.gzip || file.gzip.unwrap_or(false),
+        store: args.store.clone().or(file.store),
+        store_concurrency: args
+            .store_concurrency
+            .or(file.store_concurrency)
+            .unwrap_or(crate::dedup::DEFAULT_CONCURRENCY)
+            .clamp(1, 4096),
+        data_dir,
+        fingerprint,
+        ttl: duration("ttl", &args.ttl, &file.ttl, "24h")?,
+        lease: duration("lease", &args.lease, &file.lease, "30s")?,
+        dead_letter: args.dead_letter.clone().or(file.dead_letter),
+        sheets,
+        firehose_access_key: key,
+        max_body_bytes,
+        max_record_bytes: args.max_record_bytes.or(file.max_record_bytes).unwrap_or(1 << 20),
+        max_evaluations,
+        analysis: args.analysis.clone().or(file.analysis),
+        analysis_wait: duration("analysis-wait", &args.analysis_wait, &file.analysis_wait, "10m")?,
+        events: args.events.clone().or(file.events),
+        settle: duration("settle", &args.settle, &file.settle, "1s")?,
+        incomplete_after: duration("incomplete-after", &args.incomplete_after, &file.incomplete_after, "1h")?,
+        session_retention: duration("session-retention", &args.session_retention, &file.session_retention, "1h")?,
+        log_format: args.log_format.or(file.log_format).unwrap_or(LogFormat::Human),
+        cache_dir,
+    })
 }

@@ -18,7 +18,7 @@ use crate::rules::{golden, Limits, RuleEngine, RuleModule, Ruleset};
 ///   0 all valid
 ///   2 invalid input: a file that cannot be read, bad arguments
 ///   3 not a component (not WebAssembly, a core module, truncated or corrupt)
-///   4 does not implement the callqa:rule world at a compatible version
+///   4 does not implement the qa-rule world (callqa:rule@0.1.0) at a compatible version
 ///   5 imports interfaces outside the allowlist
 ///   6 `describe` fails or returns an invalid schema
 ///   7 a ruleset is invalid (parameters, ids, limits, filters)

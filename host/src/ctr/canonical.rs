@@ -463,20 +463,16 @@ mod tests {
         assert!(already_canonical(&nested(128)).is_none());
     }
 
-    /// A Connect record of realistic size (the seed records), damaged.
+    /// A Connect record of realistic size (the sample records), damaged.
     #[test]
     fn accepts_nothing_but_canonical_json_when_a_connect_record_is_damaged() {
-        let seed = std::fs::read_to_string(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../shared/seed-data/connect-ctrs-with-duplicates.json"
-        ))
-        .expect("shared/seed-data beside the repository");
-        let records: Vec<Value> = serde_json::from_str(&seed).unwrap();
+        let seed = include_str!("../../../samples/ctr/connect-ctrs-with-duplicates.json");
+        let records: Vec<Value> = serde_json::from_str(seed).unwrap();
         let mut next = xorshift(0x5851_f42d_4c95_7f2du64);
         let (mut damaged, mut accepted) = (0, 0);
         for record in &records {
             let canonical = serde_json_canonicalizer::to_vec(record).unwrap();
-            assert!(canonical.len() > 1000, "the seed records are full-size CTRs");
+            assert!(canonical.len() > 1000, "the sample records are full-size CTRs");
             assert!(already_canonical(std::str::from_utf8(&canonical).unwrap()).is_some());
             let (d, a) = damage(&mut next, &canonical, 4000);
             (damaged, accepted) = (damaged + d, accepted + a);

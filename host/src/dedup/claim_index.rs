@@ -31,6 +31,10 @@ pub(super) struct ClaimEntry {
 impl ClaimEntry {
     pub const LEN: usize = 33;
 
+    pub fn standing(&self) -> super::protocol::StandingClaim {
+        super::protocol::StandingClaim { token: self.token, day: self.day, update: self.update, expires: self.expires }
+    }
+
     pub fn encode_into(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(&self.token.to_le_bytes());
         out.extend_from_slice(&self.expires.to_le_bytes());

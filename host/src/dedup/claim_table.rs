@@ -2,6 +2,7 @@
 //! atomic operations. [`SharedStore`](super::SharedStore) builds the claim
 //! protocol on top of them, so DynamoDB and Redis follow the same rules.
 
+use super::protocol::BatchStatus;
 use super::{Millis, StoreError};
 
 /// A fingerprint's claim as stored: which batch owns it and where its record goes.
@@ -16,34 +17,6 @@ pub struct ClaimItem {
     pub input: u32,
     pub position: u64,
     pub expires: Millis,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BatchStatus {
-    InProgress,
-    Completed,
-    /// Resolved without its owner: records in `durable_days` reached the
-    /// sink, the others count as absent.
-    Settled,
-}
-
-impl BatchStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            BatchStatus::InProgress => "in-progress",
-            BatchStatus::Completed => "completed",
-            BatchStatus::Settled => "settled",
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<Self> {
-        Some(match text {
-            "in-progress" => BatchStatus::InProgress,
-            "completed" => BatchStatus::Completed,
-            "settled" => BatchStatus::Settled,
-            _ => return None,
-        })
-    }
 }
 
 /// The batch item (`batch#<token>`): the unit a host completes, and the unit

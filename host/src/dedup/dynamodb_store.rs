@@ -25,7 +25,8 @@ use aws_sdk_dynamodb::types::{
 };
 use aws_sdk_dynamodb::Client;
 
-use super::claim_table::{BatchItem, BatchStatus, ClaimItem, ClaimTable, Expect};
+use super::claim_table::{BatchItem, ClaimItem, ClaimTable, Expect};
+use super::protocol::BatchStatus;
 use super::{Millis, StoreError};
 
 type Item = HashMap<String, AttributeValue>;

@@ -10,6 +10,7 @@ use redb::{Database, DatabaseError, Durability, ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
 
 use super::claim_index::{ClaimEntry, ClaimIndex, IndexChanges};
+use super::protocol::{judge_claim, BatchStatus, Judgement, OwnerBatch, TakeoverPolicy};
 use super::{
     BatchClaim, ClaimBatch, ClaimOutcome, DedupStore, FencingToken, Millis, StaleBatch, StoreError, StoreSettings,
 };
@@ -44,19 +45,12 @@ pub struct EmbeddedStore {
     index: Mutex<ClaimIndex>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-enum BatchState {
-    InProgress,
-    Completed,
-    /// Recovered after its owner died: records in `durable_days` are in the
-    /// sink, the others count as absent.
-    Settled,
-}
-
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct BatchEntry {
-    state: BatchState,
+    /// Stored under its old name: stores written before `BatchStatus` was
+    /// shared with the other backends still open.
+    #[serde(rename = "state")]
+    status: BatchStatus,
     owner: u64,
     claimed_at: Millis,
     lease_until: Millis,
@@ -64,6 +58,21 @@ struct BatchEntry {
     days: Vec<i32>,
     durable_days: Vec<i32>,
     inputs: Vec<String>,
+}
+
+/// The file lock proves a batch of another session belongs to a process
+/// that is gone: past its lease, it is taken over.
+const TAKEOVER: TakeoverPolicy = TakeoverPolicy::TakeOverExpiredLease;
+
+impl BatchEntry {
+    fn owner_view(&self, session: u64) -> OwnerBatch<'_> {
+        OwnerBatch {
+            status: self.status,
+            ours: self.owner == session,
+            lease_until: self.lease_until,
+            durable_days: &self.durable_days,
+        }
+    }
 }
 
 impl EmbeddedStore {
@@ -224,33 +233,27 @@ impl EmbeddedStore {
                 // `Ok(Some(inherited update flag))` when the fingerprint is absent.
                 let absent: Result<Option<bool>, ClaimOutcome> = match replaced {
                     None => Ok(None),
-                    Some(entry) if entry.expires <= now => Ok(None),
-                    Some(entry) if entry.token == token => Err(ClaimOutcome::Duplicate),
                     Some(entry) => {
-                        let owner = match known_batches.get(&entry.token) {
-                            Some(known) => known.clone(),
+                        let standing = entry.standing();
+                        let judgement = match judge_claim(&standing, token, now) {
+                            Some(judgement) => judgement,
                             None => {
-                                let loaded = read_batch(&batches, entry.token).map_err(|e| self.err("claim", e))?;
-                                known_batches.insert(entry.token, loaded.clone());
-                                loaded
+                                let owner = match known_batches.get(&entry.token) {
+                                    Some(known) => known.clone(),
+                                    None => {
+                                        let loaded =
+                                            read_batch(&batches, entry.token).map_err(|e| self.err("claim", e))?;
+                                        known_batches.insert(entry.token, loaded.clone());
+                                        loaded
+                                    }
+                                };
+                                let owner = owner.as_ref().map(|batch| batch.owner_view(self.session));
+                                TAKEOVER.judge_owner(&standing, owner.as_ref(), now)
                             }
                         };
-                        match owner {
-                            // Swept while a claim naming it lives: only after a
-                            // clock jump. Keeping the record out is the safe side.
-                            None => Err(ClaimOutcome::Duplicate),
-                            Some(owner) => match owner.state {
-                                BatchState::Completed => Err(ClaimOutcome::Duplicate),
-                                BatchState::Settled if owner.durable_days.contains(&entry.day) => {
-                                    Err(ClaimOutcome::Duplicate)
-                                }
-                                BatchState::Settled => Ok(Some(entry.update)),
-                                BatchState::InProgress if owner.owner == self.session => Err(ClaimOutcome::Duplicate),
-                                BatchState::InProgress if owner.lease_until <= now => Ok(Some(entry.update)),
-                                BatchState::InProgress => {
-                                    Err(ClaimOutcome::InProgressElsewhere { lease_until: owner.lease_until })
-                                }
-                            },
+                        match judgement {
+                            Judgement::Absent { inherited_update } => Ok(inherited_update),
+                            Judgement::Decided(outcome) => Err(outcome),
                         }
                     }
                 };
@@ -277,7 +280,7 @@ impl EmbeddedStore {
 
             if !days.is_empty() {
                 let entry = BatchEntry {
-                    state: BatchState::InProgress,
+                    status: BatchStatus::InProgress,
                     owner: self.session,
                     claimed_at: now,
                     lease_until: now + self.settings.lease.as_millis() as Millis,
@@ -338,7 +341,7 @@ impl DedupStore for EmbeddedStore {
         for row in batches.iter().map_err(|e| self.err("recover", e))? {
             let (token, value) = row.map_err(|e| self.err("recover", e))?;
             let entry: BatchEntry = serde_json::from_slice(value.value()).map_err(|e| self.err("recover", e))?;
-            if entry.state == BatchState::InProgress && entry.owner != self.session {
+            if entry.status == BatchStatus::InProgress && entry.owner != self.session {
                 stale.push(StaleBatch {
                     token: FencingToken(token.value()),
                     days: entry.days.iter().map(|d| UtcDay(*d)).collect(),
@@ -350,8 +353,8 @@ impl DedupStore for EmbeddedStore {
 
     async fn settle_batch(&self, token: FencingToken, durable_days: &[UtcDay]) -> Result<(), StoreError> {
         self.set_batch_state(token, "settle", Durability::Immediate, |entry| {
-            if entry.state == BatchState::InProgress {
-                entry.state = BatchState::Settled;
+            if entry.status == BatchStatus::InProgress {
+                entry.status = BatchStatus::Settled;
                 entry.durable_days = durable_days.iter().map(|d| d.0).collect();
             }
             Ok(())
@@ -385,10 +388,10 @@ impl DedupStore for EmbeddedStore {
         // The next claim's durable commit persists it anyway.
         let session = self.session;
         self.set_batch_state(token, "complete", Durability::None, |entry| {
-            if entry.state != BatchState::InProgress || entry.owner != session {
+            if entry.status != BatchStatus::InProgress || entry.owner != session {
                 return Err(StoreError::Fenced(token));
             }
-            entry.state = BatchState::Completed;
+            entry.status = BatchStatus::Completed;
             Ok(())
         })
     }
@@ -396,10 +399,10 @@ impl DedupStore for EmbeddedStore {
     async fn release_batch(&self, token: FencingToken) -> Result<(), StoreError> {
         let session = self.session;
         self.set_batch_state(token, "release", Durability::Immediate, |entry| {
-            if entry.state != BatchState::InProgress || entry.owner != session {
+            if entry.status != BatchStatus::InProgress || entry.owner != session {
                 return Err(StoreError::Fenced(token));
             }
-            entry.state = BatchState::Settled;
+            entry.status = BatchStatus::Settled;
             entry.durable_days.clear();
             Ok(())
         })
@@ -420,7 +423,7 @@ impl DedupStore for EmbeddedStore {
             batches
                 .retain(|_, value| {
                     serde_json::from_slice::<BatchEntry>(value)
-                        .map(|entry| entry.state == BatchState::InProgress || entry.expires > now)
+                        .map(|entry| entry.status == BatchStatus::InProgress || entry.expires > now)
                         .unwrap_or(false)
                 })
                 .map_err(|e| err(e.into()))?;
@@ -436,6 +439,8 @@ impl DedupStore for EmbeddedStore {
     }
 }
 
+// redb's own error type is large; these run per open or per batch, not per record.
+#[allow(clippy::result_large_err)]
 fn read_batch(batches: &impl ReadableTable<u64, &'static [u8]>, token: u64) -> Result<Option<BatchEntry>, redb::Error> {
     match batches.get(token)? {
         None => Ok(None),
@@ -446,6 +451,8 @@ fn read_batch(batches: &impl ReadableTable<u64, &'static [u8]>, token: u64) -> R
 }
 
 /// Rebuilds the index from the claim log, oldest batch first.
+// redb's own error type is large; these run per open or per batch, not per record.
+#[allow(clippy::result_large_err)]
 fn replay_log(db: &Database) -> Result<ClaimIndex, redb::Error> {
     let mut index = ClaimIndex::default();
     let txn = db.begin_read()?;
@@ -459,6 +466,8 @@ fn replay_log(db: &Database) -> Result<ClaimIndex, redb::Error> {
 
 /// Moves a format 1 store's claim and version rows into one log row under
 /// token 0, which replays before every batch's.
+// redb's own error type is large; these run per open or per batch, not per record.
+#[allow(clippy::result_large_err)]
 fn migrate_v1(txn: &redb::WriteTransaction) -> Result<(), redb::Error> {
     let mut index = ClaimIndex::default();
     let mut changes = IndexChanges::default();
@@ -643,7 +652,7 @@ mod tests {
                 latest.insert("a", pair.as_slice()).unwrap();
                 let mut batches = txn.open_table(BATCHES).unwrap();
                 let batch = BatchEntry {
-                    state: BatchState::Completed,
+                    status: BatchStatus::Completed,
                     owner: 3,
                     claimed_at: now,
                     lease_until: now,

@@ -103,6 +103,7 @@ mod claim_table;
 mod clock;
 mod dynamodb_store;
 mod embedded_store;
+mod protocol;
 mod redis_store;
 mod shared_store;
 mod store_url;
@@ -110,7 +111,8 @@ mod store_url;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use claim_table::{BatchItem, BatchStatus, ClaimItem, ClaimTable, Expect};
+pub use claim_table::{BatchItem, ClaimItem, ClaimTable, Expect};
+pub use protocol::{BatchStatus, TakeoverPolicy};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use dynamodb_store::{DynamoDbStore, TableInit};
 pub use embedded_store::EmbeddedStore;

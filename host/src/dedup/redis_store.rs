@@ -21,7 +21,8 @@ use std::time::Duration;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{RedisError, RetryMethod, Script};
 
-use super::claim_table::{BatchItem, BatchStatus, ClaimItem, ClaimTable, Expect};
+use super::claim_table::{BatchItem, ClaimItem, ClaimTable, Expect};
+use super::protocol::BatchStatus;
 use super::{Millis, StoreError};
 
 const ATTEMPTS: u32 = 6;

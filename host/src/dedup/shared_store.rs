@@ -8,7 +8,8 @@ use std::time::Duration;
 use futures::stream::{self, StreamExt, TryStreamExt};
 use parking_lot::Mutex;
 
-use super::claim_table::{BatchItem, BatchStatus, ClaimItem, ClaimTable, Expect};
+use super::claim_table::{BatchItem, ClaimItem, ClaimTable, Expect};
+use super::protocol::{judge_claim, BatchStatus, Judgement, OwnerBatch, StandingClaim, TakeoverPolicy};
 use super::{
     BatchClaim, ClaimBatch, ClaimOutcome, ClaimRequest, DedupStore, FencingToken, Millis, StaleBatch, StoreError,
     StoreSettings,
@@ -178,34 +179,34 @@ impl<T: ClaimTable> Inner<T> {
             let Some(standing) = self.table.claim(&fingerprint, &item, replace, now).await? else {
                 return Ok(Claimed::New { inherited });
             };
-            if standing.expires <= now {
-                // Expired between the condition and the read: take it over.
-                replace = Some(standing.token);
-                inherited = None;
-                continue;
-            }
-            if standing.token == token {
-                return Ok(Claimed::Other(ClaimOutcome::Duplicate));
-            }
-            let outcome = match self.batch(standing.token).await? {
-                // Gone while a claim naming it lives: only after a clock jump.
-                // Keeping the record out is the safe side.
-                None => ClaimOutcome::Duplicate,
-                Some(batch) => match batch.status {
-                    BatchStatus::Completed => ClaimOutcome::Duplicate,
-                    BatchStatus::Settled if batch.durable_days.contains(&standing.day) => ClaimOutcome::Duplicate,
-                    BatchStatus::Settled => {
-                        replace = Some(standing.token);
-                        inherited = Some(standing.update);
-                        continue;
-                    }
-                    BatchStatus::InProgress if batch.session == self.session => ClaimOutcome::Duplicate,
-                    // A live owner finishes within its lease; a dead one is
-                    // settled by its host's next run. Either way, wait.
-                    BatchStatus::InProgress => ClaimOutcome::InProgressElsewhere {
-                        lease_until: batch.lease_until.max(now + self.lease_millis().min(5_000)),
-                    },
-                },
+            let claim = StandingClaim {
+                token: standing.token,
+                day: standing.day,
+                update: standing.update,
+                expires: standing.expires,
+            };
+            let judgement = match judge_claim(&claim, token, now) {
+                Some(judgement) => judgement,
+                None => {
+                    let batch = self.batch(standing.token).await?;
+                    let owner = batch.as_deref().map(|batch| OwnerBatch {
+                        status: batch.status,
+                        ours: batch.session == self.session,
+                        lease_until: batch.lease_until,
+                        durable_days: &batch.durable_days,
+                    });
+                    let policy = TakeoverPolicy::WaitForOwner { min_wait: self.lease_millis().min(5_000) };
+                    policy.judge_owner(&claim, owner.as_ref(), now)
+                }
+            };
+            let outcome = match judgement {
+                // Taken over by a write conditioned on the dead claim's token.
+                Judgement::Absent { inherited_update } => {
+                    replace = Some(standing.token);
+                    inherited = inherited_update;
+                    continue;
+                }
+                Judgement::Decided(outcome) => outcome,
             };
             return Ok(Claimed::Other(outcome));
         }

@@ -1,9 +1,9 @@
 //! `--store` values: `file:PATH` (or a plain path), `dynamodb://TABLE`,
 //! `redis://HOST:PORT[/DB]`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use super::{DedupStore, DynamoDbStore, RedisStore, SharedStore, StoreError, StoreSettings};
+use super::{host_identity, DedupStore, DynamoDbStore, EmbeddedStore, RedisStore, SharedStore, StoreError, StoreSettings};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StoreUrl {
@@ -36,38 +36,55 @@ impl StoreUrl {
         Ok(StoreUrl::File(PathBuf::from(spec.strip_prefix("file:").unwrap_or(spec))))
     }
 
+    /// `--store` as given, or the embedded default `dedup.redb` in `data_dir`.
+    pub fn resolve(spec: Option<&str>, data_dir: &Path) -> Result<Self, StoreError> {
+        match spec {
+            Some(spec) => StoreUrl::parse(spec),
+            None => Ok(StoreUrl::File(data_dir.join("dedup.redb"))),
+        }
+    }
+
     pub fn is_shared(&self) -> bool {
         !matches!(self, StoreUrl::File(_))
     }
 
-    /// Connects a shared store. `owner` names this host and its sink
-    /// ([`host_identity`](super::host_identity)); `concurrency` bounds the
-    /// claims in flight.
-    pub async fn open_shared(
+    /// Opens the store, whatever its kind. `sink` names where this host
+    /// writes records (a directory, `-` for stdout): with the host name it
+    /// is a shared store's owner identity ([`host_identity`]), since only a
+    /// process that sees the same sink can settle its unfinished batches.
+    pub async fn open(
         &self,
-        owner: String,
         settings: StoreSettings,
+        sink: &str,
         concurrency: usize,
     ) -> Result<Box<dyn DedupStore>, StoreError> {
+        let owner = || host_identity(&sink_identity(sink));
         Ok(match self {
+            StoreUrl::File(path) => Box::new(EmbeddedStore::open(path, settings)?),
             StoreUrl::DynamoDb { table } => {
                 let table = table.clone();
                 let connect = async move { DynamoDbStore::connect(&table).await };
-                Box::new(SharedStore::open(connect, owner, settings, concurrency).await?)
+                Box::new(SharedStore::open(connect, owner(), settings, concurrency).await?)
             }
             StoreUrl::Redis { url } => {
                 let url = url.clone();
                 let connect = async move { RedisStore::connect(&url).await };
-                Box::new(SharedStore::open(connect, owner, settings, concurrency).await?)
-            }
-            StoreUrl::File(path) => {
-                return Err(StoreError::Backend {
-                    context: format!("file:{}", path.display()),
-                    message: "the embedded store is opened with EmbeddedStore::open".into(),
-                })
+                Box::new(SharedStore::open(connect, owner(), settings, concurrency).await?)
             }
         })
     }
+}
+
+/// The sink part of a host identity: a directory as an absolute path, so a
+/// restart from another working directory is the same host.
+fn sink_identity(sink: &str) -> String {
+    if sink == "-" {
+        return sink.to_string();
+    }
+    std::fs::create_dir_all(sink)
+        .and_then(|_| std::fs::canonicalize(sink))
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|_| sink.to_string())
 }
 
 #[cfg(test)]

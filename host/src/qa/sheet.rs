@@ -1,6 +1,6 @@
 use serde::{Deserialize, Serialize};
 
-use super::verdict::{Finding, Outcome, Verdict};
+use crate::rules::{Finding, Outcome, Verdict};
 
 /// One session's QA sheet, written as one NDJSON line.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]

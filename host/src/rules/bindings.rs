@@ -1,4 +1,4 @@
-//! Host bindings of the `callqa:rule` world, generated from `wit/`.
+//! Host bindings of the `qa-rule` world (`callqa:rule@0.1.0`), generated from `wit/`.
 
 wasmtime::component::bindgen!({
     path: "../wit",

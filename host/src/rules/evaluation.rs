@@ -9,11 +9,12 @@ use wasmtime::{Store, Trap};
 
 use super::bindings::guest::{self, RuleError};
 use super::bindings::types::Value;
-use super::engine::{RuleEngine, EPOCH_TICK};
+use super::engine::RuleEngine;
 use super::limits::Limits;
-use super::module::{root_cause, RuleModule};
+use super::error_chain;
+use super::module::RuleModule;
 use super::store::StoreState;
-use crate::qa::{Finding, Outcome, Verdict};
+use super::verdict::{Finding, Outcome, Verdict};
 use crate::session::Session;
 
 /// What one evaluation produced, with its costs.
@@ -82,12 +83,6 @@ impl EvaluationError {
     }
 }
 
-/// Epoch ticks for the wall-clock deadline; one extra so a deadline is never
-/// shorter than asked.
-pub fn deadline_ticks(limits: &Limits) -> u64 {
-    limits.timeout_ms.div_ceil(EPOCH_TICK.as_millis() as u64) + 1
-}
-
 /// Arms one evaluation's fuel and wall-clock deadline (fresh and warm
 /// instances alike; an unmetered bench engine arms nothing).
 pub(crate) fn arm_limits(
@@ -98,8 +93,8 @@ pub(crate) fn arm_limits(
     if !engine.metered {
         return Ok(());
     }
-    store.set_epoch_deadline(deadline_ticks(limits));
-    store.set_fuel(limits.fuel).map_err(|e| EvaluationError::Instantiate(root_cause(&e)))
+    store.set_epoch_deadline(limits.deadline_ticks());
+    store.set_fuel(limits.fuel).map_err(|e| EvaluationError::Instantiate(error_chain(&e)))
 }
 
 pub fn evaluate(
@@ -156,7 +151,7 @@ fn call(
     limits: &Limits,
 ) -> Result<Verdict, EvaluationError> {
     let evaluate = module.instantiate(store).map_err(|e| classify(store, e, limits))?;
-    let session = store.data_mut().session_resource().map_err(|e| EvaluationError::Instantiate(root_cause(&e)))?;
+    let session = store.data_mut().session_resource().map_err(|e| EvaluationError::Instantiate(error_chain(&e)))?;
     let returned = evaluate.call(store, session, params).map_err(|e| classify(store, e, limits))?;
     match returned {
         Ok(verdict) => check_output(verdict, limits),
@@ -196,11 +191,11 @@ pub(crate) fn classify(store: &Store<StoreState>, error: wasmtime::Error, limits
             "out of bounds memory access (in a Rust rule, most often deep recursion overflowing the shadow stack in linear memory: raise `-zstack-size` in the rule's .cargo/config.toml)".into(),
         ),
         Some(trap) => EvaluationError::Trap(trap.to_string()),
-        None if root_cause(&error).contains("write beyond capacity") => EvaluationError::OutputCap(format!(
+        None if error_chain(&error).contains("write beyond capacity") => EvaluationError::OutputCap(format!(
             "the rule wrote more than {} bytes to stdout or stderr (`limits.max-log-bytes`)",
             limits.max_log_bytes
         )),
-        None => EvaluationError::Trap(root_cause(&error)),
+        None => EvaluationError::Trap(error_chain(&error)),
     }
 }
 

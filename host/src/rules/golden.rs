@@ -22,7 +22,7 @@ use super::evaluation::{self, Evaluation};
 use super::limits::Limits;
 use super::module::RuleModule;
 use super::params;
-use crate::qa::{Outcome, Verdict};
+use super::verdict::{Outcome, Verdict};
 use crate::session::Session;
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]

@@ -35,6 +35,14 @@ pub struct Limits {
     pub quarantine_after: u32,
 }
 
+impl Limits {
+    /// Epoch ticks for the wall-clock deadline; one extra so a deadline is
+    /// never shorter than asked.
+    pub fn deadline_ticks(&self) -> u64 {
+        self.timeout_ms.div_ceil(super::engine::EPOCH_TICK.as_millis() as u64) + 1
+    }
+}
+
 impl Default for Limits {
     fn default() -> Self {
         Limits {

@@ -1,5 +1,5 @@
 //! The rule host: each QA rule is a WebAssembly component implementing the
-//! `callqa:rule` world (`wit/rule.wit`), compiled once, instantiated fresh
+//! `qa-rule` world of `callqa:rule@0.1.0` (`wit/rule.wit`), compiled once, instantiated fresh
 //! for every evaluation inside a deny-by-default sandbox.
 //!
 //! - [`engine`]: the wasmtime engine, its configuration and epoch ticker.
@@ -7,6 +7,8 @@
 //! - [`ruleset`]: the ruleset file (TOML): which rule applies where, with
 //!   which parameters, checked against each rule's schema.
 //! - [`evaluation`]: one rule on one session in a fresh store, under limits.
+//! - [`verdict`]: what an evaluation produces (the host's side of the SDK's
+//!   `verdict.rs`).
 //! - [`warm_instance`]: one instance reused across evaluations, for rules
 //!   that declare themselves stateless and rulesets that ask for it.
 //! - [`limits`]: fuel, wall clock, memory and output caps.
@@ -25,6 +27,7 @@ pub mod params;
 pub mod ruleset;
 pub mod scaffold;
 pub mod store;
+pub mod verdict;
 pub mod warm_instance;
 
 pub use engine::{MemoryReset, RuleEngine};
@@ -33,6 +36,13 @@ pub use health::{HealthCounts, RuleHealth};
 pub use limits::Limits;
 pub use module::RuleModule;
 pub use ruleset::{InstanceMode, RuleEntry, Ruleset};
+pub use verdict::{Finding, Outcome, Verdict};
+
+/// wasmtime's errors nest; the whole chain, outer context first, is what
+/// an author can act on.
+pub(crate) fn error_chain(e: &impl std::fmt::Display) -> String {
+    format!("{e:#}")
+}
 
 /// The bundled rules, built from `plugins/` by `build.rs`: `bundled:<name>`.
 pub mod bundled {

@@ -10,10 +10,11 @@ use wasmtime::component::types::ComponentItem;
 use wasmtime::component::{ComponentExportIndex, Func, Resource, TypedFunc};
 use wasmtime::{Engine, Store};
 
-use super::bindings::guest::{self, Descriptor, ParamKind, RuleError};
+use super::bindings::guest::{self, Descriptor, RuleError};
 use super::bindings::types::Value;
 use super::bindings::QaRulePre;
 use super::engine::{MemoryReset, RuleEngine};
+use super::error_chain;
 use super::host::session::SessionHandle;
 use super::limits::Limits;
 use super::params;
@@ -56,8 +57,8 @@ const ALLOWED_IMPORTS: &[(&str, &str)] = &[
     ("wasi:sockets/ip-name-lookup", "0.2."),
 ];
 
-/// The world a rule must export, for messages.
-pub const WORLD: &str = "callqa:rule/rule@0.1.0";
+/// The world a rule must implement (`wit/rule.wit`), for messages.
+pub const WORLD: &str = "callqa:rule/qa-rule@0.1.0";
 
 /// Why a module was refused. Each kind is a distinct problem for the author.
 #[derive(Debug, thiserror::Error)]
@@ -72,7 +73,7 @@ pub enum ModuleError {
     Invalid(String),
     #[error("imports interfaces outside the allowlist: {}", .0.join(", "))]
     ForbiddenImports(Vec<String>),
-    #[error("does not implement the `{WORLD}` world: {0}")]
+    #[error("does not implement the `{WORLD}` world (its export `{RULE_EXPORT}`): {0}")]
     WrongWorld(String),
     #[error("`describe` failed: {0}")]
     DescribeFailed(String),
@@ -169,7 +170,7 @@ impl RuleModule {
         let facts = ComponentFacts::read(bytes);
         let tier = engine.tier(reset.unwrap_or_else(|| MemoryReset::for_memory(facts.initial_memory)));
         let component =
-            tier.compile(bytes, &sha256, engine.cache_dir()).map_err(|e| ModuleError::Invalid(root_cause(&e)))?;
+            tier.compile(bytes, &sha256, engine.cache_dir()).map_err(|e| ModuleError::Invalid(error_chain(&e)))?;
 
         let mut imports = Vec::new();
         let mut forbidden = Vec::new();
@@ -185,9 +186,9 @@ impl RuleModule {
         }
 
         let instance_pre =
-            tier.linker.instantiate_pre(&component).map_err(|e| ModuleError::WrongWorld(root_cause(&e)))?;
+            tier.linker.instantiate_pre(&component).map_err(|e| ModuleError::WrongWorld(error_chain(&e)))?;
         // Type-checks the world's exports against the WIT, once.
-        let pre = QaRulePre::new(instance_pre).map_err(|e| ModuleError::WrongWorld(root_cause(&e)))?;
+        let pre = QaRulePre::new(instance_pre).map_err(|e| ModuleError::WrongWorld(error_chain(&e)))?;
         let evaluate = component
             .get_export_index(None, RULE_EXPORT)
             .and_then(|rule| component.get_export_index(Some(&rule), "evaluate"))
@@ -291,9 +292,9 @@ fn describe(engine: &RuleEngine, wasmtime: &Engine, pre: &QaRulePre<StoreState>)
     let mut store = new_store(wasmtime, state);
     if engine.metered {
         store.set_fuel(limits.fuel).map_err(|e| ModuleError::DescribeFailed(e.to_string()))?;
-        store.set_epoch_deadline(super::evaluation::deadline_ticks(&limits));
+        store.set_epoch_deadline(limits.deadline_ticks());
     }
-    let failed = |e: wasmtime::Error| ModuleError::DescribeFailed(root_cause(&e));
+    let failed = |e: wasmtime::Error| ModuleError::DescribeFailed(error_chain(&e));
     let rule = pre.instantiate(&mut store).map_err(failed)?;
     rule.callqa_rule_rule().call_describe(&mut store).map_err(failed)
 }
@@ -320,20 +321,4 @@ fn validate_schema(d: &Descriptor) -> Result<(), ModuleError> {
         }
     }
     Ok(())
-}
-
-pub fn kind_name(kind: ParamKind) -> &'static str {
-    match kind {
-        ParamKind::Boolean => "boolean",
-        ParamKind::Integer => "integer",
-        ParamKind::Number => "number",
-        ParamKind::Text => "text",
-        ParamKind::TextList => "text-list",
-    }
-}
-
-/// wasmtime's errors nest; the whole chain, outer context first, is what
-/// an author can act on.
-pub(crate) fn root_cause(e: &impl std::fmt::Display) -> String {
-    format!("{e:#}")
 }

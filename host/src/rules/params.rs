@@ -3,7 +3,6 @@
 
 use super::bindings::guest::{ParamKind, ParamSpec};
 use super::bindings::types::Value;
-use super::module::kind_name;
 
 /// Every declared parameter, from `given` or its default. The error names
 /// the parameter and the problem.
@@ -61,5 +60,16 @@ fn describe_kind(kind: ParamKind) -> &'static str {
         ParamKind::Number => "a number",
         ParamKind::Text => "a string",
         ParamKind::TextList => "a list of strings",
+    }
+}
+
+/// A parameter kind as the WIT names it, for messages.
+pub fn kind_name(kind: ParamKind) -> &'static str {
+    match kind {
+        ParamKind::Boolean => "boolean",
+        ParamKind::Integer => "integer",
+        ParamKind::Number => "number",
+        ParamKind::Text => "text",
+        ParamKind::TextList => "text-list",
     }
 }

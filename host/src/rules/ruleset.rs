@@ -154,7 +154,7 @@ impl Ruleset {
         let mut rules = Vec::with_capacity(file.rules.len());
         for config in file.rules {
             let id = config.id.clone();
-            if rules.iter().any(|r: &RuleEntry| &*r.id == id) {
+            if rules.iter().any(|r: &RuleEntry| *r.id == *id) {
                 bail!("rule `{id}` is declared twice; ids must be unique on a sheet");
             }
             let entry = build_entry(engine, config, file.limits.as_ref(), base_dir, &mut modules)

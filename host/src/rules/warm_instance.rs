@@ -31,7 +31,8 @@ use super::engine::RuleEngine;
 use super::evaluation::{arm_limits, check_output, classify, conclude, Evaluation, EvaluationError};
 use super::host::session::SessionHandle;
 use super::limits::Limits;
-use super::module::{root_cause, Evaluate, RuleModule};
+use super::error_chain;
+use super::module::{Evaluate, RuleModule};
 use super::store::StoreState;
 use crate::session::Session;
 
@@ -121,9 +122,9 @@ impl WarmInstance {
         Ok(WarmInstance { store, evaluate, evaluations: 0 })
     }
 
-    fn call(&mut self, params: &[(String, Value)], limits: &Limits) -> Result<crate::qa::Verdict, EvaluationError> {
+    fn call(&mut self, params: &[(String, Value)], limits: &Limits) -> Result<crate::rules::Verdict, EvaluationError> {
         let store = &mut self.store;
-        let session = store.data_mut().session_resource().map_err(|e| EvaluationError::Instantiate(root_cause(&e)))?;
+        let session = store.data_mut().session_resource().map_err(|e| EvaluationError::Instantiate(error_chain(&e)))?;
         let rep = session.rep();
         let returned = self.evaluate.call(store, session, params);
         // The rule only borrowed the session; the host's handle goes, so the

@@ -29,11 +29,14 @@ pub struct AppState {
     pub started: Instant,
 }
 
+/// The answers by id, and the ids oldest first.
+type AnswersByAge<V> = (HashMap<String, (Instant, V)>, VecDeque<String>);
+
 /// Answers given recently, by request id, so a request Firehose sends
 /// again because our answer got lost gets the same answer instead of
 /// being processed anew. Bounded in count and age.
 pub struct RecentAnswers<V> {
-    inner: Mutex<(HashMap<String, (Instant, V)>, VecDeque<String>)>,
+    inner: Mutex<AnswersByAge<V>>,
     capacity: usize,
     ttl: Duration,
 }

@@ -17,7 +17,7 @@ use serde_json::json;
 
 use super::api_error::ApiError;
 use super::app_state::AppState;
-use super::ingestor::Disposition;
+use crate::ingest::RecordOutcome;
 use super::request_body::{is_json, is_ndjson, media_type, read_limited};
 use crate::sources::{InputFormat, RecordReader};
 
@@ -56,15 +56,15 @@ pub async fn ingest(State(app): State<Arc<AppState>>, headers: HeaderMap, body: 
     let report =
         app.ingestor.ingest("http:/v1/ctr", records).await.map_err(|e| ApiError::unavailable(format!("{e:#}")))?;
     app.realtime.offer(&report.stored);
-    let retry = report.count(Disposition::Retry);
+    let retry = report.count(RecordOutcome::Retry);
     let body = json!({
         "records": report.results,
         "counts": {
             "read": report.results.len(),
-            "unique": report.count(Disposition::Unique),
-            "update": report.count(Disposition::Update),
-            "duplicate": report.count(Disposition::Duplicate),
-            "dead_letter": report.count(Disposition::DeadLetter),
+            "unique": report.count(RecordOutcome::Unique),
+            "update": report.count(RecordOutcome::Update),
+            "duplicate": report.count(RecordOutcome::Duplicate),
+            "dead_letter": report.count(RecordOutcome::DeadLetter),
             "retry": retry,
         }
     });

@@ -35,10 +35,10 @@ use subtle::ConstantTimeEq;
 
 use super::api_error::ApiError;
 use super::app_state::AppState;
-use super::ingestor::Disposition;
+use crate::ingest::RecordOutcome;
 use super::request_body::{is_json, media_type, read_limited};
 use crate::ctr::{DecodeError, Delivery};
-use crate::sources::{FirehoseResponse, FirehoseResult, InputFormat, Position, RawRecord, RecordReader};
+use crate::sources::{FirehoseResponse, InputFormat, Position, RawRecord, RecordReader};
 
 const REQUEST_ID: &str = "x-amz-firehose-request-id";
 const ACCESS_KEY: &str = "x-amz-firehose-access-key";
@@ -168,7 +168,7 @@ pub async fn deliver(State(app): State<Arc<AppState>>, headers: HeaderMap, body:
         }
     };
     app.realtime.offer(&report.stored);
-    let contested = report.count(Disposition::Retry);
+    let contested = report.count(RecordOutcome::Retry);
     if contested > 0 {
         return answer(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -179,9 +179,9 @@ pub async fn deliver(State(app): State<Arc<AppState>>, headers: HeaderMap, body:
     app.delivered.remember(id.to_owned(), ());
     tracing::debug!(
         request_id = id,
-        unique = report.count(Disposition::Unique) + report.count(Disposition::Update),
-        duplicates = report.count(Disposition::Duplicate),
-        dead_lettered = report.count(Disposition::DeadLetter),
+        unique = report.count(RecordOutcome::Unique) + report.count(RecordOutcome::Update),
+        duplicates = report.count(RecordOutcome::Duplicate),
+        dead_lettered = report.count(RecordOutcome::DeadLetter),
         "Firehose request stored"
     );
     answer(StatusCode::OK, Some(id), None)
@@ -220,7 +220,7 @@ pub async fn transform(State(app): State<Arc<AppState>>, headers: HeaderMap, bod
     let name = format!("firehose-transform:{}", invocation.as_deref().unwrap_or("-"));
     let report = app.ingestor.ingest(&name, records).await.map_err(|e| ApiError::unavailable(format!("{e:#}")))?;
     app.realtime.offer(&report.stored);
-    let contested = report.count(Disposition::Retry);
+    let contested = report.count(RecordOutcome::Retry);
     if contested > 0 {
         return Err(ApiError::unavailable(format!(
             "{contested} records are being stored by another host; retry later"
@@ -229,14 +229,7 @@ pub async fn transform(State(app): State<Arc<AppState>>, headers: HeaderMap, bod
     // Starts as ProcessingFailed: a record without a decision is never silently dropped.
     let mut response = FirehoseResponse::for_event(&event_records);
     for result in &report.results {
-        response.set(
-            result.index,
-            match result.outcome {
-                Disposition::Unique | Disposition::Update => FirehoseResult::Ok,
-                Disposition::Duplicate => FirehoseResult::Dropped,
-                Disposition::DeadLetter | Disposition::Retry => FirehoseResult::ProcessingFailed,
-            },
-        );
+        response.set(result.index, result.outcome.firehose_result());
     }
     let response = Arc::new(response);
     if let Some(id) = invocation {

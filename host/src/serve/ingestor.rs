@@ -1,5 +1,5 @@
-//! The ingest pipeline for a service: the same steps as `callqa ingest`
-//! (decode → fingerprint → claim → sink → complete, see `crate::dedup`),
+//! Ingestion for a service: the steps of `callqa ingest`
+//! (`crate::ingest::batch`: claim → sink → complete, see `crate::dedup`),
 //! one request's records at a time, answering only once they are durable.
 //!
 //! Batches are handled one after another: the sink writes under the batch's
@@ -16,30 +16,16 @@ use tokio::sync::Mutex;
 
 use super::metrics::Metrics;
 use crate::ctr::{DecodeError, RecordDecoder};
-use crate::dedup::{ClaimBatch, ClaimOutcome, ClaimRequest, DedupStore};
+use crate::dedup::{ClaimOutcome, DedupStore};
+use crate::ingest::batch::{self, PendingRecord};
+pub use crate::ingest::RecordOutcome;
 use crate::sinks::{DeadLetterSink, Sink, SinkRecord};
 use crate::sources::{Position, RawRecord, RecordBytes};
-
-/// What happened to one record of a request.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Disposition {
-    /// Stored: first time seen.
-    Unique,
-    /// Stored: a newer version of a known contact.
-    Update,
-    /// Dropped: seen within the TTL.
-    Duplicate,
-    /// Unusable; written to the dead letters.
-    DeadLetter,
-    /// Another host holds the claim; send it again later.
-    Retry,
-}
 
 #[derive(Clone, Debug, Serialize)]
 pub struct RecordResult {
     pub index: usize,
-    pub outcome: Disposition,
+    pub outcome: RecordOutcome,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub contact_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -56,7 +42,7 @@ pub struct IngestReport {
 }
 
 impl IngestReport {
-    pub fn count(&self, outcome: Disposition) -> usize {
+    pub fn count(&self, outcome: RecordOutcome) -> usize {
         self.results.iter().filter(|r| r.outcome == outcome).count()
     }
 }
@@ -89,7 +75,7 @@ impl Ingestor {
         metrics: Arc<Metrics>,
     ) -> anyhow::Result<Self> {
         let sinks = vec![sink];
-        let (recovered, swept) = crate::pipeline::recover_store(store.as_ref(), &sinks).await?;
+        let (recovered, swept) = crate::ingest::recover_store(store.as_ref(), &sinks).await?;
         if recovered > 0 || swept > 0 {
             tracing::info!(recovered, swept, "dedup store: settled unfinished batches, swept expired entries");
         }
@@ -126,17 +112,17 @@ impl Ingestor {
                 Ok(record) => {
                     results.push(RecordResult {
                         index,
-                        outcome: Disposition::Retry,
+                        outcome: RecordOutcome::Retry,
                         contact_id: Some(record.contact_id.clone()),
                         fingerprint: Some(record.fingerprint.to_hex()),
                         reason: None,
                     });
-                    decoded.push((index, raw.position, record));
+                    decoded.push((index, PendingRecord { input: 0, position: raw.position, record }));
                 }
                 Err((error, bytes)) => {
                     results.push(RecordResult {
                         index,
-                        outcome: Disposition::DeadLetter,
+                        outcome: RecordOutcome::DeadLetter,
                         contact_id: None,
                         fingerprint: None,
                         reason: Some(format!("{}: {error}", error.code())),
@@ -162,74 +148,50 @@ impl Ingestor {
         }
 
         let inputs = [input.to_string()];
-        let requests: Vec<ClaimRequest<'_>> = decoded
-            .iter()
-            .map(|(_, position, r)| ClaimRequest {
-                fingerprint: r.fingerprint,
-                contact_id: &r.contact_id,
-                last_update_millis: r.last_update_millis,
-                day: r.day,
-                input: 0,
-                position: position.ordinal(),
-            })
-            .collect();
+        let (indices, pending): (Vec<usize>, Vec<PendingRecord>) = decoded.into_iter().unzip();
         let started = Instant::now();
-        let claim = self
-            .store
-            .claim_batch(&ClaimBatch { inputs: &inputs, requests: &requests })
-            .await
-            .context("cannot claim records in the dedup store")?;
+        let claim = batch::claim(self.store.as_ref(), &inputs, 0, &pending).await?;
         self.metrics.record_claim(started.elapsed());
-        drop(requests);
 
-        for ((index, _, _), outcome) in decoded.iter().zip(&claim.outcomes) {
+        for (index, outcome) in indices.iter().zip(&claim.outcomes) {
             let result = &mut results[*index];
-            match outcome {
-                ClaimOutcome::Claimed { update } => {
-                    result.outcome = if *update { Disposition::Update } else { Disposition::Unique };
-                }
-                ClaimOutcome::Duplicate => result.outcome = Disposition::Duplicate,
-                ClaimOutcome::InProgressElsewhere { lease_until } => {
-                    result.reason =
-                        Some(format!("another host is storing this record (its claim runs until {lease_until} ms)"));
-                }
+            result.outcome = RecordOutcome::from(*outcome);
+            if let ClaimOutcome::InProgressElsewhere { lease_until } = outcome {
+                result.reason = Some(format!("another host is storing this record (its claim runs until {lease_until} ms)"));
             }
         }
-        let stored: Vec<(crate::ctr::UtcDay, RecordBytes)> = decoded
+        let stored: Vec<(crate::ctr::UtcDay, RecordBytes)> = pending
             .into_iter()
             .zip(&claim.outcomes)
             .filter(|(_, o)| matches!(o, ClaimOutcome::Claimed { .. }))
-            .map(|((_, _, r), _)| (r.day, r.line))
+            .map(|(p, _)| (p.record.day, p.record.line))
             .collect();
+        // As in `callqa ingest`: a batch that claimed nothing has nothing to write or complete.
         if !stored.is_empty() {
-            let records: Vec<SinkRecord<'_>> =
-                stored.iter().map(|(day, line)| SinkRecord { day: *day, line }).collect();
-            let written = tokio::task::block_in_place(|| writers.sink.write_batch(claim.token, &records));
+            let records: Vec<SinkRecord<'_>> = stored.iter().map(|(day, line)| SinkRecord { day: *day, line }).collect();
+            let written =
+                tokio::task::block_in_place(|| batch::write(std::slice::from_mut(&mut writers.sink), claim.token, &records));
             if let Err(err) = written {
-                // Let a retry claim them at once rather than after the lease.
-                let _ = self.store.release_batch(claim.token).await;
-                return Err(err.context("cannot write the records to the sink"));
+                batch::release(self.store.as_ref(), claim.token).await;
+                return Err(err);
             }
-        }
-        if !stored.is_empty() {
-            // As in `callqa ingest`: a batch that claimed nothing has nothing to complete.
-            self.store.complete_batch(claim.token).await.context("cannot complete the batch in the dedup store")?;
+            batch::complete(self.store.as_ref(), claim.token).await?;
         }
         drop(writers);
 
         for result in &results {
             match result.outcome {
-                Disposition::Unique => {
+                RecordOutcome::Unique => {
                     self.metrics.records_unique.inc();
                 }
-                Disposition::Update => {
+                RecordOutcome::Update => {
                     self.metrics.records_unique.inc();
                     self.metrics.records_update.inc();
                 }
-                Disposition::Duplicate => {
+                RecordOutcome::Duplicate => {
                     self.metrics.records_duplicate.inc();
                 }
-                Disposition::DeadLetter | Disposition::Retry => {}
+                RecordOutcome::DeadLetter | RecordOutcome::Retry => {}
             }
         }
         self.sweep_when_due().await;

@@ -229,7 +229,7 @@ fn build(
         if !dir.is_dir() {
             continue;
         }
-        let cases = load_cases(&[dir.clone()])
+        let cases = load_cases(std::slice::from_ref(&dir))
             .map_err(|e| (Some(entry.id.to_string()), e.context(format!("rule `{}`: golden cases", entry.id))))?;
         for case in &cases {
             let result = run_case(engine, &entry.module, case, &entry.limits);

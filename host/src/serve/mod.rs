@@ -33,7 +33,7 @@ use std::time::Instant;
 use anyhow::Context;
 use tokio::sync::Semaphore;
 
-pub use config::{LogFormat, ServeConfig, SheetTarget};
+pub use config::{find_ruleset, LogFormat, ServeConfig, SheetTarget};
 
 use app_state::{AppState, RecentAnswers};
 use ingestor::Ingestor;
@@ -43,7 +43,7 @@ use realtime_qa::{RealtimeQa, RealtimeSettings};
 use sheet_sink::SheetSink;
 
 use crate::ctr::RecordDecoder;
-use crate::dedup::{host_identity, DedupStore, StoreSettings, StoreUrl, SystemClock};
+use crate::dedup::{DedupStore, StoreSettings, StoreUrl, SystemClock};
 use crate::rules::RuleEngine;
 use crate::sinks::DirectorySink;
 
@@ -127,7 +127,7 @@ pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
     });
     let app = router::build(state.clone());
     if let Some(path) = &config.ready_file {
-        crate::sinks::write_atomically(path, address.to_string().as_bytes())
+        crate::atomic_write::write_atomically(path, address.to_string().as_bytes())
             .with_context(|| format!("cannot write --ready-file {}", path.display()))?;
     }
     tracing::info!(%address, startup_ms = started.elapsed().as_millis() as u64, rules_ms, store = %state.ingestor.describe_store(), sink = %config.out.display(), sheets = %state.realtime.describe_sink(), "callqa serve listening");
@@ -140,15 +140,9 @@ pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
 
 async fn open_store(config: &ServeConfig) -> anyhow::Result<Arc<dyn DedupStore>> {
     let settings = StoreSettings { ttl: config.ttl, lease: config.lease, clock: Arc::new(SystemClock) };
-    let store: Box<dyn DedupStore> = match config.store.as_deref().map(StoreUrl::parse).transpose()? {
-        Some(url) if url.is_shared() => {
-            std::fs::create_dir_all(&config.out).with_context(|| format!("cannot create {}", config.out.display()))?;
-            let sink = std::fs::canonicalize(&config.out).unwrap_or_else(|_| config.out.clone());
-            url.open_shared(host_identity(&sink.display().to_string()), settings, config.store_concurrency).await?
-        }
-        _ => crate::cli::ingest::open_store(config.store.as_deref(), Some(&config.data_dir), settings)?,
-    };
-    Ok(Arc::from(store))
+    let url = StoreUrl::resolve(config.store.as_deref(), &config.data_dir)?;
+    let sink = config.out.display().to_string();
+    Ok(Arc::from(url.open(settings, &sink, config.store_concurrency).await?))
 }
 
 async fn reload_on_sighup(rules: Arc<LiveRules>) {

@@ -38,7 +38,7 @@ pub fn ten_minute_call() -> Session {
     ];
     let segments: Vec<Value> = (0..150)
         .map(|i: usize| {
-            let agent = i % 2 == 0;
+            let agent = i.is_multiple_of(2);
             let text = match i {
                 40 => "非常抱歉，我马上帮您催一下师傅，今天之内给您回复",
                 90 => "这个我已经说过了，您再仔细听一下",
@@ -97,7 +97,7 @@ pub fn short_chat() -> Session {
     ];
     let segments: Vec<Value> = (0..12)
         .map(|i: usize| {
-            let agent = i % 2 == 0;
+            let agent = i.is_multiple_of(2);
             let text = if agent { AGENT[i / 2] } else { CUSTOMER[i / 2] };
             json!({"id": format!("m{i}"), "role": if agent {"agent"} else {"customer"}, "text": text,
                    "begin_ms": i * 20_000, "end_ms": i * 20_000})

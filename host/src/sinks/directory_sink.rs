@@ -6,10 +6,11 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use flate2::write::GzEncoder;
 
-use super::{sync_dir, Sink, SinkRecord};
+use super::{Sink, SinkRecord};
+use crate::atomic_write::sync_dir;
 use crate::ctr::UtcDay;
 use crate::dedup::FencingToken;
-use crate::pipeline::failpoint;
+use crate::failpoint::failpoint;
 
 /// The gzip encoder's output buffer. Large enough that writes cost few
 /// syscalls, small enough to stay in the allocator's reused pages: a 1 MiB

@@ -86,6 +86,6 @@ impl FirehoseResponse {
     /// Writes the response atomically: a reader never sees half of it.
     pub fn write_to(&self, path: &Path) -> anyhow::Result<()> {
         let bytes = serde_json::to_vec(self)?;
-        crate::sinks::write_atomically(path, &bytes)
+        crate::atomic_write::write_atomically(path, &bytes)
     }
 }

@@ -1,149 +1,26 @@
-//! The ingest pipeline: source → decode → fingerprint → claim → sink → complete.
-//!
-//! Records are read and decoded one by one, then handled in batches: one
-//! claim transaction per batch, one sink write per batch (per partition),
-//! one completion per batch. The order of those steps, and what recovery
-//! does when a process dies between two of them, is the protocol described
-//! in [`crate::dedup`].
-//!
-//! The sink write (mostly waiting for fsync) and the completion run on a
-//! writer thread, so the next batch is read, decoded and claimed while the
-//! previous one reaches the disk. Claims stay on the reading thread: a batch
-//! is claimed, durably, before it is handed over, which is all the protocol
-//! asks. At most two batches are in flight.
+//! The file pipeline of `callqa ingest`: inputs are read and decoded on
+//! one thread, claimed in batches on this one, and written and completed
+//! on a writer thread. Claims stay on this thread: a batch is claimed,
+//! durably, before it is handed over, which is all the protocol asks. At
+//! most two batches are in flight.
 
 use std::io::IsTerminal;
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
-use std::sync::{Arc, OnceLock};
-use std::thread::JoinHandle;
+use std::sync::mpsc::sync_channel;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use serde::Serialize;
 
-use crate::ctr::{ContactRecord, DecodeError, Fingerprint, FingerprintMode, RecordDecoder, UtcDay};
-use crate::dedup::{ClaimBatch, ClaimOutcome, ClaimRequest, DedupStore, FencingToken};
-use crate::sinks::{DeadLetterSink, Sink, SinkRecord};
-use crate::sources::{
-    FirehoseResponse, FirehoseResult, InputFormat, InputSource, LineBuffers, Position, RecordBytes, RecordReader,
-};
-
-/// What the pipeline does, apart from where records come from and go to.
-#[derive(Debug, Clone)]
-pub struct IngestOptions {
-    pub fingerprint: FingerprintMode,
-    pub batch_size: usize,
-    pub max_record_bytes: u64,
-    /// Record every record's fingerprint and outcome in the summary.
-    pub verbose: bool,
-    /// Show a progress bar on stderr (only honoured when it is a terminal).
-    pub progress: bool,
-    /// Write the Firehose transformation response here.
-    pub firehose_response: Option<PathBuf>,
-}
-
-impl Default for IngestOptions {
-    fn default() -> Self {
-        IngestOptions {
-            fingerprint: FingerprintMode::Canonical,
-            batch_size: 4096,
-            max_record_bytes: 1 << 20,
-            verbose: false,
-            progress: false,
-            firehose_response: None,
-        }
-    }
-}
-
-/// How many records went where. `read = unique + duplicates + dead_lettered`;
-/// `updates` are the unique records that are newer versions of a known contact.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-pub struct Counts {
-    pub read: u64,
-    pub unique: u64,
-    pub duplicates: u64,
-    pub updates: u64,
-    pub dead_lettered: u64,
-    pub bytes: u64,
-}
-
-impl Counts {
-    fn add(&mut self, other: &Counts) {
-        self.read += other.read;
-        self.unique += other.unique;
-        self.duplicates += other.duplicates;
-        self.updates += other.updates;
-        self.dead_lettered += other.dead_lettered;
-        self.bytes += other.bytes;
-    }
-}
-
-/// What happened to one record (recorded with `--verbose`).
-#[derive(Debug, Clone, Serialize)]
-pub struct RecordDecision {
-    pub position: Position,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub fingerprint: Option<Fingerprint>,
-    pub outcome: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct InputSummary {
-    pub input: String,
-    pub format: InputFormat,
-    #[serde(flatten)]
-    pub counts: Counts,
-    /// Fingerprints of the duplicates dropped from this input (`--verbose`).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub dropped: Option<Vec<Fingerprint>>,
-    /// Every record's outcome, in input order (`--verbose`).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub records: Option<Vec<RecordDecision>>,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct IngestSummary {
-    pub fingerprint: FingerprintMode,
-    pub store: String,
-    pub sinks: Vec<String>,
-    pub inputs: Vec<InputSummary>,
-    pub total: Counts,
-    /// Batches a crashed earlier run left in progress, settled before this run.
-    pub recovered_batches: u64,
-    /// Store entries past their TTL removed at start.
-    pub swept: u64,
-    pub elapsed_seconds: f64,
-    pub records_per_second: f64,
-    pub megabytes_per_second: f64,
-}
-
-struct PendingRecord {
-    input: usize,
-    position: Position,
-    record: ContactRecord,
-}
-
-/// A claimed batch on its way to the writer thread.
-struct WriteJob {
-    token: FencingToken,
-    records: Vec<(UtcDay, RecordBytes)>,
-}
-
-/// What the writer thread hands back when the input is done.
-struct WriterResult {
-    sinks: Vec<Box<dyn Sink>>,
-    deferred: Vec<FencingToken>,
-}
-
-struct Writer {
-    jobs: SyncSender<WriteJob>,
-    handle: JoinHandle<anyhow::Result<WriterResult>>,
-}
+use super::batch::{self, PendingRecord};
+use super::decode_thread::{decode_records, DecodedRecord, DECODE_CHUNK};
+use super::writer_thread::{write_batches, WriteJob, Writer, WriterResult};
+use super::{Counts, IngestOptions, IngestSummary, InputSummary, RecordDecision, RecordOutcome};
+use crate::ctr::{DecodeError, RecordDecoder};
+use crate::dedup::{ClaimOutcome, Clock as _, DedupStore, SystemClock};
+use crate::failpoint::failpoint;
+use crate::sinks::{DeadLetterSink, Sink};
+use crate::sources::{FirehoseResponse, InputSource, LineBuffers, Position, RecordReader};
 
 /// Runs the pipeline over inputs, into sinks, against one store.
 pub struct IngestPipeline {
@@ -209,7 +86,7 @@ impl IngestPipeline {
     /// Settles the batches a crashed run left in progress, then sweeps
     /// expired entries. Must run before the first claim.
     pub async fn recover(&mut self) -> anyhow::Result<()> {
-        let (recovered, swept) = recover_store(self.store.as_ref(), &self.sinks).await?;
+        let (recovered, swept) = super::recover_store(self.store.as_ref(), &self.sinks).await?;
         self.recovered_batches += recovered;
         self.swept = swept;
         Ok(())
@@ -331,7 +208,7 @@ impl IngestPipeline {
             records.push(RecordDecision {
                 position: position.clone(),
                 fingerprint: None,
-                outcome: "dead-letter",
+                outcome: RecordOutcome::DeadLetter,
                 reason: Some(format!("{}: {error}", error.code())),
             });
         }
@@ -347,54 +224,37 @@ impl IngestPipeline {
         let mut pending = std::mem::take(&mut self.pending);
         let first_input = pending.iter().map(|p| p.input).min().unwrap_or(0);
         let input_names: Vec<String> = self.inputs[first_input..].iter().map(|summary| summary.input.clone()).collect();
-        let requests: Vec<ClaimRequest<'_>> = pending
-            .iter()
-            .map(|p| ClaimRequest {
-                fingerprint: p.record.fingerprint,
-                contact_id: &p.record.contact_id,
-                last_update_millis: p.record.last_update_millis,
-                day: p.record.day,
-                input: (p.input - first_input) as u32,
-                position: p.position.ordinal(),
-            })
-            .collect();
-        let claim = self
-            .store
-            .claim_batch(&ClaimBatch { inputs: &input_names, requests: &requests })
-            .await
-            .context("cannot claim records in the dedup store")?;
-        drop(requests);
+        let claim = batch::claim(self.store.as_ref(), &input_names, first_input, &pending).await?;
 
         self.dead_letters.sync()?;
         let mut job = WriteJob { token: claim.token, records: Vec::new() };
         let mut done_with = Vec::new();
 
-        for (p, outcome) in pending.drain(..).zip(claim.outcomes) {
-            let (name, firehose_result) = match outcome {
+        for (p, claimed) in pending.drain(..).zip(claim.outcomes) {
+            let outcome = RecordOutcome::from(claimed);
+            let counts = &mut self.inputs[p.input].counts;
+            match claimed {
                 ClaimOutcome::Claimed { update } => {
-                    let counts = &mut self.inputs[p.input].counts;
                     counts.unique += 1;
                     counts.updates += update as u64;
                     job.records.push((p.record.day, p.record.line));
-                    (if update { "update" } else { "unique" }, FirehoseResult::Ok)
                 }
                 ClaimOutcome::Duplicate => {
-                    self.inputs[p.input].counts.duplicates += 1;
+                    counts.duplicates += 1;
                     if let Some(dropped) = self.inputs[p.input].dropped.as_mut() {
                         dropped.push(p.record.fingerprint);
                     }
                     done_with.push(p.record.line);
-                    ("duplicate", FirehoseResult::Dropped)
                 }
                 ClaimOutcome::InProgressElsewhere { lease_until } => {
                     self.contested.push((p, lease_until));
                     continue;
                 }
-            };
+            }
             if let Some((input, response)) = self.firehose.as_mut() {
                 if *input == p.input {
                     if let Position::Firehose { index, .. } = &p.position {
-                        response.set(*index as usize, firehose_result);
+                        response.set(*index as usize, outcome.firehose_result());
                     }
                 }
             }
@@ -402,7 +262,7 @@ impl IngestPipeline {
                 records.push(RecordDecision {
                     position: p.position,
                     fingerprint: Some(p.record.fingerprint),
-                    outcome: name,
+                    outcome,
                     reason: None,
                 });
             }
@@ -429,7 +289,7 @@ impl IngestPipeline {
                 return Ok(());
             }
             let until = self.contested.iter().map(|(_, lease)| *lease).max().unwrap_or(0);
-            let now = crate::dedup::SystemClock.now_millis();
+            let now = SystemClock.now_millis();
             if until > now {
                 tokio::time::sleep(Duration::from_millis((until - now) as u64 + 50)).await;
             }
@@ -485,147 +345,5 @@ impl IngestPipeline {
         self.progress.set_position(read);
         let seconds = self.started.elapsed().as_secs_f64().max(1e-9);
         self.progress.set_message(format!("{:.1} MB/s", bytes as f64 / 1e6 / seconds));
-    }
-}
-
-/// Settles the batches a crashed run left in progress against `sinks`, then
-/// sweeps expired entries; returns (batches settled, entries swept). Every
-/// long-lived user of a store (`callqa ingest`, `callqa serve`) runs this
-/// before its first claim.
-pub async fn recover_store(store: &dyn DedupStore, sinks: &[Box<dyn Sink>]) -> anyhow::Result<(u64, u64)> {
-    let stale = store.stale_batches().await.context("cannot list unfinished batches in the dedup store")?;
-    let mut recovered = 0;
-    for batch in stale {
-        // A record is durable when every sink that can tell has its file.
-        let mut durable = batch.days.clone();
-        let mut any_can_tell = false;
-        for sink in sinks {
-            let days = sink.durable_days(batch.token, &batch.days)?;
-            any_can_tell |= !days.is_empty();
-            durable.retain(|day| days.contains(day));
-        }
-        if !any_can_tell {
-            durable.clear();
-        }
-        store.settle_batch(batch.token, &durable).await.context("cannot settle an unfinished batch")?;
-        recovered += 1;
-    }
-    let swept = store.sweep().await.context("cannot sweep expired entries from the dedup store")?;
-    Ok((recovered, swept))
-}
-
-use crate::dedup::Clock as _;
-
-/// A record as the decoding thread hands it over: decoded, or the reason it
-/// cannot be used together with its bytes for the dead letters.
-struct DecodedRecord {
-    position: Position,
-    size: u64,
-    result: Result<ContactRecord, (DecodeError, RecordBytes)>,
-}
-
-/// Records per hand-over from the decoding thread: large enough that the
-/// channel costs nothing per record, small enough to keep both threads busy.
-const DECODE_CHUNK: usize = 256;
-
-/// The decoding thread: reads one input and decodes its records, in order.
-/// Stops early when the pipeline hangs up (it failed and returned).
-fn decode_records(
-    mut reader: RecordReader,
-    decoder: RecordDecoder,
-    chunks: SyncSender<std::io::Result<Vec<DecodedRecord>>>,
-) {
-    let mut chunk = Vec::with_capacity(DECODE_CHUNK);
-    loop {
-        match reader.next_record() {
-            Ok(Some(raw)) => {
-                let size = raw.bytes.len() as u64;
-                let result = match raw.rejected {
-                    Some(error) => Err((error, raw.bytes)),
-                    None => decoder.decode_owned(raw.bytes, raw.delivery),
-                };
-                chunk.push(DecodedRecord { position: raw.position, size, result });
-                if chunk.len() == DECODE_CHUNK {
-                    let full = std::mem::replace(&mut chunk, Vec::with_capacity(DECODE_CHUNK));
-                    if chunks.send(Ok(full)).is_err() {
-                        return;
-                    }
-                }
-            }
-            Ok(None) => {
-                if !chunk.is_empty() {
-                    let _ = chunks.send(Ok(chunk));
-                }
-                return;
-            }
-            Err(error) => {
-                // What was read before the error is still handled.
-                let _ = chunks.send(Ok(chunk));
-                let _ = chunks.send(Err(error));
-                return;
-            }
-        }
-    }
-}
-
-/// The writer thread: each batch to every sink, then its completion.
-fn write_batches(
-    queue: Receiver<WriteJob>,
-    mut sinks: Vec<Box<dyn Sink>>,
-    store: Arc<dyn DedupStore>,
-    buffers: Arc<LineBuffers>,
-    defer_completion: bool,
-) -> anyhow::Result<WriterResult> {
-    let runtime = tokio::runtime::Builder::new_current_thread().build()?;
-    let mut deferred = Vec::new();
-    for job in queue {
-        let records: Vec<SinkRecord<'_>> =
-            job.records.iter().map(|(day, line)| SinkRecord { day: *day, line }).collect();
-        for sink in &mut sinks {
-            if let Err(err) = sink.write_batch(job.token, &records) {
-                // Best effort: the claims would also be recovered on the next run.
-                let _ = runtime.block_on(store.release_batch(job.token));
-                return Err(err.context(format!("cannot write batch {} to {}", job.token.0, sink.describe())));
-            }
-        }
-        drop(records);
-        buffers.give_back(job.records.into_iter().map(|(_, line)| line));
-        failpoint("after-sink-write");
-        if defer_completion {
-            // Completing before the Firehose response exists would turn a
-            // record Firehose never got an answer for into a duplicate on its retry.
-            deferred.push(job.token);
-        } else {
-            runtime.block_on(store.complete_batch(job.token)).context("cannot complete a batch in the dedup store")?;
-            failpoint("after-complete");
-        }
-    }
-    for sink in &mut sinks {
-        sink.finish()?;
-    }
-    Ok(WriterResult { sinks, deferred })
-}
-
-/// Test hook for crash tests: with `CALLQA_FAILPOINT=<stage>:<n>` the process
-/// kills itself with SIGKILL the n-th time it reaches `<stage>`
-/// (`after-claim`, `before-rename`, `between-renames`, `after-sink-write`,
-/// `after-complete`). Unset, it costs one load per batch.
-pub fn failpoint(stage: &str) {
-    static CONFIG: OnceLock<Option<(String, u64)>> = OnceLock::new();
-    static HITS: AtomicU64 = AtomicU64::new(0);
-    let config = CONFIG.get_or_init(|| {
-        let spec = std::env::var("CALLQA_FAILPOINT").ok()?;
-        let (name, count) = spec.split_once(':')?;
-        Some((name.to_string(), count.parse().ok()?))
-    });
-    if let Some((name, count)) = config {
-        if name == stage && HITS.fetch_add(1, Ordering::SeqCst) + 1 == *count {
-            #[cfg(unix)]
-            // SAFETY: kill(2) on our own pid has no memory-safety preconditions.
-            unsafe {
-                libc::kill(libc::getpid(), libc::SIGKILL);
-            }
-            std::process::abort();
-        }
     }
 }

@@ -1,3 +1,7 @@
+//! What a rule returns, as the host holds it: the same types as the SDK's
+//! `verdict.rs` (plugins/sdk/src/verdict.rs), converted from the WIT at the
+//! boundary.
+
 use serde::{Deserialize, Serialize};
 
 /// A rule's judgement of one session.
