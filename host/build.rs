@@ -32,10 +32,19 @@ fn main() -> anyhow::Result<()> {
     for name in &bundled {
         build.args(["-p", name]);
     }
-    // The outer build's settings are for the host target, not for the guests.
-    for var in
-        ["CARGO_TARGET_DIR", "CARGO_BUILD_TARGET", "RUSTFLAGS", "CARGO_ENCODED_RUSTFLAGS", "CARGO_BUILD_RUSTFLAGS"]
-    {
+    // The outer build's settings are for the host target, not for the
+    // guests; `cargo clippy` passes its driver down as a wrapper, and the
+    // guests are built here, not linted.
+    for var in [
+        "CARGO_TARGET_DIR",
+        "CARGO_BUILD_TARGET",
+        "RUSTFLAGS",
+        "CARGO_ENCODED_RUSTFLAGS",
+        "CARGO_BUILD_RUSTFLAGS",
+        "RUSTC_WORKSPACE_WRAPPER",
+        "CLIPPY_ARGS",
+        "CLIPPY_CONF_DIR",
+    ] {
         build.env_remove(var);
     }
     for (var, _) in std::env::vars() {

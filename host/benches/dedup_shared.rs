@@ -11,9 +11,9 @@
 //! CALLQA_BENCH_RECORDS sets the number of records (default 10,000, 30% copies).
 
 // `servers` takes its test data from the tests' `common` module.
-#[path = "../tests/common/mod.rs"]
+#[path = "../tests/all/common/mod.rs"]
 mod common;
-#[path = "../tests/servers/mod.rs"]
+#[path = "../tests/all/servers/mod.rs"]
 mod servers;
 
 use std::sync::Arc;
@@ -119,7 +119,7 @@ async fn protocol(store_url: &str, fingerprints: &[Fingerprint], contacts: &[Str
         StoreSettings { ttl: Duration::from_secs(86400), lease: Duration::from_secs(30), clock: Arc::new(SystemClock) };
     let store: Box<dyn DedupStore> = StoreUrl::parse(store_url)
         .unwrap()
-        .open_shared("bench:-".into(), settings, callqa::dedup::DEFAULT_CONCURRENCY)
+        .open(settings, "-", callqa::dedup::DEFAULT_CONCURRENCY)
         .await
         .expect("open the shared store");
     let inputs = vec!["bench".to_string()];

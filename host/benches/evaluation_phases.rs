@@ -50,7 +50,8 @@ fn main() {
         })
         .collect();
     // samples[module][phase]
-    let mut samples = vec![vec![Vec::with_capacity(n); 6]; modules.len()];
+    let mut samples: Vec<Vec<Vec<_>>> =
+        (0..modules.len()).map(|_| (0..6).map(|_| Vec::with_capacity(n)).collect()).collect();
     let rounds = 20;
     for round in 0..=rounds {
         for (m, (_, module, params)) in modules.iter().enumerate() {

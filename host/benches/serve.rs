@@ -23,6 +23,8 @@ fn repo_root() -> PathBuf {
 struct Server {
     child: Child,
     address: String,
+    /// An `evaluate` token, as every client of POST /v1/sessions/evaluate needs.
+    token: String,
 }
 
 impl Drop for Server {
@@ -32,9 +34,22 @@ impl Drop for Server {
     }
 }
 
+/// Creates a token in `data_dir`, as an operator would before starting.
+fn create_token(data_dir: &Path) -> String {
+    let output = Command::new(env!("CARGO_BIN_EXE_callqa"))
+        .args(["tokens", "create", "--name", "bench", "--role", "evaluate", "--data-dir"])
+        .arg(data_dir)
+        .output()
+        .expect("run callqa tokens create");
+    assert!(output.status.success(), "callqa tokens create failed: {}", String::from_utf8_lossy(&output.stderr));
+    String::from_utf8(output.stdout).unwrap().trim().to_string()
+}
+
 /// Starts `callqa serve` and returns it with the time until it listened.
 fn start(cache: &Path, work: &Path) -> (Server, Duration) {
     let ready = work.join(format!("ready-{}", rand_suffix()));
+    let data_dir = work.join(format!("data-{}", rand_suffix()));
+    let token = create_token(&data_dir);
     let started = Instant::now();
     let child = Command::new(env!("CARGO_BIN_EXE_callqa"))
         .args(["serve", "--listen", "127.0.0.1:0", "--max-evaluations", "64"])
@@ -45,7 +60,7 @@ fn start(cache: &Path, work: &Path) -> (Server, Duration) {
         .arg("--out")
         .arg(work.join("out"))
         .arg("--data-dir")
-        .arg(work.join(format!("data-{}", rand_suffix())))
+        .arg(&data_dir)
         .arg("--cache-dir")
         .arg(cache)
         .env("RUST_LOG", "warn")
@@ -54,7 +69,7 @@ fn start(cache: &Path, work: &Path) -> (Server, Duration) {
         .stderr(Stdio::inherit())
         .spawn()
         .expect("start callqa serve");
-    let mut server = Server { child, address: String::new() };
+    let mut server = Server { child, address: String::new(), token };
     loop {
         if let Ok(address) = std::fs::read_to_string(&ready) {
             server.address = address.trim().to_string();
@@ -83,7 +98,7 @@ fn load_sessions() -> (Vec<Vec<u8>>, Vec<Arc<Session>>) {
     (bodies, sessions)
 }
 
-async fn http_rate(url: &str, bodies: &[Vec<u8>], connections: usize, seconds: Duration) -> (f64, u64) {
+async fn http_rate(url: &str, token: &str, bodies: &[Vec<u8>], connections: usize, seconds: Duration) -> (f64, u64) {
     let done = Arc::new(AtomicU64::new(0));
     let failed = Arc::new(AtomicU64::new(0));
     let deadline = Instant::now() + seconds;
@@ -93,12 +108,14 @@ async fn http_rate(url: &str, bodies: &[Vec<u8>], connections: usize, seconds: D
         // One client per worker: one keep-alive connection each.
         let client = reqwest::Client::builder().pool_max_idle_per_host(1).build().unwrap();
         let (url, bodies, done, failed) = (url.to_string(), bodies.to_vec(), done.clone(), failed.clone());
+        let authorization = format!("Bearer {token}");
         workers.push(tokio::spawn(async move {
             let mut i = worker;
             while Instant::now() < deadline {
                 let body = bodies[i % bodies.len()].clone();
                 i += 1;
-                let ok = match client.post(&url).header("content-type", "application/json").body(body).send().await {
+                let request = client.post(&url).header("content-type", "application/json").body(body);
+                let ok = match request.header("authorization", &authorization).send().await {
                     Ok(r) => r.status().is_success() && r.bytes().await.is_ok(),
                     Err(_) => false,
                 };
@@ -149,9 +166,9 @@ fn main() {
     );
     println!("  {:<34} {:>10} {:>8}", "", "sessions/s", "failed");
     // Warm up the connection pools and the server's caches.
-    runtime.block_on(http_rate(&url, &bodies, 8, Duration::from_millis(500)));
+    runtime.block_on(http_rate(&url, &server.token, &bodies, 8, Duration::from_millis(500)));
     for connections in [1, 8, 64] {
-        let (rate, failed) = runtime.block_on(http_rate(&url, &bodies, connections, seconds));
+        let (rate, failed) = runtime.block_on(http_rate(&url, &server.token, &bodies, connections, seconds));
         println!("  {:<34} {:>10.0} {:>8}", format!("HTTP, {connections} connections"), rate, failed);
     }
     drop(server);

@@ -29,6 +29,8 @@ enum Command {
     Validate(cli::validate::ValidateArgs),
     /// The long-running service: Firehose endpoints, real-time QA, hot-loaded rules, metrics.
     Serve(Box<cli::serve::ServeArgs>),
+    /// Create, list and revoke the machine tokens `serve` requires.
+    Tokens(cli::tokens::TokensArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -42,6 +44,7 @@ fn main() -> std::process::ExitCode {
         Command::Rule(args) => cli::rule::run(args),
         Command::Validate(args) => cli::validate::run(args),
         Command::Serve(args) => cli::serve::run(*args),
+        Command::Tokens(args) => cli::tokens::run(args),
     };
     match result {
         Ok(code) => code,

@@ -8,4 +8,5 @@ pub mod serve;
 pub mod session;
 pub mod stats;
 pub mod store;
+pub mod tokens;
 pub mod validate;

@@ -19,18 +19,23 @@ environment variable (shown with each flag), the --config file (TOML, the
 flag names as keys: `listen = \"0.0.0.0:8080\"`, `max-body-bytes = 1048576`,
 durations as strings: `ttl = \"24h\"`), or the default.
 
-Endpoints:
-  POST /v1/firehose                Kinesis Data Firehose HTTP endpoint delivery
-  POST /v1/firehose/transform      Firehose data transformation (as `callqa ingest --firehose-response`)
-  POST /v1/ctr                     contact records as JSON or NDJSON; per-record results
-  POST /v1/sessions/evaluate       a session document in, its QA sheet out
-  GET  /v1/rules                   rules: version, module SHA-256, state, counts
-  POST /v1/rules/reload            reload the rules now (also on SIGHUP)
-  POST /v1/rules/{id}/release      end a rule's quarantine
-  GET  /metrics                    Prometheus (OpenMetrics text)
-  GET  /healthz
+Endpoints, and the credential each needs: a token of that role
+(`Authorization: Bearer TOKEN`, from `callqa tokens create`; an admin token
+passes everywhere), or the Firehose access key:
+  POST /v1/firehose              access key  Firehose HTTP endpoint delivery
+  POST /v1/firehose/transform    ingest      Firehose data transformation
+  POST /v1/ctr                   ingest      contact records as JSON or NDJSON; per-record results
+  POST /v1/sessions/evaluate     evaluate    a session document in, its QA sheet out
+  GET  /v1/rules                 any token   rules: version, module SHA-256, state, counts
+  POST /v1/rules/reload          admin       reload the rules now (also on SIGHUP)
+  POST /v1/rules/{id}/release    admin       end a rule's quarantine
+  GET  /metrics                  none        Prometheus (OpenMetrics text)
+  GET  /healthz                  none
+A write that a browser sends from another site's page (Sec-Fetch-Site:
+cross-site, or an Origin other than this server) is refused with 403.
 
 Example:
+  callqa tokens create --name transform-lambda --role ingest   # prints the token once
   callqa serve --rules rules/ --out lake/ctr --listen 127.0.0.1:8080 \\
       --firehose-access-key \"$KEY\" --analysis lens/ --sheets lake/sheets.ndjson";
 
@@ -120,6 +125,13 @@ pub struct ServeArgs {
     #[arg(long, value_name = "KEY", env = "CALLQA_FIREHOSE_ACCESS_KEY", hide_env_values = true)]
     pub firehose_access_key: Option<String>,
 
+    /// The machine tokens that POST /v1/ctr, /v1/firehose/transform,
+    /// /v1/sessions/evaluate and the rules endpoints require, as `callqa
+    /// tokens` writes them; re-read when it changes [default: tokens.json in
+    /// --data-dir].
+    #[arg(long, value_name = "FILE", env = "CALLQA_TOKENS")]
+    pub tokens: Option<PathBuf>,
+
     /// Largest request body, compressed or not (413 past it) [default:
     /// 64 MiB, Firehose's largest buffer].
     #[arg(long, value_name = "BYTES", env = "CALLQA_MAX_BODY_BYTES")]
@@ -128,6 +140,36 @@ pub struct ServeArgs {
     /// Records larger than this are dead-lettered [default: 1 MiB].
     #[arg(long, value_name = "BYTES", env = "CALLQA_MAX_RECORD_BYTES")]
     pub max_record_bytes: Option<u64>,
+
+    /// Largest session document for POST /v1/sessions/evaluate (413 past
+    /// it) [default: 16 MiB; a 10-minute call is about 100 KB].
+    #[arg(long, value_name = "BYTES", env = "CALLQA_MAX_SESSION_BYTES")]
+    pub max_session_bytes: Option<u64>,
+
+    /// Request body bytes held at once across all requests; past it a
+    /// request is answered 503 with Retry-After [default: 256 MiB].
+    #[arg(long, value_name = "BYTES", env = "CALLQA_MAX_BUFFERED_BYTES")]
+    pub max_buffered_bytes: Option<u64>,
+
+    /// Connections served at once; more are answered 503 (GET /healthz
+    /// still answers) and closed [default: 1024].
+    #[arg(long, value_name = "N", env = "CALLQA_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
+
+    /// A connection that has not sent a complete request head within this
+    /// long is closed, new or idle between requests [default: 10s].
+    #[arg(long, value_name = "DURATION", env = "CALLQA_HEADER_TIMEOUT")]
+    pub header_timeout: Option<String>,
+
+    /// How long a client has to send a whole request body (408 past it)
+    /// [default: 60s].
+    #[arg(long, value_name = "DURATION", env = "CALLQA_BODY_TIMEOUT")]
+    pub body_timeout: Option<String>,
+
+    /// On SIGTERM or SIGINT: stop accepting, let requests in flight finish
+    /// for at most this long, then exit [default: 30s].
+    #[arg(long, value_name = "DURATION", env = "CALLQA_SHUTDOWN_TIMEOUT")]
+    pub shutdown_timeout: Option<String>,
 
     /// Evaluations running at once; more wait their turn [default: 64].
     #[arg(long, value_name = "N", env = "CALLQA_MAX_EVALUATIONS")]
@@ -199,9 +241,16 @@ struct ConfigFile {
     dead_letter: Option<PathBuf>,
     sheets: Option<String>,
     firehose_access_key: Option<String>,
+    tokens: Option<PathBuf>,
     max_body_bytes: Option<u64>,
     max_record_bytes: Option<u64>,
     max_evaluations: Option<usize>,
+    max_session_bytes: Option<u64>,
+    max_buffered_bytes: Option<u64>,
+    max_connections: Option<usize>,
+    header_timeout: Option<String>,
+    body_timeout: Option<String>,
+    shutdown_timeout: Option<String>,
     analysis: Option<PathBuf>,
     analysis_wait: Option<String>,
     events: Option<PathBuf>,
@@ -234,11 +283,8 @@ fn resolve(args: &ServeArgs) -> anyhow::Result<ServeConfig> {
     let listen: SocketAddr = listen_text
         .parse()
         .with_context(|| format!("--listen {listen_text} is not an address like 127.0.0.1:8080 or [::]:8080"))?;
-    let rules = args
-        .rules
-        .clone()
-        .or(file.rules)
-        .context("no rules: pass --rules DIR (or `rules = \"DIR\"` in --config)")?;
+    let rules =
+        args.rules.clone().or(file.rules).context("no rules: pass --rules DIR (or `rules = \"DIR\"` in --config)")?;
     let ruleset = find_ruleset(&rules)?;
     let out = args.out.clone().or(file.out).context("no sink for contact records: pass --out DIR")?;
     let data_dir = match args.data_dir.clone().or(file.data_dir) {
@@ -266,18 +312,28 @@ fn resolve(args: &ServeArgs) -> anyhow::Result<ServeConfig> {
     if max_body_bytes == 0 {
         bail!("--max-body-bytes must be at least 1");
     }
+    let at_least_one = |name: &str, value: u64| -> anyhow::Result<u64> {
+        anyhow::ensure!(value > 0, "--{name} must be at least 1");
+        Ok(value)
+    };
+    let max_session_bytes =
+        at_least_one("max-session-bytes", args.max_session_bytes.or(file.max_session_bytes).unwrap_or(16 << 20))?;
+    let max_buffered_bytes =
+        at_least_one("max-buffered-bytes", args.max_buffered_bytes.or(file.max_buffered_bytes).unwrap_or(256 << 20))?;
+    let max_connections =
+        at_least_one("max-connections", args.max_connections.or(file.max_connections).unwrap_or(1024) as u64)? as usize;
     let max_evaluations = args.max_evaluations.or(file.max_evaluations).unwrap_or(64);
     // The engine's instance pool holds 256 live instances; stay under it.
     if !(1..=200).contains(&max_evaluations) {
         bail!("--max-evaluations must be between 1 and 200");
     }
     let key = args.firehose_access_key.clone().or(file.firehose_access_key).filter(|k| !k.is_empty());
+    let tokens = args.tokens.clone().or(file.tokens).unwrap_or_else(|| data_dir.join("tokens.json"));
     Ok(ServeConfig {
         listen,
         ready_file: args.ready_file.clone().or(file.ready_file),
         ruleset,
-        rules_poll: duration("rules-poll", &args.rules_poll, &file.rules_poll, "1s")?
-            .max(Duration::from_millis(50)),
+        rules_poll: duration("rules-poll", &args.rules_poll, &file.rules_poll, "1s")?.max(Duration::from_millis(50)),
         out,
         gzip: args.gzip || file.gzip.unwrap_or(false),
         store: args.store.clone().or(file.store),
@@ -293,9 +349,18 @@ fn resolve(args: &ServeArgs) -> anyhow::Result<ServeConfig> {
         dead_letter: args.dead_letter.clone().or(file.dead_letter),
         sheets,
         firehose_access_key: key,
+        tokens,
         max_body_bytes,
         max_record_bytes: args.max_record_bytes.or(file.max_record_bytes).unwrap_or(1 << 20),
         max_evaluations,
+        max_session_bytes,
+        max_buffered_bytes,
+        max_connections,
+        header_timeout: duration("header-timeout", &args.header_timeout, &file.header_timeout, "10s")?
+            .max(Duration::from_millis(100)),
+        body_timeout: duration("body-timeout", &args.body_timeout, &file.body_timeout, "60s")?
+            .max(Duration::from_millis(100)),
+        shutdown_timeout: duration("shutdown-timeout", &args.shutdown_timeout, &file.shutdown_timeout, "30s")?,
         analysis: args.analysis.clone().or(file.analysis),
         analysis_wait: duration("analysis-wait", &args.analysis_wait, &file.analysis_wait, "10m")?,
         events: args.events.clone().or(file.events),

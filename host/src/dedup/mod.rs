@@ -112,10 +112,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use claim_table::{BatchItem, ClaimItem, ClaimTable, Expect};
-pub use protocol::{BatchStatus, TakeoverPolicy};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use dynamodb_store::{DynamoDbStore, TableInit};
 pub use embedded_store::EmbeddedStore;
+pub use protocol::{BatchStatus, TakeoverPolicy};
 pub use redis_store::RedisStore;
 pub use shared_store::{host_identity, SharedStore, DEFAULT_CONCURRENCY};
 pub use store_url::StoreUrl;

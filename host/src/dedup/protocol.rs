@@ -158,7 +158,10 @@ mod tests {
         let take = TakeoverPolicy::TakeOverExpiredLease;
         let wait = TakeoverPolicy::WaitForOwner { min_wait: 5_000 };
         let lapsed = owner(BatchStatus::InProgress, NOW - 1);
-        assert_eq!(take.judge_owner(&standing(), Some(&lapsed), NOW), Judgement::Absent { inherited_update: Some(true) });
+        assert_eq!(
+            take.judge_owner(&standing(), Some(&lapsed), NOW),
+            Judgement::Absent { inherited_update: Some(true) }
+        );
         assert_eq!(
             wait.judge_owner(&standing(), Some(&lapsed), NOW),
             Judgement::Decided(ClaimOutcome::InProgressElsewhere { lease_until: NOW + 5_000 })

@@ -3,7 +3,9 @@
 
 use std::path::{Path, PathBuf};
 
-use super::{host_identity, DedupStore, DynamoDbStore, EmbeddedStore, RedisStore, SharedStore, StoreError, StoreSettings};
+use super::{
+    host_identity, DedupStore, DynamoDbStore, EmbeddedStore, RedisStore, SharedStore, StoreError, StoreSettings,
+};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StoreUrl {

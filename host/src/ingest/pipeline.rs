@@ -20,7 +20,7 @@ use crate::ctr::{DecodeError, RecordDecoder};
 use crate::dedup::{ClaimOutcome, Clock as _, DedupStore, SystemClock};
 use crate::failpoint::failpoint;
 use crate::sinks::{DeadLetterSink, Sink};
-use crate::sources::{FirehoseResponse, InputSource, LineBuffers, Position, RecordReader};
+use crate::sources::{FirehoseResponse, InputSource, LineBuffers, Position, RecordBytes, RecordReader};
 
 /// Runs the pipeline over inputs, into sinks, against one store.
 pub struct IngestPipeline {
@@ -199,7 +199,7 @@ impl IngestPipeline {
         input: usize,
         position: &Position,
         error: &DecodeError,
-        bytes: &[u8],
+        bytes: &RecordBytes,
     ) -> anyhow::Result<()> {
         let summary = &mut self.inputs[input];
         summary.counts.dead_lettered += 1;

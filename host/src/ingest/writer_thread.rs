@@ -64,4 +64,3 @@ pub(super) fn write_batches(
     }
     Ok(WriterResult { sinks, deferred })
 }
-

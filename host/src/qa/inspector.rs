@@ -3,6 +3,7 @@ use std::sync::Arc;
 use rayon::prelude::*;
 
 use super::sheet::{ItemError, ItemStatus, QaSheet, SheetItem};
+use crate::rules::health::Accountability;
 use crate::rules::{RuleEngine, RuleEntry, Ruleset};
 use crate::session::Session;
 
@@ -12,11 +13,19 @@ use crate::session::Session;
 pub struct Inspector {
     pub engine: Arc<RuleEngine>,
     pub ruleset: Arc<Ruleset>,
+    /// Whether errors here may quarantine a rule (see `rules::health`).
+    pub accountability: Accountability,
 }
 
 impl Inspector {
     pub fn new(engine: Arc<RuleEngine>, ruleset: Arc<Ruleset>) -> Self {
-        Inspector { engine, ruleset }
+        Inspector { engine, ruleset, accountability: Accountability::Counted }
+    }
+
+    /// For a document one caller sent: its errors never quarantine a rule
+    /// for the others.
+    pub fn isolated(self) -> Self {
+        Inspector { accountability: Accountability::Isolated, ..self }
     }
 
     pub fn inspect(&self, session: Arc<Session>) -> QaSheet {
@@ -66,11 +75,12 @@ impl Inspector {
         item.micros = eval.micros;
         match eval.result {
             Ok(verdict) => {
-                rule.health.record_success();
+                rule.health.record_success(self.accountability);
                 item.apply_verdict(verdict);
             }
             Err(e) => {
-                if rule.health.record_error(&e, rule.limits.quarantine_after) {
+                let segments = session.segments.as_ref().map_or(0, Vec::len);
+                if rule.health.record_error(&e, rule.limits.quarantine_after, self.accountability, segments) {
                     tracing::warn!(
                         rule = &*rule.id,
                         "quarantined after {} errors in a row: {e}",

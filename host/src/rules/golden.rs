@@ -95,19 +95,19 @@ pub fn load_case(file: &Path) -> anyhow::Result<GoldenCase> {
     let text = std::fs::read_to_string(file).with_context(|| format!("cannot read the case {}", file.display()))?;
     let case: CaseFile =
         serde_json::from_str(&text).with_context(|| format!("{} is not a golden case", file.display()))?;
-    let session_value = match case.session {
+    // Through the one session parser, so a golden case and `callqa check`
+    // judge a document alike (an inline session was parsed as a `Value`
+    // already, so only its duplicate keys can no longer be told).
+    let session_bytes = match case.session {
         Value::String(rel) => {
             let path = file.parent().unwrap_or(Path::new(".")).join(&rel);
-            let text = std::fs::read_to_string(&path)
-                .with_context(|| format!("{}: cannot read its session {}", file.display(), path.display()))?;
-            serde_json::from_str(&text)
-                .with_context(|| format!("{}: its session {} is not JSON", file.display(), path.display()))?
+            std::fs::read(&path)
+                .with_context(|| format!("{}: cannot read its session {}", file.display(), path.display()))?
         }
-        inline => inline,
+        inline => serde_json::to_vec(&inline)?,
     };
-    let mut session: Session = serde_json::from_value(session_value)
+    let session = Session::from_json(&session_bytes)
         .with_context(|| format!("{}: not a valid session document", file.display()))?;
-    session.normalise().with_context(|| format!("{}: session", file.display()))?;
     let name = case.name.unwrap_or_else(|| file.file_stem().unwrap_or_default().to_string_lossy().into_owned());
     Ok(GoldenCase {
         name,

@@ -2,6 +2,13 @@
 //! that errors on `quarantine_after` evaluations in a row is skipped (its
 //! item says `quarantined`, with the last error) until its module changes
 //! or an operator releases it.
+//!
+//! Quarantine switches a rule off for everyone, so only evidence that the
+//! rule is broken counts toward it ([`Accountability`]): a trap, a panic, a
+//! bad verdict, or a budget exhausted on a session of ordinary size, from
+//! the service's own sessions. A document one caller sent never counts (it
+//! could be built to make a rule fail), and neither does a budget
+//! exhausted on a session larger than the limits were sized for.
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
@@ -9,6 +16,22 @@ use parking_lot::Mutex;
 use serde::Serialize;
 
 use super::evaluation::EvaluationError;
+
+/// Whether an evaluation's outcome may count toward its rule's quarantine.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Accountability {
+    /// Sessions the service assembled itself, and `callqa check`'s inputs.
+    Counted,
+    /// A document one caller sent (`POST /v1/sessions/evaluate`): its
+    /// errors show on that caller's sheet and in the counts, and it neither
+    /// advances nor resets the run of errors that leads to quarantine.
+    Isolated,
+}
+
+/// Segments a session may have for an exhausted budget to count as the
+/// rule's fault: the default limits leave a bundled rule 50x headroom on a
+/// 10-minute call of a few hundred segments.
+pub const ORDINARY_SEGMENTS: usize = 5_000;
 
 #[derive(Default)]
 pub struct RuleHealth {
@@ -50,18 +73,34 @@ impl RuleHealth {
         self.quarantined.lock().clone()
     }
 
-    pub fn record_success(&self) {
+    pub fn record_success(&self, accountability: Accountability) {
         self.evaluations.fetch_add(1, Ordering::Relaxed);
-        self.consecutive_errors.store(0, Ordering::Relaxed);
+        if accountability == Accountability::Counted {
+            self.consecutive_errors.store(0, Ordering::Relaxed);
+        }
     }
 
-    /// Count an error; quarantine after `threshold` in a row (0 never).
-    /// Returns true when this error started a quarantine.
-    pub fn record_error(&self, error: &EvaluationError, threshold: u32) -> bool {
+    /// Count an error; quarantine after `threshold` counted errors in a row
+    /// (0 never). `segments` is the session's transcript length. Returns
+    /// true when this error started a quarantine.
+    pub fn record_error(
+        &self,
+        error: &EvaluationError,
+        threshold: u32,
+        accountability: Accountability,
+        segments: usize,
+    ) -> bool {
         self.evaluations.fetch_add(1, Ordering::Relaxed);
         self.errors.fetch_add(1, Ordering::Relaxed);
         if error.is_budget() {
             self.budgets_exhausted.fetch_add(1, Ordering::Relaxed);
+        }
+        let counts = match accountability {
+            Accountability::Isolated => false,
+            Accountability::Counted => !(error.is_budget() && segments > ORDINARY_SEGMENTS),
+        };
+        if !counts {
+            return false;
         }
         let in_a_row = self.consecutive_errors.fetch_add(1, Ordering::Relaxed) + 1;
         if threshold == 0 || in_a_row < threshold {

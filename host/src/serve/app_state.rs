@@ -8,10 +8,12 @@ use parking_lot::Mutex;
 use tokio::sync::Semaphore;
 
 use super::config::ServeConfig;
-use super::ingestor::Ingestor;
+use super::ingestor::{IngestReport, Ingestor};
 use super::live_rules::LiveRules;
 use super::metrics::Metrics;
 use super::realtime_qa::RealtimeQa;
+use super::request_body::BodyBudget;
+use crate::sources::RawRecord;
 
 pub struct AppState {
     pub config: ServeConfig,
@@ -22,6 +24,10 @@ pub struct AppState {
     /// Bounds evaluations in flight (HTTP and real-time together) below the
     /// engine's instance pool.
     pub evaluations: Arc<Semaphore>,
+    /// The machine tokens, re-read when `callqa tokens` changes them.
+    pub tokens: Arc<super::token_store::TokenStore>,
+    /// Request bodies held at once, and the time to send one.
+    pub bodies: BodyBudget,
     /// Firehose HTTP deliveries answered 200, by request id.
     pub delivered: RecentAnswers<()>,
     /// Firehose transformation responses, by invocation id.
@@ -29,12 +35,50 @@ pub struct AppState {
     pub started: Instant,
 }
 
-/// The answers by id, and the ids oldest first.
-type AnswersByAge<V> = (HashMap<String, (Instant, V)>, VecDeque<String>);
+impl AppState {
+    /// Dedups and stores one request's records, and offers the stored ones
+    /// to real-time QA. Runs to its end even when the client goes away:
+    /// stopped between claim and completion, the batch would stay in
+    /// progress under this process's session, and the sender's retry would
+    /// find its records "duplicates" of records never written.
+    pub async fn ingest(self: &Arc<Self>, input: String, records: Vec<RawRecord>) -> anyhow::Result<IngestReport> {
+        let app = self.clone();
+        tokio::spawn(async move {
+            let report = app.ingestor.ingest(&input, records).await?;
+            app.realtime.offer(&report.stored);
+            Ok(report)
+        })
+        .await
+        .map_err(|e| anyhow::anyhow!("the ingestion task failed: {e}"))?
+    }
+}
 
-/// Answers given recently, by request id, so a request Firehose sends
-/// again because our answer got lost gets the same answer instead of
-/// being processed anew. Bounded in count and age.
+/// The longest request or invocation id kept: Firehose's are UUIDs; a
+/// longer one is refused rather than remembered for a whole TTL.
+pub const MAX_REQUEST_ID_BYTES: usize = 256;
+
+/// What a request carried, for telling a replay from a reused id: SHA-256
+/// over its records.
+pub type ContentDigest = [u8; 32];
+
+/// What an id was answered before.
+pub enum Recall<V> {
+    /// Not answered within the TTL: process the request.
+    New,
+    /// The same id with the same records: the same answer again.
+    Replay(V),
+    /// The same id with other records. Answering the earlier answer would
+    /// drop these records unseen; the client must be told.
+    Conflict,
+}
+
+/// The answers by id, and the ids oldest first.
+type AnswersByAge<V> = (HashMap<String, (Instant, ContentDigest, V)>, VecDeque<String>);
+
+/// Answers given recently, by request id and content, so a request
+/// Firehose sends again because our answer got lost gets the same answer
+/// instead of being processed anew. Bounded in count and age; ids are
+/// bounded in length by the callers ([`MAX_REQUEST_ID_BYTES`]).
 pub struct RecentAnswers<V> {
     inner: Mutex<AnswersByAge<V>>,
     capacity: usize,
@@ -46,15 +90,19 @@ impl<V: Clone> RecentAnswers<V> {
         RecentAnswers { inner: Mutex::new((HashMap::new(), VecDeque::new())), capacity, ttl }
     }
 
-    pub fn get(&self, id: &str) -> Option<V> {
+    pub fn recall(&self, id: &str, digest: &ContentDigest) -> Recall<V> {
         let inner = self.inner.lock();
-        inner.0.get(id).filter(|(at, _)| at.elapsed() < self.ttl).map(|(_, v)| v.clone())
+        match inner.0.get(id).filter(|(at, _, _)| at.elapsed() < self.ttl) {
+            None => Recall::New,
+            Some((_, seen, answer)) if seen == digest => Recall::Replay(answer.clone()),
+            Some(_) => Recall::Conflict,
+        }
     }
 
-    pub fn remember(&self, id: String, value: V) {
+    pub fn remember(&self, id: String, digest: ContentDigest, value: V) {
         let mut inner = self.inner.lock();
         let (map, order) = &mut *inner;
-        if map.insert(id.clone(), (Instant::now(), value)).is_none() {
+        if map.insert(id.clone(), (Instant::now(), digest, value)).is_none() {
             order.push_back(id);
         }
         while order.len() > self.capacity {

@@ -44,9 +44,23 @@ pub struct ServeConfig {
     pub dead_letter: Option<PathBuf>,
     pub sheets: SheetTarget,
     pub firehose_access_key: Option<String>,
+    /// The machine tokens file (`callqa tokens`).
+    pub tokens: PathBuf,
     pub max_body_bytes: u64,
     pub max_record_bytes: u64,
     pub max_evaluations: usize,
+    /// Largest session document for POST /v1/sessions/evaluate.
+    pub max_session_bytes: u64,
+    /// Request body bytes held at once across all requests.
+    pub max_buffered_bytes: u64,
+    /// Connections served at once; more get 503 (and /healthz).
+    pub max_connections: usize,
+    /// A connection idle or slow for this long before a request head is closed.
+    pub header_timeout: Duration,
+    /// The time a client has to send a whole body.
+    pub body_timeout: Duration,
+    /// How long requests in flight may finish after SIGTERM.
+    pub shutdown_timeout: Duration,
     pub analysis: Option<PathBuf>,
     pub analysis_wait: Duration,
     pub events: Option<PathBuf>,

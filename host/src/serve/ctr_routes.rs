@@ -17,8 +17,8 @@ use serde_json::json;
 
 use super::api_error::ApiError;
 use super::app_state::AppState;
+use super::request_body::{is_json, is_ndjson, media_type};
 use crate::ingest::RecordOutcome;
-use super::request_body::{is_json, is_ndjson, media_type, read_limited};
 use crate::sources::{InputFormat, RecordReader};
 
 pub async fn ingest(State(app): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
@@ -30,15 +30,16 @@ pub async fn ingest(State(app): State<Arc<AppState>>, headers: HeaderMap, body: 
     } else {
         return Err(ApiError::unsupported_type("application/json or application/x-ndjson", media.as_deref()));
     };
-    let bytes = read_limited(&headers, body, app.config.max_body_bytes).await?;
+    let body = app.bodies.read(&headers, body, app.config.max_body_bytes).await?;
     if !ndjson {
         // NDJSON lines are judged one by one (a bad line is dead-lettered);
         // a JSON body is one document, and a broken one is a bad request.
-        serde_json::from_slice::<serde::de::IgnoredAny>(&bytes)
+        serde_json::from_slice::<serde::de::IgnoredAny>(&body.bytes)
             .map_err(|e| ApiError::bad_request(format!("malformed JSON: {e}")))?;
     }
-    let mut reader = RecordReader::from_reader(Box::new(Cursor::new(bytes)), app.config.max_record_bytes, ndjson)
-        .map_err(|e| ApiError::bad_request(format!("cannot read the body: {e}")))?;
+    let mut reader =
+        RecordReader::from_reader(Box::new(Cursor::new(body.bytes.clone())), app.config.max_record_bytes, ndjson)
+            .map_err(|e| ApiError::bad_request(format!("cannot read the body: {e}")))?;
     if reader.format() == InputFormat::Empty {
         return Err(ApiError::bad_request("the body holds no contact records"));
     }
@@ -54,8 +55,7 @@ pub async fn ingest(State(app): State<Arc<AppState>>, headers: HeaderMap, body: 
         records.push(raw);
     }
     let report =
-        app.ingestor.ingest("http:/v1/ctr", records).await.map_err(|e| ApiError::unavailable(format!("{e:#}")))?;
-    app.realtime.offer(&report.stored);
+        app.ingest("http:/v1/ctr".into(), records).await.map_err(|e| ApiError::unavailable(format!("{e:#}")))?;
     let retry = report.count(RecordOutcome::Retry);
     let body = json!({
         "records": report.results,

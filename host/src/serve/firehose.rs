@@ -34,11 +34,11 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use super::api_error::ApiError;
-use super::app_state::AppState;
-use crate::ingest::RecordOutcome;
-use super::request_body::{is_json, media_type, read_limited};
+use super::app_state::{AppState, ContentDigest, Recall, MAX_REQUEST_ID_BYTES};
+use super::request_body::{is_json, media_type};
 use crate::ctr::{DecodeError, Delivery};
-use crate::sources::{FirehoseResponse, InputFormat, Position, RawRecord, RecordReader};
+use crate::ingest::RecordOutcome;
+use crate::sources::{FirehoseRecord, FirehoseResponse, InputFormat, Position, RawRecord, RecordBytes, RecordReader};
 
 const REQUEST_ID: &str = "x-amz-firehose-request-id";
 const ACCESS_KEY: &str = "x-amz-firehose-access-key";
@@ -75,6 +75,10 @@ fn key_matches(given: &[u8], expected: &str) -> bool {
 
 pub async fn deliver(State(app): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Response {
     let header_id = headers.get(REQUEST_ID).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    if header_id.as_ref().is_some_and(|h| h.len() > MAX_REQUEST_ID_BYTES) {
+        let message = format!("X-Amz-Firehose-Request-Id is longer than {MAX_REQUEST_ID_BYTES} bytes");
+        return answer(StatusCode::BAD_REQUEST, None, Some(message));
+    }
     let id = header_id.as_deref();
     let Some(expected) = app.config.firehose_access_key.as_deref() else {
         return answer(
@@ -103,11 +107,11 @@ pub async fn deliver(State(app): State<Arc<AppState>>, headers: HeaderMap, body:
             );
         }
     }
-    let bytes = match read_limited(&headers, body, app.config.max_body_bytes).await {
-        Ok(bytes) => bytes,
+    let body = match app.bodies.read(&headers, body, app.config.max_body_bytes).await {
+        Ok(body) => body,
         Err(e) => return answer(e.status, id, Some(e.message)),
     };
-    let request: DeliveryRequest = match serde_json::from_slice(&bytes) {
+    let request: DeliveryRequest = match serde_json::from_slice(&body.bytes) {
         Ok(r) => r,
         Err(e) => {
             return answer(
@@ -127,10 +131,37 @@ pub async fn deliver(State(app): State<Arc<AppState>>, headers: HeaderMap, body:
         );
     }
     let id = request.request_id.as_str();
-    if app.delivered.get(id).is_some() {
-        app.metrics.firehose_replays.inc();
-        tracing::info!(request_id = id, "Firehose request answered again (already stored)");
-        return answer(StatusCode::OK, Some(id), None);
+    if id.is_empty() {
+        // Every request id is a promise kept for the TTL: an empty one
+        // would make every later request without an id look answered.
+        return answer(StatusCode::BAD_REQUEST, None, Some("requestId is empty; send a unique id per request".into()));
+    }
+    if id.len() > MAX_REQUEST_ID_BYTES {
+        return answer(
+            StatusCode::BAD_REQUEST,
+            None,
+            Some(format!("requestId has {} bytes; at most {MAX_REQUEST_ID_BYTES} are accepted", id.len())),
+        );
+    }
+    let digest = delivery_digest(&request.records);
+    match app.delivered.recall(id, &digest) {
+        Recall::New => {}
+        Recall::Replay(()) => {
+            app.metrics.firehose_replays.inc();
+            tracing::info!(request_id = id, "Firehose request answered again (already stored)");
+            return answer(StatusCode::OK, Some(id), None);
+        }
+        Recall::Conflict => {
+            tracing::warn!(request_id = id, "a request id answered before came again with other records; refused");
+            return answer(
+                StatusCode::CONFLICT,
+                Some(id),
+                Some(format!(
+                    "request id {id} was already answered for different records; \
+                     send these records under a new request id"
+                )),
+            );
+        }
     }
 
     let engine = base64::engine::general_purpose::STANDARD;
@@ -145,7 +176,7 @@ pub async fn deliver(State(app): State<Arc<AppState>>, headers: HeaderMap, body:
                 Ok(bytes) if bytes.len() as u64 > max => RawRecord {
                     position,
                     rejected: Some(DecodeError::Oversized { size: bytes.len() as u64, max }),
-                    bytes: bytes[..4096.min(bytes.len())].to_vec().into(),
+                    bytes: RecordBytes::cut(&bytes),
                     delivery: Delivery::FirehoseRecord,
                 },
                 Ok(bytes) => {
@@ -160,14 +191,13 @@ pub async fn deliver(State(app): State<Arc<AppState>>, headers: HeaderMap, body:
             }
         })
         .collect();
-    let report = match app.ingestor.ingest(&format!("firehose:{id}"), records).await {
+    let report = match app.ingest(format!("firehose:{id}"), records).await {
         Ok(report) => report,
         Err(err) => {
             tracing::error!(request_id = id, "Firehose request not stored, Firehose will retry: {err:#}");
             return answer(StatusCode::SERVICE_UNAVAILABLE, Some(id), Some(format!("{err:#}")));
         }
     };
-    app.realtime.offer(&report.stored);
     let contested = report.count(RecordOutcome::Retry);
     if contested > 0 {
         return answer(
@@ -176,7 +206,7 @@ pub async fn deliver(State(app): State<Arc<AppState>>, headers: HeaderMap, body:
             Some(format!("{contested} records are being stored by another host; retry later")),
         );
     }
-    app.delivered.remember(id.to_owned(), ());
+    app.delivered.remember(id.to_owned(), digest, ());
     tracing::debug!(
         request_id = id,
         unique = report.count(RecordOutcome::Unique) + report.count(RecordOutcome::Update),
@@ -192,18 +222,19 @@ pub async fn transform(State(app): State<Arc<AppState>>, headers: HeaderMap, bod
     if media.is_some() && !is_json(media.as_deref()) {
         return Err(ApiError::unsupported_type("application/json", media.as_deref()));
     }
-    let bytes = read_limited(&headers, body, app.config.max_body_bytes).await?;
-    serde_json::from_slice::<serde::de::IgnoredAny>(&bytes)
+    let body = app.bodies.read(&headers, body, app.config.max_body_bytes).await?;
+    serde_json::from_slice::<serde::de::IgnoredAny>(&body.bytes)
         .map_err(|e| ApiError::bad_request(format!("malformed JSON: {e}")))?;
-    let invocation = serde_json::from_slice::<serde_json::Value>(&bytes)
+    let invocation = serde_json::from_slice::<serde_json::Value>(&body.bytes)
         .ok()
-        .and_then(|v| v.get("invocationId").and_then(|i| i.as_str()).map(str::to_owned));
-    if let Some(previous) = invocation.as_deref().and_then(|id| app.transformed.get(id)) {
-        app.metrics.firehose_replays.inc();
-        return Ok(Json(&*previous).into_response());
+        .and_then(|v| v.get("invocationId").and_then(|i| i.as_str()).map(str::to_owned))
+        .filter(|id| !id.is_empty());
+    if invocation.as_ref().is_some_and(|id| id.len() > MAX_REQUEST_ID_BYTES) {
+        return Err(ApiError::bad_request(format!("invocationId is longer than {MAX_REQUEST_ID_BYTES} bytes")));
     }
-    let mut reader = RecordReader::from_reader(Box::new(Cursor::new(bytes)), app.config.max_record_bytes, false)
-        .map_err(|e| ApiError::bad_request(format!("cannot read the event: {e}")))?;
+    let mut reader =
+        RecordReader::from_reader(Box::new(Cursor::new(body.bytes.clone())), app.config.max_record_bytes, false)
+            .map_err(|e| ApiError::bad_request(format!("cannot read the event: {e}")))?;
     let Some(event_records) =
         reader.firehose_records().filter(|_| reader.format() == InputFormat::FirehoseEvent).map(<[_]>::to_vec)
     else {
@@ -211,6 +242,23 @@ pub async fn transform(State(app): State<Arc<AppState>>, headers: HeaderMap, bod
             "not a Firehose transformation event ({\"invocationId\", \"records\": [{\"recordId\", \"data\"}]})",
         ));
     };
+    let digest = transform_digest(&event_records);
+    if let Some(id) = invocation.as_deref() {
+        match app.transformed.recall(id, &digest) {
+            Recall::New => {}
+            Recall::Replay(previous) => {
+                app.metrics.firehose_replays.inc();
+                return Ok(Json(&*previous).into_response());
+            }
+            Recall::Conflict => {
+                return Err(ApiError::new(
+                    StatusCode::CONFLICT,
+                    "invocation-id-reused",
+                    format!("invocationId {id} was already answered for different records; use a new invocationId"),
+                ))
+            }
+        }
+    }
     let mut records = Vec::with_capacity(event_records.len());
     while let Some(raw) =
         reader.next_record().map_err(|e| ApiError::bad_request(format!("cannot read the event: {e}")))?
@@ -218,8 +266,7 @@ pub async fn transform(State(app): State<Arc<AppState>>, headers: HeaderMap, bod
         records.push(raw);
     }
     let name = format!("firehose-transform:{}", invocation.as_deref().unwrap_or("-"));
-    let report = app.ingestor.ingest(&name, records).await.map_err(|e| ApiError::unavailable(format!("{e:#}")))?;
-    app.realtime.offer(&report.stored);
+    let report = app.ingest(name, records).await.map_err(|e| ApiError::unavailable(format!("{e:#}")))?;
     let contested = report.count(RecordOutcome::Retry);
     if contested > 0 {
         return Err(ApiError::unavailable(format!(
@@ -233,7 +280,29 @@ pub async fn transform(State(app): State<Arc<AppState>>, headers: HeaderMap, bod
     }
     let response = Arc::new(response);
     if let Some(id) = invocation {
-        app.transformed.remember(id, response.clone());
+        app.transformed.remember(id, digest, response.clone());
     }
     Ok(Json(&*response).into_response())
+}
+
+/// A delivery's records, in order, each length-prefixed so that no two
+/// different lists of records hash alike.
+fn delivery_digest(records: &[DeliveryRecord]) -> ContentDigest {
+    let mut hash = Sha256::new();
+    for record in records {
+        hash.update((record.data.len() as u64).to_le_bytes());
+        hash.update(record.data.as_bytes());
+    }
+    hash.finalize().into()
+}
+
+fn transform_digest(records: &[FirehoseRecord]) -> ContentDigest {
+    let mut hash = Sha256::new();
+    for record in records {
+        for part in [&record.record_id, &record.data] {
+            hash.update((part.len() as u64).to_le_bytes());
+            hash.update(part.as_bytes());
+        }
+    }
+    hash.finalize().into()
 }

@@ -157,7 +157,8 @@ impl Ingestor {
             let result = &mut results[*index];
             result.outcome = RecordOutcome::from(*outcome);
             if let ClaimOutcome::InProgressElsewhere { lease_until } = outcome {
-                result.reason = Some(format!("another host is storing this record (its claim runs until {lease_until} ms)"));
+                result.reason =
+                    Some(format!("another host is storing this record (its claim runs until {lease_until} ms)"));
             }
         }
         let stored: Vec<(crate::ctr::UtcDay, RecordBytes)> = pending
@@ -168,9 +169,11 @@ impl Ingestor {
             .collect();
         // As in `callqa ingest`: a batch that claimed nothing has nothing to write or complete.
         if !stored.is_empty() {
-            let records: Vec<SinkRecord<'_>> = stored.iter().map(|(day, line)| SinkRecord { day: *day, line }).collect();
-            let written =
-                tokio::task::block_in_place(|| batch::write(std::slice::from_mut(&mut writers.sink), claim.token, &records));
+            let records: Vec<SinkRecord<'_>> =
+                stored.iter().map(|(day, line)| SinkRecord { day: *day, line }).collect();
+            let written = tokio::task::block_in_place(|| {
+                batch::write(std::slice::from_mut(&mut writers.sink), claim.token, &records)
+            });
             if let Err(err) = written {
                 batch::release(self.store.as_ref(), claim.token).await;
                 return Err(err);

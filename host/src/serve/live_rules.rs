@@ -163,6 +163,16 @@ impl LiveRules {
     }
 
     /// The body of `GET /v1/rules`.
+    /// Paths in what the API shows, relative to the rules directory: where
+    /// the server keeps its files is nobody else's business.
+    fn redact(&self, text: &str) -> String {
+        let Some(dir) = self.ruleset_path.parent().filter(|d| !d.as_os_str().is_empty()) else {
+            return text.to_string();
+        };
+        let dir = dir.display().to_string();
+        text.replace(&format!("{dir}/"), "").replace(&dir, ".")
+    }
+
     pub fn status(&self) -> Value {
         let active = self.current();
         self.metrics.observe_quarantines(&active.ruleset, active.generation);
@@ -184,11 +194,11 @@ impl LiveRules {
                 json!({
                     "id": &*rule.id,
                     "version": rule.module.descriptor.version,
-                    "module": rule.module.source,
+                    "module": self.redact(&rule.module.source),
                     "module_sha256": rule.module.sha256,
                     "state": state,
-                    "refused": refused.map(|r| json!({"reason": r.reason, "at": timestamp(r.at)})),
-                    "quarantined": counts.quarantined.as_ref().map(|e| json!({"last_error": e})),
+                    "refused": refused.map(|r| json!({"reason": self.redact(&r.reason), "at": timestamp(r.at)})),
+                    "quarantined": counts.quarantined.as_ref().map(|e| json!({"last_error": self.redact(e)})),
                     "counts": {
                         "evaluations": counts.evaluations,
                         "errors": counts.errors,
@@ -199,11 +209,11 @@ impl LiveRules {
             })
             .collect();
         json!({
-            "ruleset": self.ruleset_path.display().to_string(),
+            "ruleset": self.ruleset_path.file_name().map(|n| n.to_string_lossy().into_owned()),
             "generation": active.generation,
             "loaded_at": timestamp(active.loaded_at),
             "golden_cases": active.golden_cases,
-            "refusal": refusal.map(|r| json!({"at": timestamp(r.at), "rule": r.rule, "reason": r.reason})),
+            "refusal": refusal.map(|r| json!({"at": timestamp(r.at), "rule": r.rule, "reason": self.redact(&r.reason)})),
             "rules": rules,
         })
     }

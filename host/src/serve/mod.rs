@@ -10,22 +10,27 @@
 //!   [`router`]: the HTTP API.
 //! - [`realtime_qa`] and [`sheet_sink`]: sessions evaluated when complete.
 //! - [`metrics`]: what `GET /metrics` reports.
+//! - [`auth`], [`role`] and [`token_store`]: who may call what.
 
 pub mod api_error;
 pub mod app_state;
+pub mod auth;
 pub mod config;
 pub mod ctr_routes;
 pub mod firehose;
+pub mod http_server;
 pub mod ingestor;
 pub mod live_rules;
 pub mod metrics;
 pub mod realtime_qa;
 pub mod request_body;
+pub mod role;
 pub mod router;
 pub mod rules_routes;
 pub mod rules_watcher;
 pub mod session_routes;
 pub mod sheet_sink;
+pub mod token_store;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -36,10 +41,12 @@ use tokio::sync::Semaphore;
 pub use config::{find_ruleset, LogFormat, ServeConfig, SheetTarget};
 
 use app_state::{AppState, RecentAnswers};
+use http_server::ConnectionLimits;
 use ingestor::Ingestor;
 use live_rules::{reload_in_background, LiveRules};
 use metrics::Metrics;
 use realtime_qa::{RealtimeQa, RealtimeSettings};
+use request_body::BodyBudget;
 use sheet_sink::SheetSink;
 
 use crate::ctr::RecordDecoder;
@@ -110,11 +117,14 @@ pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
     let watcher = rules_watcher::spawn(rules.clone(), config.rules_poll);
     tokio::spawn(reload_on_sighup(rules.clone()));
 
+    http_server::raise_open_files_limit();
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let address = listener.local_addr()?;
+    let tokens = Arc::new(token_store::TokenStore::open(config.tokens.clone())?);
     let state = Arc::new(AppState {
+        tokens,
         delivered: RecentAnswers::new(100_000, config.ttl),
         transformed: RecentAnswers::new(10_000, config.ttl),
         config: config.clone(),
@@ -123,16 +133,23 @@ pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
         realtime,
         metrics,
         evaluations,
+        bodies: BodyBudget::new(config.max_buffered_bytes, config.body_timeout),
         started,
     });
     let app = router::build(state.clone());
+    let overflow = router::overflow(state.clone());
     if let Some(path) = &config.ready_file {
         crate::atomic_write::write_atomically(path, address.to_string().as_bytes())
             .with_context(|| format!("cannot write --ready-file {}", path.display()))?;
     }
     tracing::info!(%address, startup_ms = started.elapsed().as_millis() as u64, rules_ms, store = %state.ingestor.describe_store(), sink = %config.out.display(), sheets = %state.realtime.describe_sink(), "callqa serve listening");
 
-    axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await.context("the HTTP server failed")?;
+    let limits = ConnectionLimits {
+        max_connections: config.max_connections,
+        header_timeout: config.header_timeout,
+        shutdown_timeout: config.shutdown_timeout,
+    };
+    http_server::serve(listener, app, overflow, limits, shutdown_signal()).await;
     watcher.abort();
     tracing::info!("shutting down: closing the dedup store");
     state.ingestor.close().await

@@ -1,4 +1,6 @@
-//! The routes, and what wraps every request: per-route request counts.
+//! The routes, and what wraps every request: per-route request counts,
+//! the cross-site guard on writes, and the token check on the routes that
+//! store, evaluate or change state (see `auth`).
 
 use std::sync::Arc;
 
@@ -12,18 +14,23 @@ use serde_json::json;
 
 use super::api_error::ApiError;
 use super::app_state::AppState;
+use super::auth;
 use super::metrics::RouteLabels;
+use super::role::Action;
 use super::{ctr_routes, firehose, rules_routes, session_routes};
 
 pub fn build(state: Arc<AppState>) -> Router {
+    // Route layers, so the token is checked before any body is read.
+    let needs = |action: Action| middleware::from_fn_with_state((state.clone(), action), auth::authorize);
     Router::new()
+        // Firehose authenticates with its access key (firehose.rs).
         .route("/v1/firehose", post(firehose::deliver))
-        .route("/v1/firehose/transform", post(firehose::transform))
-        .route("/v1/ctr", post(ctr_routes::ingest))
-        .route("/v1/sessions/evaluate", post(session_routes::evaluate))
-        .route("/v1/rules", get(rules_routes::list))
-        .route("/v1/rules/reload", post(rules_routes::reload))
-        .route("/v1/rules/{id}/release", post(rules_routes::release))
+        .route("/v1/firehose/transform", post(firehose::transform).route_layer(needs(Action::Ingest)))
+        .route("/v1/ctr", post(ctr_routes::ingest).route_layer(needs(Action::Ingest)))
+        .route("/v1/sessions/evaluate", post(session_routes::evaluate).route_layer(needs(Action::Evaluate)))
+        .route("/v1/rules", get(rules_routes::list).route_layer(needs(Action::ReadRules)))
+        .route("/v1/rules/reload", post(rules_routes::reload).route_layer(needs(Action::ManageRules)))
+        .route("/v1/rules/{id}/release", post(rules_routes::release).route_layer(needs(Action::ManageRules)))
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
         .fallback(|| async { ApiError::not_found("no such endpoint") })
@@ -33,6 +40,22 @@ pub fn build(state: Arc<AppState>) -> Router {
                 "method-not-allowed",
                 "this endpoint does not take that method",
             )
+        })
+        .layer(middleware::from_fn(auth::refuse_cross_site))
+        .layer(middleware::from_fn_with_state(state.clone(), count_requests))
+        .with_state(state)
+}
+
+/// What a connection past `--max-connections` gets: health checks answer
+/// as usual, everything else is told to come back.
+pub fn overflow(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .fallback(|| async {
+            let mut response =
+                ApiError::overloaded("the server is at its connection limit (--max-connections)").into_response();
+            response.headers_mut().insert(header::CONNECTION, header::HeaderValue::from_static("close"));
+            response
         })
         .layer(middleware::from_fn_with_state(state.clone(), count_requests))
         .with_state(state)
@@ -62,8 +85,6 @@ async fn healthz(State(app): State<Arc<AppState>>) -> Response {
         "uptime_seconds": app.started.elapsed().as_secs(),
         "rules_generation": active.generation,
         "rules": active.ruleset.rules.len(),
-        "store": app.ingestor.describe_store(),
-        "sheets": app.realtime.describe_sink(),
     }))
     .into_response()
 }

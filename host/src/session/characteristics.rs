@@ -26,9 +26,9 @@ pub struct RoleFigures {
     pub talk_time_ms: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub words_per_minute: Option<u32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "super::document::f32_option")]
     pub overall_sentiment: Option<f32>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty", deserialize_with = "super::document::f32_vec")]
     pub sentiment_by_quarter: Vec<f32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub average_response_ms: Option<u32>,

@@ -21,7 +21,7 @@ pub use attribute::lookup as attribute_at;
 pub use characteristics::{Characteristics, Interruption, RoleFigures, Span};
 pub use connect_batch::{AssembledBatch, BatchReport, ConnectInputs};
 pub use contact::{Agent, Channel, Contact, InitiationMethod};
-pub use document::{read_sessions, SessionSource};
+pub use document::{read_sessions, DocumentError, SessionSource};
 pub use event::Event;
 pub use segment::{Role, Segment, Sentiment};
 

@@ -1,6 +1,6 @@
 use std::collections::VecDeque;
 use std::fs::File;
-use std::io::{self, BufRead, BufReader, Read};
+use std::io::{self, BufRead, BufReader, Read, Seek};
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -8,6 +8,7 @@ use base64::Engine;
 use memmap2::Mmap;
 use serde_json::value::RawValue;
 
+use super::record_bytes::ExcerptBuilder;
 use super::{FirehoseEvent, FirehoseRecord, InputSource, LineBuffers, Position, RawRecord, RecordBytes};
 use crate::ctr::{DecodeError, Delivery};
 
@@ -36,13 +37,20 @@ impl std::fmt::Display for InputFormat {
 
 /// Reads the records of one input, detecting its format from its content.
 ///
-/// NDJSON is streamed line by line, so inputs larger than memory work; a JSON
-/// array, a single object and a Firehose event are documents and are read
-/// whole (Firehose caps an invocation at 6 MB). A plain file is read through
-/// a memory map, and its NDJSON records are ranges of it ([`RecordBytes`]).
+/// NDJSON is streamed line by line and a JSON array element by element, so
+/// inputs larger than memory work: what is held at a time is the read buffer
+/// and one record of at most `--max-record-bytes` (a longer one is kept as
+/// its first [`EXCERPT_KEPT`](super::record_bytes::EXCERPT_KEPT) bytes, its
+/// length and its SHA-256, and dead-lettered). A single object and a Firehose event are documents
+/// and are read whole (Firehose caps an invocation at 6 MB). A plain file's
+/// NDJSON is read through a memory map, and its records are ranges of it
+/// ([`RecordBytes`]); an array is read through a buffer instead, as every
+/// page of a map that has been read counts in the process's resident memory
+/// until it is unmapped (an array's elements are copied out anyway).
 pub struct RecordReader {
     format: InputFormat,
     lines: Option<LineSource>,
+    array: Option<ArraySource>,
     queued: VecDeque<RawRecord>,
     firehose: Option<Vec<FirehoseRecord>>,
     max_record_bytes: u64,
@@ -60,6 +68,27 @@ struct LineSource {
     line_no: u64,
 }
 
+/// A JSON array being read one element at a time.
+struct ArraySource {
+    reader: Reader,
+    /// The index of the next element.
+    index: u64,
+    at: ArrayAt,
+}
+
+/// Where the array reader stands, between elements.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ArrayAt {
+    /// Just after the opening `[`.
+    Open,
+    AfterComma,
+    AfterElement,
+    /// Just after the closing `]`: only whitespace may follow.
+    Closed,
+    /// Nothing more to read.
+    End,
+}
+
 /// An input as the format detection and the line reader see it.
 enum Reader {
     Mapped(MappedFile),
@@ -75,21 +104,24 @@ enum Reader {
 struct MappedFile {
     map: Arc<Mmap>,
     at: usize,
+    /// Kept to read the rest through a buffer instead ([`Reader::unmapped`]).
+    file: File,
 }
 
 impl MappedFile {
-    /// Maps `file` when it is a non-empty regular file the kernel will map.
-    fn open(file: &File) -> Option<MappedFile> {
-        let metadata = file.metadata().ok()?;
+    /// Maps `file` when it is a non-empty regular file the kernel will map;
+    /// gives it back otherwise.
+    fn open(file: File) -> Result<MappedFile, File> {
+        let Ok(metadata) = file.metadata() else { return Err(file) };
         if !metadata.is_file() || metadata.len() == 0 {
-            return None;
+            return Err(file);
         }
         // SAFETY: the map is read-only and private; the one hazard, another
         // process truncating the file while it is read, is documented above.
-        let map = unsafe { Mmap::map(file) }.ok()?;
+        let Ok(map) = (unsafe { Mmap::map(&file) }) else { return Err(file) };
         // Read ahead of the reader when the file is not in the page cache yet.
         let _ = map.advise(memmap2::Advice::Sequential);
-        Some(MappedFile { map: Arc::new(map), at: 0 })
+        Ok(MappedFile { map: Arc::new(map), at: 0, file })
     }
 
     /// The range of the next line, without its `\n`.
@@ -105,6 +137,23 @@ impl MappedFile {
         };
         self.at = next;
         Some(start..end)
+    }
+}
+
+/// The read buffer of inputs that are not mapped.
+const READ_BUFFER: usize = 256 * 1024;
+
+impl Reader {
+    /// The same input from where it stands, read through a buffer rather
+    /// than a map.
+    fn unmapped(self) -> io::Result<Reader> {
+        match self {
+            Reader::Mapped(MappedFile { at, mut file, .. }) => {
+                file.seek(io::SeekFrom::Start(at as u64))?;
+                Ok(Reader::Buffered(Box::new(BufReader::with_capacity(READ_BUFFER, file))))
+            }
+            buffered => Ok(buffered),
+        }
     }
 }
 
@@ -142,19 +191,19 @@ const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 impl RecordReader {
     pub fn open(source: &InputSource, max_record_bytes: u64) -> anyhow::Result<Self> {
         let mut reader = match source {
-            InputSource::Stdin => Reader::Buffered(Box::new(BufReader::with_capacity(256 * 1024, io::stdin()))),
+            InputSource::Stdin => Reader::Buffered(Box::new(BufReader::with_capacity(READ_BUFFER, io::stdin()))),
             InputSource::File(path) => {
                 let file = File::open(path).with_context(|| format!("cannot open input {}", path.display()))?;
-                match MappedFile::open(&file) {
-                    Some(mapped) => Reader::Mapped(mapped),
-                    None => Reader::Buffered(Box::new(BufReader::with_capacity(256 * 1024, file))),
+                match MappedFile::open(file) {
+                    Ok(mapped) => Reader::Mapped(mapped),
+                    Err(file) => Reader::Buffered(Box::new(BufReader::with_capacity(READ_BUFFER, file))),
                 }
             }
         };
         let head = reader.fill_buf().with_context(|| format!("cannot read input {source}"))?;
         if head.starts_with(&GZIP_MAGIC) {
             let decoder = flate2::bufread::MultiGzDecoder::new(reader);
-            reader = Reader::Buffered(Box::new(BufReader::with_capacity(256 * 1024, decoder)));
+            reader = Reader::Buffered(Box::new(BufReader::with_capacity(READ_BUFFER, decoder)));
         }
         // The extension settles what content alone cannot: a one-line `.ndjson`
         // file is one line of NDJSON, not a single-object document.
@@ -177,6 +226,7 @@ impl RecordReader {
         let mut this = RecordReader {
             format: InputFormat::Empty,
             lines: None,
+            array: None,
             queued: VecDeque::new(),
             firehose: None,
             max_record_bytes,
@@ -192,10 +242,9 @@ impl RecordReader {
                 this.lines = Some(LineSource { reader, line_no: skipped_lines });
             }
             Some(b'[') => {
-                let mut whole = Vec::new();
-                reader.read_to_end(&mut whole)?;
+                reader.consume(1);
                 this.format = InputFormat::JsonArray;
-                this.read_array(&whole);
+                this.array = Some(ArraySource { reader: reader.unmapped()?, index: 0, at: ArrayAt::Open });
             }
             Some(b'{') => {
                 let mut first_line = Vec::new();
@@ -232,6 +281,9 @@ impl RecordReader {
         if let Some(record) = self.queued.pop_front() {
             return Ok(Some(record));
         }
+        if self.array.is_some() {
+            return self.next_element();
+        }
         let Some(lines) = self.lines.as_mut() else { return Ok(None) };
         loop {
             lines.line_no += 1;
@@ -239,21 +291,23 @@ impl RecordReader {
             let (bytes, size) = match &mut lines.reader {
                 Reader::Mapped(file) => {
                     let Some(range) = file.next_line() else { return Ok(None) };
-                    let size = range.len();
-                    let kept = if size as u64 > self.max_record_bytes { DEAD_LETTER_SAMPLE.min(size) } else { size };
-                    (RecordBytes::Mapped { map: file.map.clone(), range: range.start..range.start + kept }, size as u64)
+                    let size = range.len() as u64;
+                    if size > self.max_record_bytes {
+                        (RecordBytes::cut(&file.map[range]), size)
+                    } else {
+                        (RecordBytes::Mapped { map: file.map.clone(), range }, size)
+                    }
                 }
                 Reader::Buffered(reader) => {
-                    if self.spare.is_empty() {
-                        if let Some(buffers) = &self.buffers {
-                            buffers.take(BUFFERS_PER_TAKE, &mut self.spare);
-                        }
-                    }
-                    let buffer = self.spare.pop().unwrap_or_default();
-                    let Some((bytes, size)) = read_line_capped(reader, self.max_record_bytes, buffer)? else {
+                    let buffer = take_buffer(&mut self.spare, self.buffers.as_deref());
+                    let mut line = Capture::new(buffer, self.max_record_bytes);
+                    if !read_line(reader, &mut line)? {
+                        self.spare.push(line.kept);
                         return Ok(None);
-                    };
-                    (RecordBytes::Owned(bytes), size)
+                    }
+                    let (bytes, size, emptied) = line.finish();
+                    self.spare.extend(emptied);
+                    (bytes, size)
                 }
             };
             if bytes.iter().all(u8::is_ascii_whitespace) && size == bytes.len() as u64 {
@@ -281,16 +335,93 @@ impl RecordReader {
         }
     }
 
-    fn read_array(&mut self, whole: &[u8]) {
-        match serde_json::from_slice::<Vec<&RawValue>>(whole) {
-            Ok(elements) => {
-                for (index, element) in elements.into_iter().enumerate() {
-                    let bytes = element.get().as_bytes();
-                    let record = self.capped(Position::Index(index as u64), bytes, Delivery::ArrayElement);
-                    self.queued.push_back(record);
+    /// The next element of the array, or a dead letter for what is wrong
+    /// with the array around it.
+    ///
+    /// An element's bytes are exactly what a full parse would give it (from
+    /// its first byte to its last, no surrounding whitespace): the elements
+    /// are found by following strings and brackets, and each is then judged
+    /// on its own by the decoder, so one malformed element is one dead letter
+    /// and the others are read. A break in the array itself (a missing `,`,
+    /// content after the closing `]`, an input that ends before it) is one
+    /// dead letter at the next index; after a missing `,` the rest of the
+    /// input is that dead letter, as nothing after it can be trusted to be
+    /// where an element starts.
+    fn next_element(&mut self) -> io::Result<Option<RawRecord>> {
+        let max = self.max_record_bytes;
+        loop {
+            let Some(array) = self.array.as_mut() else { return Ok(None) };
+            let next = skip_json_whitespace(&mut array.reader)?;
+            let position = Position::Index(array.index);
+            let failed = |detail: String| RawRecord {
+                position: position.clone(),
+                bytes: RecordBytes::Owned(Vec::new()),
+                delivery: Delivery::ArrayElement,
+                rejected: Some(DecodeError::MalformedJson(detail)),
+            };
+            match (array.at, next) {
+                (ArrayAt::End, _) => return Ok(None),
+                (ArrayAt::Closed, None) => array.at = ArrayAt::End,
+                (ArrayAt::Closed, Some(_)) => {
+                    array.at = ArrayAt::End;
+                    let rest = read_rest(&mut array.reader)?;
+                    return Ok(Some(RawRecord {
+                        bytes: rest,
+                        ..failed("content after the array's closing `]`".to_string())
+                    }));
+                }
+                (_, None) => {
+                    array.at = ArrayAt::End;
+                    return Ok(Some(failed("the input ends before the array's closing `]`".to_string())));
+                }
+                (ArrayAt::Open, Some(b']')) => {
+                    array.reader.consume(1);
+                    array.at = ArrayAt::Closed;
+                }
+                (ArrayAt::AfterComma, Some(b']')) => {
+                    array.reader.consume(1);
+                    array.at = ArrayAt::Closed;
+                    return Ok(Some(failed("a `,` with no element after it before the closing `]`".to_string())));
+                }
+                (ArrayAt::AfterElement, Some(b',')) => {
+                    array.reader.consume(1);
+                    array.at = ArrayAt::AfterComma;
+                }
+                (ArrayAt::AfterElement, Some(b']')) => {
+                    array.reader.consume(1);
+                    array.at = ArrayAt::Closed;
+                }
+                (ArrayAt::AfterElement, Some(found)) => {
+                    array.at = ArrayAt::End;
+                    let detail = format!(
+                        "expected `,` or `]` after element {}, found {}; the rest of the input is not read",
+                        array.index.saturating_sub(1),
+                        describe_byte(found)
+                    );
+                    let rest = read_rest(&mut array.reader)?;
+                    return Ok(Some(RawRecord { bytes: rest, ..failed(detail) }));
+                }
+                (ArrayAt::Open | ArrayAt::AfterComma, Some(_)) => {
+                    array.index += 1;
+                    let buffer = take_buffer(&mut self.spare, self.buffers.as_deref());
+                    let mut element = Capture::new(buffer, max);
+                    let complete = read_element(&mut array.reader, &mut element)?;
+                    array.at = if complete { ArrayAt::AfterElement } else { ArrayAt::End };
+                    let (bytes, size, emptied) = element.finish();
+                    self.spare.extend(emptied);
+                    let rejected = if size > max {
+                        Some(DecodeError::Oversized { size, max })
+                    } else if !complete {
+                        Some(DecodeError::MalformedJson(format!(
+                            "the input ends inside element {}, before the array is closed",
+                            array.index - 1
+                        )))
+                    } else {
+                        None
+                    };
+                    return Ok(Some(RawRecord { position, bytes, delivery: Delivery::ArrayElement, rejected }));
                 }
             }
-            Err(err) => self.queued.push_back(whole_document_error(whole, self.max_record_bytes, err)),
         }
     }
 
@@ -365,18 +496,30 @@ impl RecordReader {
             let position = Position::Firehose { index: index as u64, record_id: record.record_id.clone() };
             let decoded_size = (record.data.len() as u64 / 4) * 3;
             let raw = if decoded_size > self.max_record_bytes.saturating_add(3) {
-                RawRecord {
-                    position,
-                    bytes: Vec::new().into(),
-                    delivery: Delivery::FirehoseRecord,
-                    rejected: Some(DecodeError::Oversized { size: decoded_size, max: self.max_record_bytes }),
+                // Decoded a piece at a time, so the dead letter has its
+                // digest without the whole decoded record in memory.
+                let mut excerpt = ExcerptBuilder::default();
+                let mut decoder = base64::read::DecoderReader::new(record.data.as_bytes(), &engine);
+                match io::copy(&mut decoder, &mut excerpt) {
+                    Ok(size) => RawRecord {
+                        position,
+                        bytes: excerpt.finish(),
+                        delivery: Delivery::FirehoseRecord,
+                        rejected: Some(DecodeError::Oversized { size, max: self.max_record_bytes }),
+                    },
+                    Err(err) => RawRecord {
+                        position,
+                        bytes: RecordBytes::cut(record.data.as_bytes()),
+                        delivery: Delivery::FirehoseRecord,
+                        rejected: Some(DecodeError::BadBase64(err.to_string())),
+                    },
                 }
             } else {
                 match engine.decode(record.data.as_bytes()) {
                     Ok(bytes) => self.capped(position, &bytes, Delivery::FirehoseRecord),
                     Err(err) => RawRecord {
                         position,
-                        bytes: record.data.as_bytes().to_vec().into(),
+                        bytes: RecordBytes::cut(record.data.as_bytes()),
                         delivery: Delivery::FirehoseRecord,
                         rejected: Some(DecodeError::BadBase64(err.to_string())),
                     },
@@ -392,7 +535,7 @@ impl RecordReader {
         if size > self.max_record_bytes {
             RawRecord {
                 position,
-                bytes: bytes[..DEAD_LETTER_SAMPLE.min(bytes.len())].to_vec().into(),
+                bytes: RecordBytes::cut(bytes),
                 delivery,
                 rejected: Some(DecodeError::Oversized { size, max: self.max_record_bytes }),
             }
@@ -402,9 +545,6 @@ impl RecordReader {
     }
 }
 
-/// How much of an oversized record is kept for its dead letter.
-const DEAD_LETTER_SAMPLE: usize = 4096;
-
 fn whole_document_error(whole: &[u8], max: u64, err: serde_json::Error) -> RawRecord {
     let rejected = match std::str::from_utf8(whole) {
         Err(utf8) => DecodeError::InvalidUtf8 { valid_up_to: utf8.valid_up_to() },
@@ -413,7 +553,7 @@ fn whole_document_error(whole: &[u8], max: u64, err: serde_json::Error) -> RawRe
     };
     RawRecord {
         position: Position::Document,
-        bytes: whole[..DEAD_LETTER_SAMPLE.min(whole.len())].to_vec().into(),
+        bytes: RecordBytes::cut(whole),
         delivery: Delivery::Document,
         rejected: Some(rejected),
     }
@@ -464,47 +604,223 @@ fn skip_whitespace(reader: &mut Reader) -> io::Result<u64> {
     }
 }
 
-/// Reads one line without its `\n` into `line` (empty), keeping at most
-/// `max + 1` bytes of it in memory; returns the bytes kept and the line's
-/// full length.
-fn read_line_capped(
-    reader: &mut Box<dyn BufRead + Send>,
-    max: u64,
-    mut line: Vec<u8>,
-) -> io::Result<Option<(Vec<u8>, u64)>> {
-    let keep = usize::try_from(max).unwrap_or(usize::MAX).saturating_add(1);
-    let mut size: u64 = 0;
+/// An empty buffer for the next record: one handed back by the pipeline
+/// when there is one.
+fn take_buffer(spare: &mut Vec<Vec<u8>>, buffers: Option<&LineBuffers>) -> Vec<u8> {
+    if spare.is_empty() {
+        if let Some(buffers) = buffers {
+            buffers.take(BUFFERS_PER_TAKE, spare);
+        }
+    }
+    spare.pop().unwrap_or_default()
+}
+
+/// One record's bytes as they are read: kept while they fit in `max`, then
+/// only hashed, with their head ([`ExcerptBuilder`]). Whatever the record's
+/// length, this holds at most `max` bytes.
+struct Capture {
+    kept: Vec<u8>,
+    cut: Option<ExcerptBuilder>,
+    max: usize,
+}
+
+impl Capture {
+    fn new(mut buffer: Vec<u8>, max: u64) -> Self {
+        buffer.clear();
+        Capture { kept: buffer, cut: None, max: usize::try_from(max).unwrap_or(usize::MAX) }
+    }
+
+    fn push(&mut self, piece: &[u8]) {
+        if let Some(cut) = &mut self.cut {
+            cut.update(piece);
+        } else if self.kept.len() + piece.len() > self.max {
+            let mut cut = ExcerptBuilder::default();
+            cut.update(&self.kept);
+            cut.update(piece);
+            self.kept.clear();
+            self.cut = Some(cut);
+        } else {
+            if self.kept.is_empty() {
+                // One allocation for a record the read buffer holds whole.
+                self.kept.reserve_exact(piece.len());
+            }
+            self.kept.extend_from_slice(piece);
+        }
+    }
+
+    /// The record (its excerpt when over `max`), its length, and the buffer
+    /// when it was not used for the record.
+    fn finish(self) -> (RecordBytes, u64, Option<Vec<u8>>) {
+        match self.cut {
+            Some(cut) => {
+                let size = cut.size();
+                (cut.finish(), size, Some(self.kept))
+            }
+            None => {
+                let size = self.kept.len() as u64;
+                (RecordBytes::Owned(self.kept), size, None)
+            }
+        }
+    }
+}
+
+impl io::Write for ExcerptBuilder {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.update(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Reads one line without its `\n` into `line`; false at the end of the input.
+fn read_line(reader: &mut Box<dyn BufRead + Send>, line: &mut Capture) -> io::Result<bool> {
     let mut any = false;
     loop {
         let buf = reader.fill_buf()?;
         if buf.is_empty() {
-            return Ok(any.then_some((line, size)));
+            return Ok(any);
         }
         any = true;
         let (chunk, found) = match memchr::memchr(b'\n', buf) {
             Some(at) => (&buf[..at], true),
             None => (buf, false),
         };
-        let room = keep.saturating_sub(line.len());
-        if line.is_empty() {
-            // One allocation for a line the buffer holds whole.
-            line.reserve_exact(room.min(chunk.len()));
-        }
-        line.extend_from_slice(&chunk[..room.min(chunk.len())]);
-        size += chunk.len() as u64;
+        line.push(chunk);
         let used = chunk.len() + found as usize;
         reader.consume(used);
         if found {
-            if size > max {
-                line.truncate(DEAD_LETTER_SAMPLE);
-            }
-            return Ok(Some((line, size)));
+            return Ok(true);
         }
+    }
+}
+
+fn is_json_whitespace(byte: u8) -> bool {
+    matches!(byte, b' ' | b'\t' | b'\n' | b'\r')
+}
+
+/// Skips JSON whitespace; the next byte, `None` at the end of the input.
+fn skip_json_whitespace(reader: &mut Reader) -> io::Result<Option<u8>> {
+    loop {
+        let buf = reader.fill_buf()?;
+        if buf.is_empty() {
+            return Ok(None);
+        }
+        match buf.iter().position(|b| !is_json_whitespace(*b)) {
+            Some(at) => {
+                let next = buf[at];
+                reader.consume(at);
+                return Ok(Some(next));
+            }
+            None => {
+                let all = buf.len();
+                reader.consume(all);
+            }
+        }
+    }
+}
+
+/// Reads one array element, from its first byte (not whitespace) to its
+/// last, into `element`; false when the input ends inside it.
+///
+/// The element ends where a full parse would end it: after the bracket that
+/// closes its first one, after the quote that closes a string, before the
+/// `,`, `]` or whitespace that follows a bare number or literal. Brackets
+/// inside strings do not count. Whether the bytes are valid JSON is for the
+/// decoder to say.
+fn read_element(reader: &mut Reader, element: &mut Capture) -> io::Result<bool> {
+    let mut depth: u64 = 0;
+    let mut in_string = false;
+    let mut escaped = false;
+    loop {
+        let buf = reader.fill_buf()?;
+        if buf.is_empty() {
+            return Ok(false);
+        }
+        let mut end = None;
+        let mut i = 0;
+        while i < buf.len() {
+            if in_string {
+                if escaped {
+                    escaped = false;
+                    i += 1;
+                    continue;
+                }
+                // Strings are most of a contact record: jump to what ends one.
+                match memchr::memchr2(b'"', b'\\', &buf[i..]) {
+                    None => {
+                        i = buf.len();
+                        continue;
+                    }
+                    Some(at) => i += at,
+                }
+                if buf[i] == b'\\' {
+                    escaped = true;
+                } else {
+                    in_string = false;
+                    if depth == 0 {
+                        end = Some(i + 1);
+                        break;
+                    }
+                }
+                i += 1;
+                continue;
+            }
+            match buf[i] {
+                b'"' => in_string = true,
+                b'{' | b'[' => depth += 1,
+                b']' if depth == 0 => {
+                    end = Some(i);
+                    break;
+                }
+                b'}' | b']' if depth > 0 => {
+                    depth -= 1;
+                    if depth == 0 {
+                        end = Some(i + 1);
+                        break;
+                    }
+                }
+                b',' if depth == 0 => {
+                    end = Some(i);
+                    break;
+                }
+                byte if depth == 0 && is_json_whitespace(byte) => {
+                    end = Some(i);
+                    break;
+                }
+                _ => {}
+            }
+            i += 1;
+        }
+        let used = end.unwrap_or(buf.len());
+        element.push(&buf[..used]);
+        reader.consume(used);
+        if end.is_some() {
+            return Ok(true);
+        }
+    }
+}
+
+/// The rest of the input, for a dead letter: its excerpt, length and digest.
+fn read_rest(reader: &mut Reader) -> io::Result<RecordBytes> {
+    let mut rest = ExcerptBuilder::default();
+    io::copy(reader, &mut rest)?;
+    Ok(rest.finish())
+}
+
+fn describe_byte(byte: u8) -> String {
+    if byte.is_ascii_graphic() {
+        format!("`{}`", byte as char)
+    } else {
+        format!("byte 0x{byte:02x}")
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use super::super::record_bytes::EXCERPT_KEPT;
     use super::*;
 
     fn read(text: &[u8]) -> (InputFormat, Vec<RawRecord>) {
@@ -558,13 +874,108 @@ mod tests {
         assert_eq!(&*records[1].bytes, b"{\"a\":1}");
     }
 
+    fn read_with_max(text: &[u8], max: u64) -> Vec<RawRecord> {
+        let mut reader = RecordReader::from_reader(Box::new(io::Cursor::new(text.to_vec())), max, false).unwrap();
+        std::iter::from_fn(|| reader.next_record().unwrap()).collect()
+    }
+
+    fn summary(records: &[RawRecord]) -> Vec<(Position, String, Option<&'static str>)> {
+        records
+            .iter()
+            .map(|r| {
+                (
+                    r.position.clone(),
+                    String::from_utf8_lossy(&r.bytes).into_owned(),
+                    r.rejected.as_ref().map(|e| e.code()),
+                )
+            })
+            .collect()
+    }
+
+    /// The elements must be the bytes a full parse gives them, as the `raw`
+    /// fingerprint of an array element depends on them.
+    #[test]
+    fn array_elements_are_the_bytes_a_full_parse_finds() {
+        let text = br#" [ {"a" : "]}\"[{,"} ,{"b":[1,{"c":"d"}]}
+            ,  "x\"y"  ,12.5e3,true , null,[],{} ]  "#;
+        let parsed: Vec<&RawValue> = serde_json::from_slice(text).unwrap();
+        let expected: Vec<&[u8]> = parsed.iter().map(|v| v.get().as_bytes()).collect();
+        // Read through a buffer too small for most elements, and a large one.
+        for capacity in [1, 3, 7, 8192] {
+            let cursor = io::Cursor::new(text.to_vec());
+            let reader = Box::new(BufReader::with_capacity(capacity, cursor));
+            let mut reader = RecordReader::from_reader(reader, 1000, false).unwrap();
+            assert_eq!(reader.format(), InputFormat::JsonArray);
+            let records: Vec<RawRecord> = std::iter::from_fn(|| reader.next_record().unwrap()).collect();
+            let got: Vec<&[u8]> = records.iter().map(|r| &*r.bytes).collect();
+            assert_eq!(got, expected, "buffer of {capacity}");
+            assert!(records.iter().all(|r| r.rejected.is_none() && r.delivery == Delivery::ArrayElement));
+            let positions: Vec<Position> = records.iter().map(|r| r.position.clone()).collect();
+            assert_eq!(positions, (0..expected.len() as u64).map(Position::Index).collect::<Vec<_>>());
+        }
+        assert!(read(b"[]").1.is_empty());
+        assert!(read(b" [ \n ] \n").1.is_empty());
+    }
+
+    #[test]
+    fn an_oversized_element_is_cut_with_its_length_and_digest() {
+        let big = format!("{{\"ContactId\":\"c\",\"Pad\":\"{}\"}}", "x".repeat(20_000));
+        let text = format!("[{big},{{\"a\":1}}]");
+        let records = read_with_max(text.as_bytes(), 1000);
+        assert_eq!(records.len(), 2);
+        assert_eq!(records[0].rejected, Some(DecodeError::Oversized { size: big.len() as u64, max: 1000 }));
+        assert_eq!(&*records[0].bytes, &big.as_bytes()[..EXCERPT_KEPT]);
+        let digest: [u8; 32] = sha2::Digest::finalize(sha2::Digest::chain_update(sha2::Sha256::default(), &big)).into();
+        assert_eq!(records[0].bytes.whole(), Some((big.len() as u64, digest)));
+        assert_eq!(&*records[1].bytes, b"{\"a\":1}");
+        assert!(records[1].rejected.is_none());
+    }
+
+    /// Each element is judged alone: a bad one is one dead letter, and a
+    /// break in the array is one dead letter at the next index.
+    #[test]
+    fn a_broken_array_costs_only_what_is_broken() {
+        let index = |n| Position::Index(n);
+        let s = |t: &str| t.to_string();
+        // A malformed element reaches the decoder, which dead-letters it.
+        assert_eq!(
+            summary(&read_with_max(br#"[{"a":1,},{"b":2}]"#, 1000)),
+            vec![(index(0), s(r#"{"a":1,}"#), None), (index(1), s(r#"{"b":2}"#), None)]
+        );
+        // A missing comma: the rest of the input is one dead letter.
+        assert_eq!(
+            summary(&read_with_max(br#"[{"a":1} {"b":2}, {"c":3}]"#, 1000)),
+            vec![(index(0), s(r#"{"a":1}"#), None), (index(1), s(r#"{"b":2}, {"c":3}]"#), Some("malformed-json"))]
+        );
+        // Content after the closing bracket.
+        assert_eq!(
+            summary(&read_with_max(b"[{\"a\":1}]\n{\"b\":2}\n", 1000)),
+            vec![(index(0), s(r#"{"a":1}"#), None), (index(1), s("{\"b\":2}\n"), Some("malformed-json"))]
+        );
+        // A trailing comma.
+        assert_eq!(
+            summary(&read_with_max(br#"[{"a":1},]"#, 1000)),
+            vec![(index(0), s(r#"{"a":1}"#), None), (index(1), s(""), Some("malformed-json"))]
+        );
+        // Cut short: inside an element, and between elements.
+        assert_eq!(
+            summary(&read_with_max(br#"[{"a":1},{"b":"#, 1000)),
+            vec![(index(0), s(r#"{"a":1}"#), None), (index(1), s(r#"{"b":"#), Some("malformed-json"))]
+        );
+        assert_eq!(
+            summary(&read_with_max(br#"[{"a":1},"#, 1000)),
+            vec![(index(0), s(r#"{"a":1}"#), None), (index(1), s(""), Some("malformed-json"))]
+        );
+        assert_eq!(summary(&read_with_max(b"[", 1000)), vec![(index(0), s(""), Some("malformed-json"))]);
+    }
+
     /// A plain file is read through a memory map: the records must be the
     /// ones the buffered reader finds in the same bytes.
     #[test]
     fn a_mapped_file_reads_as_the_same_records() {
         let mut oversized = vec![b'{'; 5000];
         oversized.extend_from_slice(b"\n{\"a\":1}\n");
-        let texts: [&[u8]; 8] = [
+        let texts: [&[u8]; 9] = [
             b"{\"a\":1}\n\n{\"b\":2}\r\n",
             b"{\"a\":1}\n{\"b\":2}",
             b"\n  \n{\"a\":1}\n   \n{\"b\":2}\n\n",
@@ -573,6 +984,7 @@ mod tests {
             b"\xef\xbb\xbf{\"a\":1}\n{\"b\":\"\xff\"}\n",
             b"[{\"a\":1}, {\"b\":2}]",
             b"{\n  \"a\": 1\n}\n",
+            b"[{\"a\":1}, {\"b\":2} {\"c\":3}]",
         ];
         let dir = tempfile::tempdir().unwrap();
         for (n, text) in texts.into_iter().enumerate() {

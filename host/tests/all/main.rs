@@ -1,0 +1,39 @@
+//! The integration tests, one binary (wasmtime's `tests/all` layout): one
+//! module per feature, linked once. The shared-store tests need the servers
+//! `scripts/test-servers.sh` starts.
+
+mod common;
+mod serve_support;
+mod servers;
+
+mod check_connect;
+mod check_samples;
+mod dedup_dynamodb;
+mod dedup_redis;
+mod golden_cases;
+mod ingest_crash;
+mod ingest_firehose;
+mod ingest_hostile;
+mod ingest_malformed;
+mod ingest_seed;
+mod ingest_ttl;
+mod memory_reset;
+mod no_std_rules;
+mod quarantine;
+mod rule_faults;
+mod rule_languages;
+mod rule_toolkit;
+mod ruleset_refusal;
+mod sandbox;
+mod serve_auth;
+mod serve_firehose;
+mod serve_hostile;
+mod serve_hot_reload;
+mod serve_metrics;
+mod serve_rules_api;
+mod session_adapters;
+mod session_assembly;
+mod stats;
+mod validate;
+mod warm_instances;
+mod wit_compat;
