@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The tools that build JavaScript and Python rules, which the test suite runs
-# for real (host/tests/rule_languages.rs):
+# for real (host/tests/all/rule_languages.rs):
 #
 #   componentize-js   `npm ci` at the repository root (pinned in package-lock.json)
 #   componentize-py   pip, pinned, into a virtualenv under CALLQA_TOOLS_DIR
