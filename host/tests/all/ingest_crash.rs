@@ -9,31 +9,15 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::common::test_data::{files, Lcg};
-
-fn record(contact: u64, version: u64, rng: &mut Lcg) -> String {
-    let day = 1 + contact % 5;
-    serde_json::json!({
-        "AWSContactTraceRecordFormatVersion": "2017-03-10",
-        "ContactId": format!("{contact:08x}-0000-4000-8000-{contact:012x}"),
-        "Channel": if contact.is_multiple_of(3) { "CHAT" } else { "VOICE" },
-        "InitiationMethod": "INBOUND",
-        "InitiationTimestamp": format!("2024-03-0{day}T10:{:02}:00Z", contact % 60),
-        "LastUpdateTimestamp": format!("2024-03-0{day}T11:{:02}:{:02}Z", contact % 60, version),
-        "Queue": { "Name": "Support", "Duration": rng.below(600) },
-        "Agent": { "ConnectedToAgentTimestamp": "2024-03-01T10:05:00Z", "AgentInteractionDuration": rng.below(900), "CustomerHoldDuration": 0, "AfterContactWorkDuration": 30 },
-        "Attributes": { "version": version.to_string(), "note": "x".repeat(200) },
-    })
-    .to_string()
-}
+use crate::common::test_data::{contact_record, files, Lcg};
 
 /// 7,000 contacts, 500 of them updated once, then 30% of the lines are
 /// re-deliveries of earlier lines. Returns the input and the expected
 /// (ContactId, LastUpdateTimestamp) set.
 fn generate(path: &Path) -> HashSet<(String, String)> {
     let mut rng = Lcg(42);
-    let mut unique: Vec<String> = (0..7000).map(|c| record(c, 0, &mut rng)).collect();
-    unique.extend((0..500).map(|i| record(i * 13 % 7000, 1, &mut rng)));
+    let mut unique: Vec<String> = (0..7000).map(|c| contact_record(c, 0, &mut rng)).collect();
+    unique.extend((0..500).map(|i| contact_record(i * 13 % 7000, 1, &mut rng)));
     let mut lines: Vec<String> = Vec::new();
     let duplicates = unique.len() * 3 / 7;
     let mut emitted = 0usize;

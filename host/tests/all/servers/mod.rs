@@ -17,7 +17,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 pub use crate::common::test_data::files;
-use crate::common::test_data::Lcg;
+use crate::common::test_data::{contact_record, Lcg};
 
 pub const SEED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../samples/ctr/connect-ctrs-with-duplicates.json");
 
@@ -237,22 +237,6 @@ fn wait_for_port(port: u16, limit: Duration) -> bool {
 
 // ---- data ----------------------------------------------------------------
 
-fn record(contact: u64, version: u64, rng: &mut Lcg) -> String {
-    let day = 1 + contact % 5;
-    serde_json::json!({
-        "AWSContactTraceRecordFormatVersion": "2017-03-10",
-        "ContactId": format!("{contact:08x}-0000-4000-8000-{contact:012x}"),
-        "Channel": if contact.is_multiple_of(3) { "CHAT" } else { "VOICE" },
-        "InitiationMethod": "INBOUND",
-        "InitiationTimestamp": format!("2024-03-0{day}T10:{:02}:00Z", contact % 60),
-        "LastUpdateTimestamp": format!("2024-03-0{day}T11:{:02}:{:02}Z", contact % 60, version),
-        "Queue": { "Name": "Support", "Duration": rng.below(600) },
-        "Agent": { "AgentInteractionDuration": rng.below(900), "AfterContactWorkDuration": 30 },
-        "Attributes": { "version": version.to_string() },
-    })
-    .to_string()
-}
-
 /// `lines` records in delivery order, 30% of them re-deliveries of earlier
 /// lines, some contacts updated once. Returns the lines and the expected
 /// unique (ContactId, LastUpdateTimestamp) set.
@@ -261,8 +245,8 @@ pub fn generate(lines: usize, seed: u64) -> (Vec<String>, HashSet<(String, Strin
     let unique_count = lines * 7 / 10;
     let updated = unique_count / 14;
     let contacts = unique_count - updated;
-    let mut unique: Vec<String> = (0..contacts as u64).map(|c| record(c, 0, &mut rng)).collect();
-    unique.extend((0..updated as u64).map(|i| record(i * 13 % contacts as u64, 1, &mut rng)));
+    let mut unique: Vec<String> = (0..contacts as u64).map(|c| contact_record(c, 0, &mut rng)).collect();
+    unique.extend((0..updated as u64).map(|i| contact_record(i * 13 % contacts as u64, 1, &mut rng)));
     let mut out: Vec<String> = Vec::with_capacity(lines);
     let mut emitted = 0usize;
     while out.len() < lines {
