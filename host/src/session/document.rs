@@ -198,17 +198,45 @@ impl<'de> Visitor<'de> for KeyCheck<'_, 'de> {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        let mut seen: HashSet<Cow<'de, str>> = HashSet::new();
+        let mut seen = SeenKeys::default();
         while let Some(Key(key)) = map.next_key()? {
-            if seen.contains(&key) {
+            if !seen.insert(&key) {
                 return Err(de::Error::custom(format_args!("duplicate key `{key}` in {}", describe_path(self.path))));
             }
-            seen.insert(key.clone());
             self.path.push(Step::Key(key));
             map.next_value_seed(KeyCheck { path: &mut *self.path })?;
             self.path.pop();
         }
         Ok(())
+    }
+}
+
+/// The keys of one object so far. A session's objects (segments, events)
+/// have a handful of keys, where a scan beats hashing and allocates
+/// nothing; an object with many keys (free-form attributes) switches to a
+/// set, so a huge one stays linear.
+#[derive(Default)]
+struct SeenKeys<'de> {
+    few: Vec<Cow<'de, str>>,
+    many: HashSet<Cow<'de, str>>,
+}
+
+impl<'de> SeenKeys<'de> {
+    const SCAN: usize = 16;
+
+    /// False when `key` was seen before.
+    fn insert(&mut self, key: &Cow<'de, str>) -> bool {
+        if self.few.len() < Self::SCAN {
+            if self.few.contains(key) {
+                return false;
+            }
+            self.few.push(key.clone());
+            return true;
+        }
+        if self.many.is_empty() {
+            self.many.extend(self.few.iter().cloned());
+        }
+        self.many.insert(key.clone())
     }
 }
 
@@ -383,6 +411,25 @@ mod tests {
         // Escapes do not hide a duplicate.
         let escaped = r#"{"id":"s","contact":{"contact_id":"c","channel":"voice"},"attributes":{"k":1,"\u006b":2}}"#;
         assert!(refused(escaped).to_string().contains("duplicate key `k` in `attributes`"));
+    }
+
+    #[test]
+    fn duplicates_are_found_in_objects_of_any_size() {
+        let attributes = |keys: &[usize]| {
+            let members: Vec<String> = keys.iter().map(|k| format!("\"k{k}\":{k}")).collect();
+            format!(
+                r#"{{"id":"s","contact":{{"contact_id":"c","channel":"voice"}},"attributes":{{{}}}}}"#,
+                members.join(",")
+            )
+        };
+        let distinct: Vec<usize> = (0..40).collect();
+        assert!(Session::from_json(attributes(&distinct).as_bytes()).is_ok());
+        for (len, again) in [(5, 3), (16, 0), (17, 16), (40, 2), (40, 39)] {
+            let mut keys: Vec<usize> = (0..len).collect();
+            keys.push(again);
+            let message = refused(&attributes(&keys)).to_string();
+            assert!(message.contains(&format!("duplicate key `k{again}` in `attributes`")), "{len}: {message}");
+        }
     }
 
     #[test]
