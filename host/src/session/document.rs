@@ -200,7 +200,7 @@ impl<'de> Visitor<'de> for KeyCheck<'_, 'de> {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
         let mut seen = SeenKeys::default();
         while let Some(Key(key)) = map.next_key()? {
-            if !seen.insert(&key) {
+            if !seen.insert(key.clone()) {
                 return Err(de::Error::custom(format_args!("duplicate key `{key}` in {}", describe_path(self.path))));
             }
             self.path.push(Step::Key(key));
@@ -225,18 +225,18 @@ impl<'de> SeenKeys<'de> {
     const SCAN: usize = 16;
 
     /// False when `key` was seen before.
-    fn insert(&mut self, key: &Cow<'de, str>) -> bool {
+    fn insert(&mut self, key: Cow<'de, str>) -> bool {
         if self.few.len() < Self::SCAN {
-            if self.few.contains(key) {
+            if self.few.contains(&key) {
                 return false;
             }
-            self.few.push(key.clone());
+            self.few.push(key);
             return true;
         }
         if self.many.is_empty() {
             self.many.extend(self.few.iter().cloned());
         }
-        self.many.insert(key.clone())
+        self.many.insert(key)
     }
 }
 
