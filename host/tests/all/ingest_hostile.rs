@@ -185,18 +185,7 @@ fn junk_in_a_file_grows_the_dead_letters_within_the_bound() {
     std::fs::write(&input, &text).unwrap();
     let dead = dir.path().join("dead.ndjson");
     let summary = dir.path().join("summary.json");
-    let output = Command::new(env!("CARGO_BIN_EXE_callqa"))
-        .args(["ingest", "--max-record-bytes", "4096", "--out"])
-        .arg(dir.path().join("out"))
-        .arg("--store")
-        .arg(format!("file:{}", dir.path().join("s.redb").display()))
-        .arg("--dead-letter")
-        .arg(&dead)
-        .arg("--summary-json")
-        .arg(&summary)
-        .arg(&input)
-        .output()
-        .unwrap();
+    let output = ingest(dir.path(), &input, &dead, &summary).args(["--max-record-bytes", "4096"]).output().unwrap();
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     let summary: Value = serde_json::from_slice(&std::fs::read(&summary).unwrap()).unwrap();
     assert_eq!(summary["total"]["dead_lettered"], lines);
@@ -304,19 +293,7 @@ fn a_300_mb_json_array_is_ingested_in_bounded_memory() {
 
     let summary = dir.path().join("summary.json");
     let dead = dir.path().join("dead.ndjson");
-    let peak_kib = run_measured(
-        Command::new(env!("CARGO_BIN_EXE_callqa"))
-            .arg("ingest")
-            .arg("--out")
-            .arg(dir.path().join("out"))
-            .arg("--store")
-            .arg(format!("file:{}", dir.path().join("s.redb").display()))
-            .arg("--dead-letter")
-            .arg(&dead)
-            .arg("--summary-json")
-            .arg(&summary)
-            .arg(&input),
-    );
+    let peak_kib = run_measured(&mut ingest(dir.path(), &input, &dead, &summary));
     let peak_mib = peak_kib / 1024;
     eprintln!("peak RSS ingesting a {size}-byte JSON array: {peak_mib} MiB");
     assert!(peak_mib < ARRAY_PEAK_RSS_MIB, "peak RSS {peak_mib} MiB for a {size}-byte array");
@@ -337,4 +314,27 @@ fn a_300_mb_json_array_is_ingested_in_bounded_memory() {
     let digest: [u8; 32] = sha2::Digest::finalize(sha2::Digest::chain_update(sha2::Sha256::default(), &big)).into();
     assert_eq!(letters[0]["sha256"], hex::encode(digest));
     assert_eq!(letters[0]["truncated"], true);
+}
+
+/// `callqa ingest INPUT` into `DIR/out` with a store, dead letters and a
+/// summary in `DIR`.
+fn ingest(
+    dir: &std::path::Path,
+    input: &std::path::Path,
+    dead: &std::path::Path,
+    summary: &std::path::Path,
+) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_callqa"));
+    command
+        .arg("ingest")
+        .arg(input)
+        .arg("--out")
+        .arg(dir.join("out"))
+        .arg("--store")
+        .arg(format!("file:{}", dir.join("s.redb").display()))
+        .arg("--dead-letter")
+        .arg(dead)
+        .arg("--summary-json")
+        .arg(summary);
+    command
 }
