@@ -20,6 +20,8 @@ fn main() -> anyhow::Result<()> {
     println!("cargo:rerun-if-changed={}", plugins.join("Cargo.toml").display());
     println!("cargo:rerun-if-changed={}", root.join("wit").display());
     watch(&plugins);
+    // Guest crates outside plugins/ (the script language of `bundled:script`).
+    watch(&root.join("crates"));
 
     let target_dir = plugins.join("target");
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());

@@ -7,10 +7,16 @@
 //! - callqa, fresh instance per evaluation, and warm instance reused;
 //! - [`rhai_rules`]: Rhai scripts, the session passed as a Rhai map;
 //! - [`extism_rules`]: an Extism plugin, JSON bytes in and out.
+//!
+//! And, beside them, [`scripted`] items (`bundled:script`) from
+//! `samples/scripted/rules.toml`: the chase item as QA staff write it, timed
+//! in the same rounds but not checked against native (their semantics
+//! differ from `chase-follow-up` on purpose).
 
 pub mod extism_rules;
 pub mod native;
 pub mod rhai_rules;
+pub mod scripted;
 
 use std::sync::Arc;
 

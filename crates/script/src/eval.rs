@@ -235,12 +235,19 @@ impl Run<'_> {
         let value = if at { self.ops.instants(name) } else { self.ops.value(name) };
         let shown = if at { format!("@{name}") } else { name.clone() };
         let s = match &value {
-            Value::Null => src(&shown, pos, format!("operator `{name}` has no value")),
+            Value::Null => src(
+                &shown,
+                pos,
+                match self.ops.why_null(name) {
+                    Some(why) => format!("operator `{name}` has no value: {why}"),
+                    None => format!("operator `{name}` has no value"),
+                },
+            ),
             Value::List(items) if items.is_empty() => src(&shown, pos, format!("operator `{name}` has no hit")),
             _ => None,
         };
         self.check_size(&value, pos, &shown)?;
-        self.trace.operators.push((shown, value.clone()));
+        self.trace.operators.push((shown, value.abbreviated()));
         let v = (value, s);
         if at {
             self.at[idx] = Some(v.clone());
@@ -583,7 +590,7 @@ impl Run<'_> {
 
     fn assign(&mut self, slot: usize, name: &str, pos: Pos, v: V) {
         let keep = matches!(&v.0, Value::Null) || matches!(&v.0, Value::List(l) if l.is_empty());
-        self.record(Step::Assign { name: name.to_string(), value: v.0.clone(), line: pos.line });
+        self.record(Step::Assign { name: name.to_string(), value: v.0.abbreviated(), line: pos.line });
         self.vars[slot] = Slot { value: v.0, src: if keep { v.1 } else { None }, line: pos.line, set: true };
     }
 
@@ -649,7 +656,13 @@ impl Run<'_> {
                         None => Branch::Unknown,
                     };
                     let condition = condition_text(self.text(arm.text));
-                    self.record(Step::If { line: arm.pos.line, column: arm.pos.column, condition, value: c.0, branch });
+                    self.record(Step::If {
+                        line: arm.pos.line,
+                        column: arm.pos.column,
+                        condition,
+                        value: c.0.abbreviated(),
+                        branch,
+                    });
                     match b {
                         Some(true) => return self.block(&arm.body),
                         Some(false) => {}
@@ -731,7 +744,7 @@ pub(crate) fn run(
         let Some(((value, s), pos, text)) = r.ret.take().or_else(|| r.last.take()) else {
             return err(Pos { line: 1, column: 1 }, "the script ended without `return`");
         };
-        r.trace.steps.push(Step::Return { line: pos.line, column: pos.column, value: value.clone() });
+        r.trace.steps.push(Step::Return { line: pos.line, column: pos.column, value: value.abbreviated() });
         match value {
             Value::Bool(true) => Ok(Outcome::True),
             Value::Bool(false) => Ok(Outcome::False),

@@ -3,7 +3,6 @@
 
 use alloc::format;
 use alloc::string::{String, ToString};
-use alloc::vec::Vec;
 
 use crate::LoadError;
 
@@ -391,26 +390,34 @@ impl Lexer<'_> {
     }
 }
 
-/// The whole script as tokens, ending with `Tok::Eof`.
-pub(crate) fn tokenize(src: &str) -> Result<Vec<Token>, LoadError> {
-    let mut lexer = Lexer { src, at: 0, line: 1, column: 1 };
-    let mut out = Vec::new();
-    loop {
-        let token = lexer.next()?;
+/// The script's tokens, produced as the parser asks for them, so a script
+/// refused early (nested too deep at column 264) is never lexed to its end.
+pub(crate) struct TokenStream<'a> {
+    lexer: Lexer<'a>,
+    /// The `if` half of a `否则如果` already returned as `else`.
+    pending: Option<Token>,
+}
+
+impl<'a> TokenStream<'a> {
+    pub(crate) fn new(src: &'a str) -> Self {
+        TokenStream { lexer: Lexer { src, at: 0, line: 1, column: 1 }, pending: None }
+    }
+
+    /// The next token; `Tok::Eof` at the end (and after it).
+    pub(crate) fn next(&mut self) -> Result<Token, LoadError> {
+        if let Some(token) = self.pending.take() {
+            return Ok(token);
+        }
+        let token = self.lexer.next()?;
         // `否则如果` written without a space: `else if`.
         if let Tok::Ident(word) = &token.tok {
             if word == "否则如果" {
                 let mid = token.start + "否则".len();
                 let if_pos = Pos { line: token.pos.line, column: token.pos.column + 2 };
-                out.push(Token { tok: Tok::Else, pos: token.pos, start: token.start, end: mid });
-                out.push(Token { tok: Tok::If, pos: if_pos, start: mid, end: token.end });
-                continue;
+                self.pending = Some(Token { tok: Tok::If, pos: if_pos, start: mid, end: token.end });
+                return Ok(Token { tok: Tok::Else, pos: token.pos, start: token.start, end: mid });
             }
         }
-        let eof = token.tok == Tok::Eof;
-        out.push(token);
-        if eof {
-            return Ok(out);
-        }
+        Ok(token)
     }
 }

@@ -292,6 +292,11 @@ pub trait OperatorValues {
     /// `@name`: normally a `Value::List` of `Value::Int` instants
     /// (milliseconds since the epoch, ascending); `Value::Null` when unknown.
     fn instants(&self, name: &str) -> Value;
+    /// Why `name` (or `@name`) is null, for the `Unknown` message: "the
+    /// contact has no connected-to-agent-at".
+    fn why_null(&self, _name: &str) -> Option<String> {
+        None
+    }
 }
 
 /// A simple [`OperatorValues`]: a map filled by hand. Names not set are

@@ -10,7 +10,7 @@ use alloc::format;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 
-use crate::lexer::{tokenize, Pos, Tok, Token};
+use crate::lexer::{Pos, Tok, Token, TokenStream};
 use crate::value::Value;
 use crate::{Functions, LoadError};
 
@@ -150,7 +150,12 @@ pub(crate) struct Parsed {
 
 struct Parser<'a> {
     src: &'a str,
+    /// Tokens lexed so far: the current one and one of lookahead at least.
     toks: Vec<Token>,
+    stream: TokenStream<'a>,
+    /// The lexer's error, when it met one: the tokens end there (with an
+    /// `Eof`), and [`parse`] reports it unless the parser failed earlier.
+    lex_error: Option<LoadError>,
     i: usize,
     depth: u32,
     loops: u32,
@@ -188,7 +193,28 @@ impl<'a> Parser<'a> {
         if self.i + 1 < self.toks.len() {
             self.i += 1;
         }
+        self.fill();
         t
+    }
+
+    /// Lexes until the current token and the next are at hand (`peek_at(1)`
+    /// is the furthest the grammar looks ahead).
+    fn fill(&mut self) {
+        while self.toks.len() < self.i + 2 && self.toks.last().is_none_or(|t| t.tok != Tok::Eof) {
+            match self.stream.next() {
+                Ok(token) => self.toks.push(token),
+                Err(e) => {
+                    let end = self.src.len();
+                    self.toks.push(Token {
+                        tok: Tok::Eof,
+                        pos: Pos { line: e.line, column: e.column },
+                        start: end,
+                        end,
+                    });
+                    self.lex_error = Some(e);
+                }
+            }
+        }
     }
 
     fn start(&self) -> usize {
@@ -743,9 +769,26 @@ impl Resolver<'_> {
 }
 
 pub(crate) fn parse(src: &str, configured: &[&str], functions: &dyn Functions) -> Result<Parsed, LoadError> {
-    let toks = tokenize(src)?;
-    let mut p = Parser { src, toks, i: 0, depth: 0, loops: 0, vars: BTreeMap::new(), var_names: Vec::new() };
-    let mut stmts = p.program()?;
+    let mut p = Parser {
+        src,
+        toks: Vec::new(),
+        stream: TokenStream::new(src),
+        lex_error: None,
+        i: 0,
+        depth: 0,
+        loops: 0,
+        vars: BTreeMap::new(),
+        var_names: Vec::new(),
+    };
+    p.fill();
+    let parsed = p.program();
+    // A character the lexer refused ends the tokens there; the parser then
+    // fails at that end, or earlier for a reason of its own.
+    let mut stmts = match (parsed, p.lex_error.take()) {
+        (Err(parse), Some(lex)) if (parse.line, parse.column) < (lex.line, lex.column) => return Err(parse),
+        (_, Some(lex)) => return Err(lex),
+        (parsed, None) => parsed?,
+    };
     let mut r = Resolver { vars: &p.vars, configured, functions, ops: Vec::new() };
     r.stmts(&mut stmts)?;
     let ops = r.ops;

@@ -49,6 +49,9 @@ pub enum Step {
 /// * `steps`: assignments, `if` conditions and the deciding `return`, at most
 ///   [`crate::Limits::max_trace_steps`]; `truncated` counts the steps left
 ///   out after that (a loop assigning many times).
+///
+/// Values are kept [abbreviated](Value::abbreviated): strings to 200
+/// characters, lists to 32 elements.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Trace {
     pub operators: Vec<(String, Value)>,

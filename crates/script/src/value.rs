@@ -35,6 +35,30 @@ impl Value {
         Value::List(instants.iter().map(|&t| Value::Int(t)).collect())
     }
 
+    /// The value as a trace keeps it: strings cut at 200 characters, lists
+    /// at 32 elements (with a last element saying how many more), so a run
+    /// that builds a huge value cannot make its trace huge.
+    pub fn abbreviated(&self) -> Value {
+        const CHARS: usize = 200;
+        const ELEMENTS: usize = 32;
+        match self {
+            Value::Str(s) if s.chars().nth(CHARS).is_some() => {
+                let mut short: String = s.chars().take(CHARS).collect();
+                let _ = write!(short, "… ({} bytes)", s.len());
+                Value::Str(short)
+            }
+            Value::List(items) if items.len() > ELEMENTS => {
+                let mut short: Vec<Value> = items[..ELEMENTS].iter().map(Value::abbreviated).collect();
+                short.push(Value::Str(alloc::format!("… {} more", items.len() - ELEMENTS)));
+                Value::List(short)
+            }
+            Value::List(items) if items.iter().any(|i| matches!(i, Value::Str(_) | Value::List(_))) => {
+                Value::List(items.iter().map(Value::abbreviated).collect())
+            }
+            other => other.clone(),
+        }
+    }
+
     /// The value as JSON text (non-finite floats become `null`).
     pub fn to_json(&self) -> String {
         let mut out = String::new();

@@ -2,7 +2,7 @@
 
 mod common;
 
-use callqa_script::{Limits, Operators, Outcome, Value};
+use callqa_script::{CompileOptions, Limits, NoFunctions, Operators, Outcome, Program, Value};
 use common::*;
 
 #[test]
@@ -106,4 +106,18 @@ fn operator_values_are_read_once_per_run() {
     let r = p.run(&ops, &no_functions(), &Limits::default()).unwrap();
     assert_eq!(r.outcome, Outcome::True);
     assert_eq!(ops.0.get(), 2);
+}
+
+#[test]
+fn a_trace_keeps_huge_values_short() {
+    let program = Program::compile(
+        "s = 'x'; for (i = 0; i < 12; i++) { s = s + s; } l = [1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31,32,33,34]; return false;",
+        &CompileOptions { operators: &[], functions: &NoFunctions },
+    )
+    .unwrap();
+    let run = program.run(&Operators::new(), &NoFunctions, &Limits::default()).unwrap();
+    let json = run.trace.to_json();
+    assert!(json.len() < 8_000, "the trace holds the whole values: {} bytes", json.len());
+    assert!(json.contains("… (4096 bytes)"), "{json}");
+    assert!(json.contains("\"… 2 more\""), "{json}");
 }

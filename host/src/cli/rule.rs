@@ -1,7 +1,7 @@
 //! `callqa rule new|run|test`: the rule author's toolkit.
 
 use std::io::{IsTerminal, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 use super::check::CacheArgs;
 use crate::rules::golden::{self, outcome_name, CaseResult};
 use crate::rules::scaffold::{self, Language};
-use crate::rules::{evaluation, params, Evaluation, Limits, RuleEngine, RuleModule};
+use crate::rules::{evaluation, params, Evaluation, Limits, RuleEngine, RuleModule, Ruleset};
 use crate::session::read_sessions;
 
 #[derive(clap::Args, Debug)]
@@ -24,13 +24,22 @@ pub struct RuleArgs {
 pub enum RuleCommand {
     /// Scaffold a rule project that builds as-is, with one golden case.
     New(NewArgs),
-    /// Evaluate a rule once on a session and report the verdict and its costs
-    /// against each limit.
+    /// Evaluate a rule once on a session and report the verdict, the trace of
+    /// a scripted item (which clause decided) and its costs against each limit.
+    ///
+    /// The rule is a module (`callqa rule run bundled:greeting --session s.json`)
+    /// or an item of a ruleset with its parameters, scripted items included
+    /// (`callqa rule run --rules rules.toml --item chase-promise-kept --session s.json`).
+    #[command(verbatim_doc_comment)]
     Run(RunArgs),
-    /// Run golden cases (expected verdicts) against a rule module.
+    /// Run golden cases (expected verdicts) against a rule module or a
+    /// ruleset item.
+    ///
+    /// With --rules and no CASES, each item's cases are `golden/<item-id>/`
+    /// beside the ruleset (every item that has them, or the one --item names).
     ///
     /// Exit status: 0 when every case passes, 1 when any fails, 2 when the
-    /// module or a case cannot be used.
+    /// module, the ruleset or a case cannot be used.
     Test(TestArgs),
 }
 
@@ -50,10 +59,25 @@ pub struct NewArgs {
     pub sdk: Option<PathBuf>,
 }
 
+/// Which rule: a module, or an item of a ruleset.
+#[derive(clap::Args, Debug)]
+pub struct RuleChoice {
+    /// The rule: a `.wasm` component, or `bundled:<name>`.
+    #[arg(required_unless_present = "rules", conflicts_with = "rules")]
+    pub module: Option<String>,
+    /// A ruleset whose item to use, with the item's parameters, limits and
+    /// (for a scripted item) operators and script.
+    #[arg(long, value_name = "FILE")]
+    pub rules: Option<PathBuf>,
+    /// The item's id in --rules [default: the ruleset's only item].
+    #[arg(long, value_name = "ID", requires = "rules")]
+    pub item: Option<String>,
+}
+
 #[derive(clap::Args, Debug)]
 pub struct RunArgs {
-    /// The rule: a `.wasm` component, or `bundled:<name>`.
-    pub module: String,
+    #[command(flatten)]
+    pub rule: RuleChoice,
     /// The session document to evaluate (JSON).
     #[arg(long, value_name = "FILE")]
     pub session: PathBuf,
@@ -75,11 +99,18 @@ pub struct RunArgs {
 
 #[derive(clap::Args, Debug)]
 pub struct TestArgs {
-    /// The rule: a `.wasm` component, or `bundled:<name>`.
-    pub module: String,
-    /// Golden case files, or directories of them (`*.json`).
-    #[arg(required = true)]
-    pub cases: Vec<PathBuf>,
+    /// `MODULE CASES...`: the rule (a `.wasm` component or `bundled:<name>`)
+    /// and its golden case files or directories (`*.json`). With --rules,
+    /// only `CASES...` [default: `golden/<item-id>/` beside the ruleset].
+    #[arg(value_name = "MODULE CASES", required_unless_present = "rules")]
+    pub args: Vec<String>,
+    /// Test the items of this ruleset, each with its parameters and limits
+    /// (a scripted item with its operators and script).
+    #[arg(long, value_name = "FILE")]
+    pub rules: Option<PathBuf>,
+    /// Only this item of --rules.
+    #[arg(long, value_name = "ID", requires = "rules")]
+    pub item: Option<String>,
     /// Also write the results as JUnit XML, for CI systems.
     #[arg(long, value_name = "FILE")]
     pub junit: Option<PathBuf>,
@@ -114,7 +145,21 @@ fn load_module(engine: &RuleEngine, source: &str) -> anyhow::Result<Arc<RuleModu
 
 fn run_once(args: RunArgs) -> anyhow::Result<ExitCode> {
     let engine = args.cache.engine()?;
-    let module = load_module(&engine, &args.module)?;
+    let target = match (&args.rule.module, &args.rule.rules) {
+        (Some(module), _) => Target::module(&engine, module)?,
+        (None, Some(rules)) => {
+            let mut items = Target::items(&engine, rules, args.rule.item.as_deref())?;
+            anyhow::ensure!(
+                items.len() == 1,
+                "{} has {} items; name one with --item ({})",
+                rules.display(),
+                items.len(),
+                items.iter().map(|t| t.id.to_string()).collect::<Vec<_>>().join(", ")
+            );
+            items.remove(0)
+        }
+        (None, None) => anyhow::bail!("name a module, or a ruleset item with --rules and --item"),
+    };
     let mut documents = read_sessions(std::slice::from_ref(&args.session))?;
     anyhow::ensure!(
         documents.len() == 1,
@@ -132,30 +177,65 @@ fn run_once(args: RunArgs) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("{} is not JSON", file.display()))?,
         (None, None) => json!({}),
     };
-    let given = given.as_object().cloned().context("parameters must be a JSON object")?;
-    let resolved = params::resolve(&module.descriptor.params, &given).map_err(anyhow::Error::msg)?;
+    let mut params = target.given.clone();
+    params.extend(given.as_object().cloned().context("parameters must be a JSON object")?);
+    let resolved = params::resolve(&target.module.descriptor.params, &params).map_err(anyhow::Error::msg)?;
     let limits = match &args.limits {
         Some(file) => {
             let text = std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
             toml::from_str(&text).with_context(|| format!("{} is not a limits table", file.display()))?
         }
-        None => Limits::default(),
+        None => target.limits,
     };
-    let eval = evaluation::evaluate(
-        &engine,
-        &module,
-        module.descriptor.id.as_str().into(),
-        Arc::new(session),
-        &resolved,
-        &limits,
-    );
-    let report = report_json(&module, &eval, &limits);
+    let eval = evaluation::evaluate(&engine, &target.module, target.id.clone(), Arc::new(session), &resolved, &limits);
+    let report = report_json(&target.module, &eval, &limits);
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         print_report(&report, std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none())?;
     }
     Ok(if eval.result.is_ok() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+/// A rule to run: a module with the parameters and limits it runs under (a
+/// ruleset item's, or none and the production limits).
+struct Target {
+    id: Arc<str>,
+    module: Arc<RuleModule>,
+    given: serde_json::Map<String, Value>,
+    limits: Limits,
+}
+
+impl Target {
+    fn module(engine: &RuleEngine, source: &str) -> anyhow::Result<Target> {
+        let module = load_module(engine, source)?;
+        Ok(Target {
+            id: module.descriptor.id.as_str().into(),
+            module,
+            given: Default::default(),
+            limits: Limits::default(),
+        })
+    }
+
+    /// The items of a ruleset (checked as `check` and `serve` check it), or
+    /// the one `item` names.
+    fn items(engine: &RuleEngine, rules: &Path, item: Option<&str>) -> anyhow::Result<Vec<Target>> {
+        let ruleset = Ruleset::load(engine, rules)?;
+        if let Some(id) = item {
+            anyhow::ensure!(
+                ruleset.rules.iter().any(|r| &*r.id == id),
+                "{} has no item `{id}` (its items: {})",
+                rules.display(),
+                ruleset.rules.iter().map(|r| r.id.to_string()).collect::<Vec<_>>().join(", ")
+            );
+        }
+        Ok(ruleset
+            .rules
+            .iter()
+            .filter(|r| item.is_none_or(|id| &*r.id == id))
+            .map(|r| Target { id: r.id.clone(), module: r.module.clone(), given: r.given.clone(), limits: r.limits })
+            .collect())
+    }
 }
 
 /// The machine-readable report of one evaluation: verdict or error, and each
@@ -184,6 +264,7 @@ pub fn report_json(module: &RuleModule, eval: &Evaluation, limits: &Limits) -> V
             "log_bytes": cost((eval.log_bytes + eval.log_dropped_bytes) as u64, limits.max_log_bytes as u64, false),
         },
         "log": eval.log.iter().map(|(level, line)| json!({"level": level, "message": line})).collect::<Vec<_>>(),
+        "trace": eval.trace,
     })
 }
 
@@ -224,6 +305,11 @@ fn print_report(report: &Value, color: bool) -> anyhow::Result<()> {
             red(format!("error     {}: {}", e["code"].as_str().unwrap_or(""), e["message"].as_str().unwrap_or("")))
         )?;
     }
+    if let Some(trace) = report.get("trace").filter(|t| t.is_object()) {
+        for line in trace_lines(trace) {
+            writeln!(out, "{line}")?;
+        }
+    }
     writeln!(out, "cost      {:<22} {:>14} {:>14}", "", "used", "limit")?;
     for (key, label) in [
         ("fuel", "fuel"),
@@ -234,7 +320,7 @@ fn print_report(report: &Value, color: bool) -> anyhow::Result<()> {
         ("log_bytes", "log (bytes)"),
     ] {
         let c = &report["costs"][key];
-        let line = format!("          {label:<22} {:>14} {:>14}", c["used"], c["limit"]);
+        let line = format!("          {label:<22} {:>14} {:>14}", c["used"].to_string(), c["limit"].to_string());
         writeln!(out, "{}", if c["over"] == true { red(line) } else { line })?;
     }
     let log = report["log"].as_array().cloned().unwrap_or_default();
@@ -247,18 +333,110 @@ fn print_report(report: &Value, color: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A scripted item's trace for people: the operators read, each
+/// assignment, each `if` and the branch taken, and the `return` that decided.
+fn trace_lines(trace: &Value) -> Vec<String> {
+    let mut lines = Vec::new();
+    let outcome = trace["outcome"].as_str().unwrap_or("");
+    lines.push(format!("trace     the script's result: {outcome}"));
+    if let Some(m) = trace.get("missing").filter(|m| m.is_object()) {
+        lines.push(format!(
+            "          missing: `{}` at line {}, column {} is null: {}",
+            m["name"].as_str().unwrap_or(""),
+            m["line"],
+            m["column"],
+            m["detail"].as_str().unwrap_or("")
+        ));
+    }
+    if let Some(e) = trace.get("error").filter(|e| e.is_object()) {
+        lines.push(format!(
+            "          error at line {}, column {}: {}",
+            e["line"],
+            e["column"],
+            e["message"].as_str().unwrap_or("")
+        ));
+    }
+    let run = &trace["trace"];
+    if let Some(ops) = run["operators"].as_object() {
+        for (name, value) in ops {
+            lines.push(format!("          {name:<10} = {value}"));
+        }
+    }
+    for step in run["steps"].as_array().into_iter().flatten() {
+        let line = if let Some(name) = step.get("assign") {
+            format!("  line {:<4} {} = {}", step["line"].to_string(), name.as_str().unwrap_or(""), step["value"])
+        } else if let Some(at) = step.get("if").map(Value::to_string) {
+            format!(
+                "  line {at:<4} if ({}) is {} → {}",
+                step["condition"].as_str().unwrap_or(""),
+                step["value"],
+                step["branch"].as_str().unwrap_or("")
+            )
+        } else if let Some(at) = step.get("return").map(Value::to_string) {
+            format!("  line {at:<4} return {}", step["value"])
+        } else {
+            continue;
+        };
+        lines.push(format!("        {line}"));
+    }
+    if let Some(n) = run["truncated"].as_u64().filter(|n| *n > 0) {
+        lines.push(format!("          … {n} more steps"));
+    }
+    lines
+}
+
 fn test(args: TestArgs) -> anyhow::Result<ExitCode> {
     let engine = args.cache.engine()?;
-    let module = load_module(&engine, &args.module)?;
-    let cases = golden::load_cases(&args.cases)?;
-    anyhow::ensure!(!cases.is_empty(), "no golden cases found in {:?}", args.cases);
-    let results: Vec<CaseResult> =
-        cases.iter().map(|c| golden::run_case(&engine, &module, c, &Limits::default())).collect();
-    let failed = print_results(&results)?;
-    if let Some(path) = &args.junit {
-        write_junit(path, &module, &results)?;
+    let mut suites: Vec<(Target, Vec<PathBuf>)> = Vec::new();
+    match &args.rules {
+        Some(rules) => {
+            let named: Vec<PathBuf> = args.args.iter().map(PathBuf::from).collect();
+            for target in Target::items(&engine, rules, args.item.as_deref())? {
+                let cases = if !named.is_empty() {
+                    named.clone()
+                } else {
+                    let dir = golden::item_cases_dir(rules, &target.id);
+                    if !dir.is_dir() {
+                        anyhow::ensure!(
+                            args.item.is_none(),
+                            "item `{}` has no golden cases at {}",
+                            target.id,
+                            dir.display()
+                        );
+                        continue;
+                    }
+                    vec![dir]
+                };
+                suites.push((target, cases));
+            }
+            anyhow::ensure!(
+                !suites.is_empty(),
+                "no item of {} has golden cases (golden/<item-id>/ beside it); name them after --rules",
+                rules.display()
+            );
+        }
+        None => {
+            let (module, cases) = args.args.split_first().context("name the module, then its golden cases")?;
+            anyhow::ensure!(!cases.is_empty(), "name the golden cases (files or directories) after the module");
+            suites.push((Target::module(&engine, module)?, cases.iter().map(PathBuf::from).collect()));
+        }
     }
-    Ok(if failed > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
+    let mut results = Vec::new();
+    for (target, paths) in &suites {
+        let cases = golden::load_cases(paths)?;
+        anyhow::ensure!(!cases.is_empty(), "no golden cases found in {paths:?}");
+        if suites.len() > 1 {
+            println!("item {}", target.id);
+        }
+        let ran: Vec<CaseResult> =
+            cases.iter().map(|c| golden::run_case(&engine, &target.module, &target.given, c, &target.limits)).collect();
+        print_results(&ran)?;
+        results.extend(ran.into_iter().map(|r| (target.id.clone(), r)));
+    }
+    if let Some(path) = &args.junit {
+        write_junit(path, &results)?;
+    }
+    Ok(if results.iter().any(|(_, r)| !r.passed()) { ExitCode::from(1) } else { ExitCode::SUCCESS })
 }
 
 /// Prints each case and a diff of expected versus actual; returns how many failed.
@@ -285,10 +463,11 @@ pub fn print_results(results: &[CaseResult]) -> anyhow::Result<usize> {
     Ok(failed)
 }
 
-pub fn write_junit(path: &std::path::Path, module: &RuleModule, results: &[CaseResult]) -> anyhow::Result<()> {
+/// JUnit XML of golden case results, each under the rule or item it tested.
+pub fn write_junit(path: &std::path::Path, results: &[(Arc<str>, CaseResult)]) -> anyhow::Result<()> {
     use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
-    let mut suite = TestSuite::new(format!("callqa rule {}", module.descriptor.id));
-    for r in results {
+    let mut suite = TestSuite::new("callqa golden cases");
+    for (rule, r) in results {
         let status = if r.passed() {
             TestCaseStatus::success()
         } else {
@@ -297,8 +476,7 @@ pub fn write_junit(path: &std::path::Path, module: &RuleModule, results: &[CaseR
             s
         };
         let mut case = TestCase::new(r.case.name.clone(), status);
-        case.set_classname(module.descriptor.id.clone())
-            .set_time(std::time::Duration::from_micros(r.evaluation.micros));
+        case.set_classname(rule.to_string()).set_time(std::time::Duration::from_micros(r.evaluation.micros));
         suite.add_test_case(case);
     }
     let mut report = Report::new("callqa");

@@ -62,6 +62,7 @@ impl Inspector {
             reason: None,
             error: None,
             findings: Vec::new(),
+            trace: None,
             fuel_used: 0,
             micros: 0,
         };
@@ -73,6 +74,7 @@ impl Inspector {
         let eval = rule.evaluate(&self.engine, session.clone());
         item.fuel_used = eval.fuel_used;
         item.micros = eval.micros;
+        item.trace = eval.trace;
         match eval.result {
             Ok(verdict) => {
                 rule.health.record_success(self.accountability);

@@ -52,6 +52,11 @@ pub struct SheetItem {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<ItemError>,
     pub findings: Vec<Finding>,
+    /// How the rule reached its result, when it says (a scripted item's
+    /// trace: `{"outcome", "missing", "error", "trace": {"operators",
+    /// "steps", "truncated"}}`, see docs/writing-a-rule.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace: Option<serde_json::Value>,
     pub fuel_used: u64,
     pub micros: u64,
 }

@@ -10,5 +10,5 @@ wasmtime::component::bindgen!({
     imports: { default: trappable },
 });
 
-pub use self::callqa::rule::{helpers, log, types};
+pub use self::callqa::rule::{explain, helpers, log, types};
 pub use self::exports::callqa::rule::rule as guest;

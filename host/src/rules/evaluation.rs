@@ -29,6 +29,9 @@ pub struct Evaluation {
     /// Bytes logged within the cap.
     pub log_bytes: usize,
     pub log_dropped_bytes: usize,
+    /// The explanation the rule attached (`callqa:rule/explain`): a JSON
+    /// object, on verdicts and errors alike.
+    pub trace: Option<serde_json::Value>,
 }
 
 /// Why a rule reached no verdict. The message says which limit and how much,
@@ -51,6 +54,11 @@ pub enum EvaluationError {
     BadParams(String),
     #[error("the rule failed: {0}")]
     Failed(String),
+    /// The rule could not decide because the session lacks data it needs
+    /// (a scripted item whose decision met `null`): the session's fault,
+    /// never the rule's, so it does not count toward quarantine.
+    #[error("{0}")]
+    MissingData(String),
     #[error("output cap exceeded: {0}")]
     OutputCap(String),
     #[error("could not start the rule: {0}")]
@@ -69,6 +77,7 @@ impl EvaluationError {
             EvaluationError::Trap(_) => "trap",
             EvaluationError::BadParams(_) => "bad-params",
             EvaluationError::Failed(_) => "failed",
+            EvaluationError::MissingData(_) => "missing-data",
             EvaluationError::OutputCap(_) => "output-cap",
             EvaluationError::Instantiate(_) => "instantiate",
         }
@@ -124,12 +133,23 @@ pub(crate) fn conclude(
 ) -> Evaluation {
     let fuel_used = if engine.metered { limits.fuel.saturating_sub(store.get_fuel().unwrap_or(0)) } else { 0 };
     let state = store.data_mut();
+    let explanation = std::mem::take(&mut state.explanation);
+    let trace = explanation.trace.as_deref().map(serde_json::from_str::<serde_json::Value>);
+    let undecided = matches!(&trace, Some(Ok(t)) if t.get("outcome").and_then(|o| o.as_str()) == Some("unknown"));
     let result = match result {
         Ok(_) if state.log.dropped_bytes > 0 => Err(EvaluationError::OutputCap(format!(
             "the rule logged {} bytes; the cap is {} (`limits.max-log-bytes`)",
             state.log.dropped_bytes + state.log.bytes,
             limits.max_log_bytes
         ))),
+        _ if explanation.refused_bytes > 0 => Err(EvaluationError::OutputCap(format!(
+            "the rule's trace is {} bytes; the cap is {} (`limits.max-trace-bytes`)",
+            explanation.refused_bytes, limits.max_trace_bytes
+        ))),
+        _ if matches!(&trace, Some(Ok(t)) if !t.is_object()) || matches!(&trace, Some(Err(_))) => {
+            Err(EvaluationError::Failed("the rule's trace is not a JSON object".into()))
+        }
+        Err(EvaluationError::Failed(message)) if undecided => Err(EvaluationError::MissingData(message)),
         other => other,
     };
     let log = std::mem::take(&mut state.log);
@@ -141,6 +161,7 @@ pub(crate) fn conclude(
         log: log.lines.into_iter().map(|(level, line)| (format!("{level:?}").to_lowercase(), line)).collect(),
         log_bytes: log.bytes,
         log_dropped_bytes: log.dropped_bytes,
+        trace: trace.and_then(Result::ok).filter(serde_json::Value::is_object),
     }
 }
 

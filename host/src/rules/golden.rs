@@ -9,6 +9,15 @@
 //!  "expect": {"outcome": "pass", "score": 1.0,           // score optional
 //!             "findings": ["t1"]}}                       // segment ids, null for none; optional
 //! ```
+//!
+//! `"outcome": "error"` expects no verdict, with `"error": "missing-data"`
+//! (an error code) optionally naming which. For an item that reports a
+//! trace (a scripted item), `"return-line": 9` expects the script's result
+//! to come from the `return` on line 9: which branch decided.
+//!
+//! A ruleset's items have their cases in `golden/<item-id>/` beside the
+//! ruleset file ([`item_cases_dir`]); the item's parameters (a scripted
+//! item's operators and script) are the base the case's `params` override.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -26,15 +35,56 @@ use super::verdict::{Outcome, Verdict};
 use crate::session::Session;
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct Expectation {
-    pub outcome: Outcome,
+    pub outcome: ExpectedOutcome,
+    /// With `outcome: error`, the error code expected.
+    #[serde(default)]
+    pub error: Option<String>,
+    /// The line of the `return` that decided, from the item's trace.
+    #[serde(default)]
+    pub return_line: Option<u64>,
     #[serde(default)]
     pub score: Option<f64>,
     /// Segment id of each finding, in order (`None` for a finding that
     /// points at no segment).
     #[serde(default)]
     pub findings: Option<Vec<Option<String>>>,
+}
+
+/// A verdict's outcome, or an error.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "kebab-case")]
+pub enum ExpectedOutcome {
+    Pass,
+    Fail,
+    NotApplicable,
+    Error,
+}
+
+impl ExpectedOutcome {
+    pub fn name(self) -> &'static str {
+        match self {
+            ExpectedOutcome::Pass => "pass",
+            ExpectedOutcome::Fail => "fail",
+            ExpectedOutcome::NotApplicable => "not-applicable",
+            ExpectedOutcome::Error => "error",
+        }
+    }
+
+    fn of(outcome: Outcome) -> Self {
+        match outcome {
+            Outcome::Pass => ExpectedOutcome::Pass,
+            Outcome::Fail => ExpectedOutcome::Fail,
+            Outcome::NotApplicable => ExpectedOutcome::NotApplicable,
+        }
+    }
+}
+
+/// Where a ruleset item's golden cases live: `golden/<item-id>/` beside
+/// the ruleset file.
+pub fn item_cases_dir(ruleset: &Path, item: &str) -> PathBuf {
+    ruleset.parent().unwrap_or(Path::new(".")).join("golden").join(item)
 }
 
 #[derive(Debug, Deserialize)]
@@ -118,9 +168,18 @@ pub fn load_case(file: &Path) -> anyhow::Result<GoldenCase> {
     })
 }
 
-/// Run one case through the sandbox under `limits`.
-pub fn run_case(engine: &RuleEngine, module: &RuleModule, case: &GoldenCase, limits: &Limits) -> CaseResult {
-    let (evaluation, differences) = match params::resolve(&module.descriptor.params, &case.params) {
+/// Run one case through the sandbox under `limits`: a module with the
+/// case's parameters over `base` (a ruleset item's parameters, or none).
+pub fn run_case(
+    engine: &RuleEngine,
+    module: &RuleModule,
+    base: &serde_json::Map<String, Value>,
+    case: &GoldenCase,
+    limits: &Limits,
+) -> CaseResult {
+    let mut given = base.clone();
+    given.extend(case.params.clone());
+    let (evaluation, differences) = match params::resolve(&module.descriptor.params, &given) {
         Ok(resolved) => {
             let eval = evaluation::evaluate(
                 engine,
@@ -130,10 +189,21 @@ pub fn run_case(engine: &RuleEngine, module: &RuleModule, case: &GoldenCase, lim
                 &resolved,
                 limits,
             );
-            let differences = match &eval.result {
-                Ok(verdict) => compare(&case.expect, verdict),
-                Err(e) => vec![format!("outcome: expected {}, got error: {e}", outcome_name(case.expect.outcome))],
+            let mut differences = match (&eval.result, case.expect.outcome) {
+                (Ok(verdict), _) => compare(&case.expect, verdict),
+                (Err(e), ExpectedOutcome::Error) => match &case.expect.error {
+                    Some(code) if code != e.code() => vec![format!("error: expected {code}, got {}: {e}", e.code())],
+                    _ => Vec::new(),
+                },
+                (Err(e), expected) => vec![format!("outcome: expected {}, got error: {e}", expected.name())],
             };
+            if let Some(line) = case.expect.return_line {
+                let got = return_line(eval.trace.as_ref());
+                if got != Some(line) {
+                    let got = got.map_or("no return in the trace".to_owned(), |l| format!("line {l}"));
+                    differences.push(format!("return-line: expected line {line}, got {got}"));
+                }
+            }
             (eval, differences)
         }
         Err(e) => {
@@ -145,6 +215,7 @@ pub fn run_case(engine: &RuleEngine, module: &RuleModule, case: &GoldenCase, lim
                 log: Vec::new(),
                 log_bytes: 0,
                 log_dropped_bytes: 0,
+                trace: None,
             };
             (eval, vec![format!("params: {e}")])
         }
@@ -152,12 +223,18 @@ pub fn run_case(engine: &RuleEngine, module: &RuleModule, case: &GoldenCase, lim
     CaseResult { case: case.clone(), evaluation, differences }
 }
 
+/// The line of the `return` that decided, from a scripted item's trace.
+fn return_line(trace: Option<&Value>) -> Option<u64> {
+    let steps = trace?.get("trace")?.get("steps")?.as_array()?;
+    steps.iter().rev().find_map(|s| s.get("return")).and_then(Value::as_u64)
+}
+
 fn compare(expect: &Expectation, got: &Verdict) -> Vec<String> {
     let mut diffs = Vec::new();
-    if expect.outcome != got.outcome {
+    if expect.outcome != ExpectedOutcome::of(got.outcome) {
         diffs.push(format!(
             "outcome: expected {}, got {}{}",
-            outcome_name(expect.outcome),
+            expect.outcome.name(),
             outcome_name(got.outcome),
             got.reason.as_ref().map(|r| format!(" ({r})")).unwrap_or_default()
         ));

@@ -97,7 +97,13 @@ impl RuleHealth {
         }
         let counts = match accountability {
             Accountability::Isolated => false,
-            Accountability::Counted => !(error.is_budget() && segments > ORDINARY_SEGMENTS),
+            // Missing data is the session's; an exhausted budget on an
+            // outsized session is the session's size.
+            Accountability::Counted => {
+                let session_at_fault = matches!(error, EvaluationError::MissingData(_))
+                    || (error.is_budget() && segments > ORDINARY_SEGMENTS);
+                !session_at_fault
+            }
         };
         if !counts {
             return false;

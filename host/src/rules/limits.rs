@@ -30,6 +30,9 @@ pub struct Limits {
     /// Log bytes per evaluation (and stdout/stderr bytes each); past this
     /// the item is an `output-cap` error.
     pub max_log_bytes: usize,
+    /// Longest explanation (a scripted item's trace) a rule may attach, in
+    /// bytes; past this the item is an `output-cap` error.
+    pub max_trace_bytes: usize,
     /// Errors in a row after which the rule is quarantined (skipped until
     /// its module changes or an operator releases it).
     pub quarantine_after: u32,
@@ -52,6 +55,7 @@ impl Default for Limits {
             max_findings: 100,
             max_message_bytes: 4096,
             max_log_bytes: 16 << 10,
+            max_trace_bytes: 16 << 10,
             quarantine_after: 5,
         }
     }

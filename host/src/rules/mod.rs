@@ -11,6 +11,8 @@
 //!   `verdict.rs`).
 //! - [`warm_instance`]: one instance reused across evaluations, for rules
 //!   that declare themselves stateless and rulesets that ask for it.
+//! - [`program`]: how a scripted item's operators and script reach the
+//!   rule that runs them (`bundled:script`), and its load errors located.
 //! - [`limits`]: fuel, wall clock, memory and output caps.
 //! - [`health`]: error counts and quarantine of a rule that keeps failing.
 //! - [`host`]: the capabilities a rule imports, one module each.
@@ -24,6 +26,7 @@ pub mod host;
 pub mod limits;
 pub mod module;
 pub mod params;
+pub mod program;
 pub mod ruleset;
 pub mod scaffold;
 pub mod store;

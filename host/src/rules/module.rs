@@ -28,6 +28,7 @@ const ALLOWED_IMPORTS: &[(&str, &str)] = &[
     ("callqa:rule/types", "0.1."),
     ("callqa:rule/helpers", "0.1."),
     ("callqa:rule/log", "0.1."),
+    ("callqa:rule/explain", "0.1."),
     ("wasi:cli/environment", "0.2."),
     ("wasi:cli/exit", "0.2."),
     ("wasi:cli/stdin", "0.2."),

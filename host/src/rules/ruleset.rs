@@ -25,7 +25,7 @@
 //! module that declares itself stateless may be run so, and a ruleset that
 //! asks it of any other module is refused (see [`super::warm_instance`]).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -35,11 +35,12 @@ use serde::Deserialize;
 
 use super::bindings::types::Value;
 use super::engine::RuleEngine;
-use super::evaluation::{self, Evaluation};
+use super::evaluation::{self, Evaluation, EvaluationError};
 use super::health::RuleHealth;
 use super::limits::Limits;
 use super::module::RuleModule;
 use super::params;
+use super::program::{ProgramSource, SpannedTable, PROGRAM_PARAM};
 use super::warm_instance::{WarmPool, DEFAULT_RECYCLE_AFTER};
 use crate::session::{Channel, Session};
 
@@ -66,10 +67,17 @@ struct RuleConfig {
     params: toml::Table,
     #[serde(default)]
     limits: Option<toml::Table>,
+    /// `None`: warm for a scripted item (its module caches the parsed
+    /// script), fresh for any other.
     #[serde(default)]
-    instance: InstanceMode,
+    instance: Option<InstanceMode>,
     #[serde(rename = "recycle-after")]
     recycle_after: Option<u32>,
+    /// A scripted item's operators and script (see [`super::program`]).
+    #[serde(default)]
+    operators: Option<BTreeMap<String, SpannedTable>>,
+    #[serde(default)]
+    script: Option<SpannedTable>,
 }
 
 /// How a rule's evaluations get their instance.
@@ -93,6 +101,9 @@ pub struct RuleEntry {
     pub module: Arc<RuleModule>,
     pub weight: f64,
     pub params: Vec<(String, Value)>,
+    /// The parameters as the ruleset gave them (a scripted item's
+    /// `program` included): the base a golden case's `params` override.
+    pub given: serde_json::Map<String, serde_json::Value>,
     pub limits: Limits,
     pub health: RuleHealth,
     /// `Some` when the ruleset asked for warm instances.
@@ -157,7 +168,7 @@ impl Ruleset {
             if rules.iter().any(|r: &RuleEntry| *r.id == *id) {
                 bail!("rule `{id}` is declared twice; ids must be unique on a sheet");
             }
-            let entry = build_entry(engine, config, file.limits.as_ref(), base_dir, &mut modules)
+            let entry = build_entry(engine, config, file.limits.as_ref(), base_dir, text, &mut modules)
                 .with_context(|| format!("rule `{id}`"))?;
             rules.push(entry);
         }
@@ -170,6 +181,7 @@ fn build_entry(
     config: RuleConfig,
     shared_limits: Option<&toml::Table>,
     base_dir: &Path,
+    ruleset_text: &str,
     modules: &mut HashMap<String, Arc<RuleModule>>,
 ) -> anyhow::Result<RuleEntry> {
     if !(config.weight.is_finite() && config.weight >= 0.0) {
@@ -185,10 +197,31 @@ fn build_entry(
         }
     };
     let given = serde_json::to_value(&config.params)?;
-    let given = given.as_object().cloned().unwrap_or_default();
+    let mut given = given.as_object().cloned().unwrap_or_default();
+    let program = ProgramSource { operators: config.operators, script: config.script };
+    let scripted = module.descriptor.params.iter().any(|p| p.name == PROGRAM_PARAM);
+    match (scripted, program.is_empty()) {
+        (false, false) => bail!(
+            "[rule.operators] and [rule.script] need a module that runs scripts (module = \"bundled:script\"); \
+             module `{}` takes no `{PROGRAM_PARAM}`",
+            config.module
+        ),
+        (true, true) if !given.contains_key(PROGRAM_PARAM) => bail!(
+            "a scripted item needs its script: add [rule.script] with `text`, and its operators as [rule.operators.NAME]"
+        ),
+        (true, false) if given.contains_key(PROGRAM_PARAM) => {
+            bail!("give the program once: as [rule.operators] and [rule.script], or as the parameter `{PROGRAM_PARAM}`")
+        }
+        (true, false) => {
+            given.insert(PROGRAM_PARAM.into(), serde_json::Value::String(program.encode()?));
+        }
+        _ => {}
+    }
     let params = params::resolve(&module.descriptor.params, &given).map_err(anyhow::Error::msg)?;
     let limits = merge_limits(shared_limits, config.limits.as_ref())?;
-    let warm = match (config.instance, config.recycle_after) {
+    let instance =
+        config.instance.unwrap_or(if scripted && module.stateless { InstanceMode::Warm } else { InstanceMode::Fresh });
+    let warm = match (instance, config.recycle_after) {
         (InstanceMode::Fresh, Some(_)) => bail!("`recycle-after` applies to warm instances only: add `instance = \"warm\"` or remove it"),
         (InstanceMode::Fresh, None) => None,
         (InstanceMode::Warm, _) if !module.stateless => bail!(
@@ -211,16 +244,33 @@ fn build_entry(
         }
         None => None,
     };
-    Ok(RuleEntry {
+    let entry = RuleEntry {
         id: config.id.into(),
         module,
         weight: config.weight,
         params,
+        given,
         limits,
         health: RuleHealth::default(),
         warm,
         applies: Applicability { channels: config.channels, queues, scenarios: config.scenarios },
-    })
+    };
+    if scripted {
+        // The rule checks its program before it reads the session: one
+        // evaluation on an empty session finds every load error (and leaves
+        // a warm instance with the script compiled).
+        let check = entry.evaluate(engine, Arc::new(Session::placeholder()));
+        match check.result {
+            Err(EvaluationError::BadParams(message)) => bail!("{}", program.locate(ruleset_text, &message)),
+            // Fuel is deterministic: a script that cannot finish on an empty
+            // session (a loop that reads no data) fails on every session.
+            Err(e @ EvaluationError::FuelExhausted { .. }) => {
+                bail!("on an empty session at load, the item {e}: a loop that does not end?")
+            }
+            _ => {}
+        }
+    }
+    Ok(entry)
 }
 
 /// Defaults, then the ruleset's `[limits]`, then the rule's own.

@@ -8,6 +8,7 @@ use wasmtime::ResourceLimiter;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
+use super::host::explain::Explanation;
 use super::host::helpers::PatternCache;
 use super::host::log::LogBuffer;
 use super::limits::Limits;
@@ -24,6 +25,7 @@ pub struct StoreState {
     max_output_bytes: usize,
     pub(crate) memory: MemoryCap,
     pub(crate) log: LogBuffer,
+    pub(crate) explanation: Explanation,
     pub(crate) patterns: Arc<PatternCache>,
 }
 
@@ -46,6 +48,7 @@ impl StoreState {
             max_output_bytes: limits.max_log_bytes,
             memory: MemoryCap::new(limits),
             log: LogBuffer::new(limits.max_log_bytes),
+            explanation: Explanation::new(limits.max_trace_bytes),
             patterns,
         }
     }
@@ -60,6 +63,7 @@ impl StoreState {
         self.memory.refused = None;
         self.memory.peak = self.memory.current;
         self.log = LogBuffer::new(limits.max_log_bytes);
+        self.explanation = Explanation::new(limits.max_trace_bytes);
         self.max_output_bytes = limits.max_log_bytes;
     }
 

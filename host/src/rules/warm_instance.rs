@@ -149,6 +149,7 @@ impl Evaluation {
             log: Vec::new(),
             log_bytes: 0,
             log_dropped_bytes: 0,
+            trace: None,
         }
     }
 }

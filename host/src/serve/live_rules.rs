@@ -242,7 +242,7 @@ fn build(
         let cases = load_cases(std::slice::from_ref(&dir))
             .map_err(|e| (Some(entry.id.to_string()), e.context(format!("rule `{}`: golden cases", entry.id))))?;
         for case in &cases {
-            let result = run_case(engine, &entry.module, case, &entry.limits);
+            let result = run_case(engine, &entry.module, &entry.given, case, &entry.limits);
             if !result.passed() {
                 let why = result.differences.join("; ");
                 return Err((

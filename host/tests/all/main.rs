@@ -25,6 +25,7 @@ mod rule_languages;
 mod rule_toolkit;
 mod ruleset_refusal;
 mod sandbox;
+mod scripted_items;
 mod serve_auth;
 mod serve_firehose;
 mod serve_hostile;

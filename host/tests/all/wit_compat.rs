@@ -26,8 +26,8 @@ fn a_rule_built_before_find_segments_loads_and_agrees_with_todays_build() {
     let cases = golden::load_cases(&[common::repo_root().join("plugins/chase-follow-up/golden")]).unwrap();
     assert!(cases.len() >= 15);
     for case in &cases {
-        let then = golden::run_case(&engine, &old, case, &Limits::default());
-        let now = golden::run_case(&engine, &new, case, &Limits::default());
+        let then = golden::run_case(&engine, &old, &Default::default(), case, &Limits::default());
+        let now = golden::run_case(&engine, &new, &Default::default(), case, &Limits::default());
         assert!(then.passed(), "old build, {}: {}", case.name, then.differences.join("; "));
         assert!(now.passed(), "today's build, {}: {}", case.name, now.differences.join("; "));
     }

@@ -68,6 +68,7 @@ pub mod bindings {
     });
 }
 
+pub mod explain;
 pub mod helpers;
 pub mod log;
 pub mod params;

@@ -2,6 +2,7 @@
 //! `add_to_linker` and the implementation of the generated `Host` trait on
 //! [`StoreState`]. A new capability is a new WIT interface plus a file here.
 
+pub mod explain;
 pub mod helpers;
 pub mod log;
 pub mod session;
@@ -16,5 +17,6 @@ pub fn add_to_linker(linker: &mut Linker<StoreState>) -> anyhow::Result<()> {
     session::add_to_linker(linker)?;
     helpers::add_to_linker(linker)?;
     log::add_to_linker(linker)?;
+    explain::add_to_linker(linker)?;
     Ok(())
 }
