@@ -7,12 +7,32 @@
 //! 3. callqa, one warm instance reused (`instance = "warm"`);
 //! 4. Rhai: the same logic as a script, the session passed as a Rhai map;
 //! 5. Extism: the same logic as a plugin, JSON in and out (the plugin reused,
-//!    as Extism documents; and, for comparison with 2, a new plugin per call).
+//!    as Extism documents; and, for comparison with 2, a new plugin per call);
+//! 6. the scripted chase item (`bundled:script`, operators and a
+//!    QLExpress-subset script) from `samples/scripted/rules.toml`, a fresh
+//!    instance per evaluation (the script parsed every time): the seed
+//!    script `chase-promise-kept` verbatim, and `chase-promise-kept-simple`,
+//!    the same logic in the recommended style;
+//! 7. the same two items in a warm instance (the script parsed once, the
+//!    default for scripted items).
 //!
-//! All engines must reach the same verdicts and findings on every input
-//! before anything is timed; a disagreement aborts with a diff. Then the
-//! whole bundled ruleset per session, fresh instances, in sessions/s on one
-//! thread and on two. Compile and load times are reported apart.
+//! All engines 1–5 must reach the same verdicts and findings on every input
+//! before anything is timed; a disagreement aborts with a diff. The scripted
+//! items mean something else than `chase-follow-up` on purpose, so they are
+//! not held to native: fresh and warm must agree with each other (else the
+//! run aborts with a diff), and their verdicts are printed with the branch
+//! the script took. The short chat has no Chinese promise, so the script
+//! returns at its first test there; the chase rule is therefore also timed
+//! on `samples/scripted/sessions/old-chase-urged-late.json` ("urged late"),
+//! which reaches the seed script's deepest branch. The scripted items are
+//! timed in the same rounds as the chase rule's engines, and a block of
+//! ratios to the compiled `chase-follow-up` and to Rhai follows the table,
+//! with the issue's target ("within 2x of the compiled component on the
+//! 10-minute call, and faster than the Rhai script"); nothing is asserted.
+//!
+//! Then the whole bundled ruleset per session (the two generated ones),
+//! fresh instances, in sessions/s on one thread and on two. Compile and
+//! load times are reported apart.
 //!
 //! Times are medians of single evaluations, the engines interleaved in
 //! rounds so that noise from other work on the machine hits all of them
@@ -22,17 +42,33 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use callqa::qa::{Inspector, Verdict};
+use callqa::qa::Inspector;
+use callqa::rules::Verdict;
+use callqa::rules::evaluation::{self, Evaluation};
 use callqa::rules::warm_instance::{WarmPool, DEFAULT_RECYCLE_AFTER};
 use callqa::rules::{Limits, RuleEngine, Ruleset};
 use callqa::session::{synthetic, Session};
 use callqa_compare::native::{self, Params};
 use callqa_compare::rhai_rules::RhaiRules;
+use callqa_compare::scripted::{self, RunPath, ScriptedItem, DEEP_SESSION, RULESET};
 use callqa_compare::{extism_rules, LoadedRule, Rule, RuleFailure};
 
 const ENGINES: [&str; 6] = ["native", "callqa fresh", "callqa warm", "Rhai", "Extism", "Extism new plugin"];
 /// The baseline every other engine must agree with and is compared to.
 const NATIVE: usize = 0;
+const COMPILED_FRESH: usize = 1;
+const COMPILED_WARM: usize = 2;
+const RHAI: usize = 3;
+/// The scripted items timed beside the chase rule's engines, each fresh and
+/// warm: engine `ENGINES.len() + 2 * item` fresh, `+ 1` warm.
+const SCRIPTED_ITEMS: [(&str, &str); 2] = [("chase-promise-kept", "seed"), ("chase-promise-kept-simple", "simple")];
+const SCRIPTED: [&str; 4] = ["seed fresh", "seed warm", "simple fresh", "simple warm"];
+/// The items' operators over business events (the others read the
+/// transcript or the contact).
+const EVENT_OPERATORS: [&str; 5] = ["I", "B", "D", "F", "G"];
+/// The issue's target, on the 10-minute call.
+const TARGET_SESSION: &str = "10-min call";
+const WITHIN_COMPILED: f64 = 2.0;
 
 fn main() -> anyhow::Result<()> {
     let iterations: usize = env("CALLQA_BENCH_ITERATIONS", 2000);
@@ -57,6 +93,10 @@ fn main() -> anyhow::Result<()> {
         ));
     }
     let t = Instant::now();
+    let ids: Vec<&str> = SCRIPTED_ITEMS.iter().map(|(id, _)| *id).collect();
+    let items = ScriptedItem::load_all(&engine, RULESET.as_ref(), &ids)?;
+    load.push(("callqa load samples/scripted/rules.toml (2 items, checked)", t.elapsed()));
+    let t = Instant::now();
     let rhai = RhaiRules::new(engine.patterns_for_bench())?;
     load.push(("Rhai engine + compile both scripts", t.elapsed()));
     let t = Instant::now();
@@ -68,11 +108,21 @@ fn main() -> anyhow::Result<()> {
     let patterns = engine.patterns_for_bench();
     let limits = Limits::default();
     let warm: Vec<WarmPool> = rules.iter().map(|_| WarmPool::new(DEFAULT_RECYCLE_AFTER)).collect();
+    let chase = Rule::ALL.iter().position(|r| *r == Rule::ChaseFollowUp).expect("the chase rule is measured");
 
     let sessions =
         [("10-min call", Arc::new(synthetic::ten_minute_call())), ("short chat", Arc::new(synthetic::short_chat()))];
+    let deep = std::fs::read(DEEP_SESSION).map_err(|e| anyhow::anyhow!("cannot read {DEEP_SESSION}: {e}"))?;
+    let deep = Session::from_json(&deep).map_err(|e| anyhow::anyhow!("{DEEP_SESSION}: {e}"))?;
+    // The chase rule, and the scripted items beside it, also on the sample
+    // session that reaches the seed script's deepest branch.
+    let mut chase_sessions = sessions.to_vec();
+    chase_sessions.push(("urged late", Arc::new(deep)));
+    let sessions_of = |rule: Rule| if rule == Rule::ChaseFollowUp { &chase_sessions[..] } else { &sessions[..] };
+    let engines_of = |rule: Rule| ENGINES.len() + if rule == Rule::ChaseFollowUp { SCRIPTED.len() } else { 0 };
 
-    // One evaluation by engine `e` of rule `r` on session `s`.
+    // One evaluation by engine `e` of rule `r` on session `s` (the scripted
+    // items only beside the chase rule).
     let mut run = |e: usize, r: usize, s: &Arc<Session>| -> Result<Verdict, RuleFailure> {
         let rule = &rules[r];
         match e {
@@ -87,16 +137,21 @@ fn main() -> anyhow::Result<()> {
                 .map_err(Into::into),
             3 => rhai.evaluate(rule.rule, s, &rule.params),
             4 => extism_rules::evaluate(&mut plugin, rule.rule, s, &rule.params_json),
-            _ => {
+            5 => {
                 let mut fresh = extism_rules::instantiate(&compiled).map_err(|e| RuleFailure::Failed(e.to_string()))?;
                 extism_rules::evaluate(&mut fresh, rule.rule, s, &rule.params_json)
+            }
+            _ => {
+                let k = e - ENGINES.len();
+                let item = &items[k / 2];
+                scripted::result(if k % 2 == 0 { item.fresh(&engine, s) } else { item.warm(&engine, s) })
             }
         }
     };
 
     // ---- agreement before timing
     for (r, rule) in Rule::ALL.iter().enumerate() {
-        for (label, session) in &sessions {
+        for (label, session) in sessions_of(*rule) {
             let expected = run(NATIVE, r, session);
             for (e, name) in ENGINES.iter().enumerate().filter(|(e, _)| *e != NATIVE) {
                 let got = run(e, r, session);
@@ -114,6 +169,85 @@ fn main() -> anyhow::Result<()> {
             );
         }
     }
+    println!("(\"urged late\" is {})", DEEP_SESSION.rsplit("/../../").next().unwrap_or(DEEP_SESSION));
+
+    // ---- the scripted items: fresh and warm agree; what they decide and how
+    println!();
+    println!("scripted items (samples/scripted/rules.toml, bundled:script): not held to native, fresh and warm must agree");
+    let mut trivial = Vec::new();
+    for (item, (_, short)) in items.iter().zip(SCRIPTED_ITEMS) {
+        for (label, session) in &chase_sessions {
+            let fresh = item.fresh(&engine, session);
+            // The first use of a warm pool parses; the next ones reuse the program.
+            let first_warm = item.warm(&engine, session);
+            let warm = item.warm(&engine, session);
+            for (name, got) in [("warm (first use)", &first_warm), ("warm", &warm)] {
+                if got.result != fresh.result {
+                    eprintln!("DISAGREEMENT: scripted item {} on the {label}: {name} differs from fresh", item.id);
+                    eprintln!(
+                        "--- fresh\n{}\n+++ {name}\n{}",
+                        show(&fresh.result.clone().map_err(Into::into)),
+                        show(&got.result.clone().map_err(Into::into))
+                    );
+                    std::process::exit(1);
+                }
+            }
+            println!("  {} ({short}) on the {label}: {}", item.id, verdict_line(&fresh));
+            match RunPath::of(&fresh) {
+                Some(path) => {
+                    let ifs: Vec<String> =
+                        path.ifs.iter().map(|(line, cond, branch)| format!("if line {line} {cond} → {branch}")).collect();
+                    println!(
+                        "      path: {}; return at line {}",
+                        ifs.join("; "),
+                        path.returned_at.map_or("?".into(), |l| l.to_string())
+                    );
+                    println!(
+                        "      operators read: {} ({} event operator)",
+                        path.operators.join(" "),
+                        if path.read_events(&EVENT_OPERATORS) { "reads an" } else { "no" }
+                    );
+                    if path.trivial() {
+                        trivial.push((item.id.clone(), *label, path.read_events(&EVENT_OPERATORS)));
+                    }
+                }
+                None => println!("      (no trace attached)"),
+            }
+            println!(
+                "      fuel: fresh {} (parses the script), warm {} (program cached): {}",
+                fresh.fuel_used,
+                warm.fuel_used,
+                fuel_share(fresh.fuel_used, warm.fuel_used)
+            );
+        }
+    }
+    for (label, session) in &chase_sessions {
+        let rule = &rules[chase];
+        let fresh =
+            evaluation::evaluate(&engine, &rule.module, rule.rule.name().into(), session.clone(), &rule.params, &limits);
+        let warm_eval =
+            warm[chase].evaluate(&engine, &rule.module, rule.rule.name().into(), session.clone(), &rule.params, &limits);
+        println!(
+            "  compiled chase-follow-up on the {label}: fuel fresh {}, warm {} ({})",
+            fresh.fuel_used,
+            warm_eval.fuel_used,
+            summary(&fresh.result.map_err(Into::into))
+        );
+    }
+    for (id, label, events) in &trivial {
+        println!(
+            "NOTE: on the {label}, {id} takes a trivial path: only the promise test ran before it returned \
+             (no agent promise from the operators' phrase lists){}",
+            if *events {
+                ", though its assignments before the test read event operators"
+            } else {
+                ", without reading any event"
+            }
+        );
+    }
+    if trivial.iter().any(|(_, label, _)| sessions.iter().any(|(l, _)| l == label)) {
+        println!("NOTE: so the chase rows are also timed on \"urged late\", which reaches the deepest branch");
+    }
 
     // ---- evaluation time
     println!();
@@ -124,10 +258,13 @@ fn main() -> anyhow::Result<()> {
     }
     println!();
     let rounds = 10;
+    // The chase rule's medians per session, scripted items included.
+    let mut chase_medians: Vec<(&str, Vec<f64>)> = Vec::new();
     for (r, rule) in Rule::ALL.iter().enumerate() {
-        for (label, session) in &sessions {
-            let mut samples = vec![Vec::with_capacity(iterations); ENGINES.len()];
-            for e in 0..ENGINES.len() {
+        let engines = engines_of(*rule);
+        for (label, session) in sessions_of(*rule) {
+            let mut samples = vec![Vec::with_capacity(iterations); engines];
+            for e in 0..engines {
                 for _ in 0..iterations.min(50) {
                     let _ = run(e, r, session);
                 }
@@ -143,12 +280,85 @@ fn main() -> anyhow::Result<()> {
             }
             let medians: Vec<f64> = samples.iter_mut().map(|s| median(s)).collect();
             print!("{:<18} {label:<12}", rule.name());
-            for m in &medians {
+            for m in &medians[..ENGINES.len()] {
                 print!(" {:>9.1} ({:>6.1}x)", m, m / medians[NATIVE]);
             }
             println!();
+            if *rule == Rule::ChaseFollowUp {
+                chase_medians.push((*label, medians));
+            }
         }
     }
+
+    // ---- the scripted items, from the same rounds as the chase rows
+    println!();
+    println!("scripted chase item, median µs of {iterations} single evaluations, in the same rounds as the chase-follow-up rows");
+    print!("{:<18} {:<12}", "item", "session");
+    for name in SCRIPTED {
+        print!(" {name:>13}");
+    }
+    println!();
+    for (label, medians) in &chase_medians {
+        print!("{:<18} {label:<12}", "chase-promise-kept");
+        for m in &medians[ENGINES.len()..] {
+            print!(" {m:>13.1}");
+        }
+        println!();
+    }
+
+    println!();
+    println!("==== scripted chase item against compiled chase-follow-up and Rhai: ratios of medians, this run ====");
+    println!("(< 1 means the scripted item is faster; the target's columns are marked ok/MISS on every session)");
+    println!(
+        "{:<12} {:<7} {:>16} {:>16} {:>16} {:>16} {:>16}",
+        "session", "item", "s.fresh/c.fresh", "s.warm/c.warm", "s.warm/Rhai", "s.fresh/Rhai", "s.warm/c.fresh"
+    );
+    let mut verdicts = Vec::new();
+    for (label, medians) in &chase_medians {
+        for (i, (_, short)) in SCRIPTED_ITEMS.iter().enumerate() {
+            let s_fresh = medians[ENGINES.len() + 2 * i];
+            let s_warm = medians[ENGINES.len() + 2 * i + 1];
+            let ratios = [
+                s_fresh / medians[COMPILED_FRESH],
+                s_warm / medians[COMPILED_WARM],
+                s_warm / medians[RHAI],
+                s_fresh / medians[RHAI],
+            ];
+            print!("{label:<12} {short:<7}");
+            for (k, ratio) in ratios.iter().enumerate() {
+                let ok = if k < 2 { within_compiled(*ratio) } else { faster_than_rhai(*ratio) };
+                print!(" {:>11.2}x {:<4}", ratio, if ok { "ok" } else { "MISS" });
+            }
+            // The defaults (scripted items warm, compiled rules fresh): no target.
+            println!(" {:>11.2}x", s_warm / medians[COMPILED_FRESH]);
+            if *label == TARGET_SESSION {
+                verdicts.push((*short, ratios));
+            }
+        }
+        println!(
+            "{label:<12} fresh − warm: compiled {:.1} µs, seed {:.1} µs, simple {:.1} µs (instantiation; for scripts also the parse)",
+            medians[COMPILED_FRESH] - medians[COMPILED_WARM],
+            medians[ENGINES.len()] - medians[ENGINES.len() + 1],
+            medians[ENGINES.len() + 2] - medians[ENGINES.len() + 3],
+        );
+    }
+    println!();
+    println!(
+        "target on the {TARGET_SESSION}: the scripted item within {WITHIN_COMPILED}x of the compiled component, \
+         and faster than the Rhai script"
+    );
+    let holds = |ok: bool| if ok { "holds" } else { "does NOT hold" };
+    for (short, [fresh_c, warm_c, warm_rhai, fresh_rhai]) in verdicts {
+        println!(
+            "  {short:<7} within {WITHIN_COMPILED}x of compiled: fresh/fresh {fresh_c:.2}x {}, warm/warm {warm_c:.2}x {}; \
+             faster than Rhai: warm {warm_rhai:.2}x {}, fresh {fresh_rhai:.2}x {}",
+            holds(within_compiled(fresh_c)),
+            holds(within_compiled(warm_c)),
+            holds(faster_than_rhai(warm_rhai)),
+            holds(faster_than_rhai(fresh_rhai)),
+        );
+    }
+    println!("====");
 
     // ---- the whole bundled ruleset per session
     println!();
@@ -175,7 +385,7 @@ fn main() -> anyhow::Result<()> {
     println!();
     println!("compile and load (once, not in the figures above)");
     for (what, took) in load {
-        println!("  {what:<52} {:>9.1} ms", took.as_secs_f64() * 1e3);
+        println!("  {what:<58} {:>9.1} ms", took.as_secs_f64() * 1e3);
     }
     Ok(())
 }
@@ -226,4 +436,32 @@ fn summary(r: &Result<Verdict, RuleFailure>) -> String {
         Ok(v) => format!("{:?}, {} finding(s)", v.outcome, v.findings.len()),
         Err(e) => format!("error: {e}"),
     }
+}
+
+/// The issue's target, first half: within 2x of the compiled component.
+fn within_compiled(ratio: f64) -> bool {
+    ratio <= WITHIN_COMPILED
+}
+
+/// The issue's target, second half: faster than the Rhai script.
+fn faster_than_rhai(ratio: f64) -> bool {
+    ratio < 1.0
+}
+
+/// Outcome and reason of a scripted item's evaluation.
+fn verdict_line(evaluation: &Evaluation) -> String {
+    match &evaluation.result {
+        Ok(v) => format!("{:?}, reason: {}", v.outcome, v.reason.as_deref().unwrap_or("(none)")),
+        Err(e) => format!("error: {e}"),
+    }
+}
+
+/// What a fresh evaluation spends beyond a warm one, in fuel: the parse of
+/// the script (and any start-up code of a new instance).
+fn fuel_share(fresh: u64, warm: u64) -> String {
+    if fresh == 0 {
+        return "no fuel counted".into();
+    }
+    let extra = fresh.saturating_sub(warm);
+    format!("fresh − warm = {extra} ({:.0}% of fresh)", 100.0 * extra as f64 / fresh as f64)
 }

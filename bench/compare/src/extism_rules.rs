@@ -6,7 +6,7 @@
 //! For the comparison with callqa's fresh instances the benchmark also
 //! measures a new `Plugin` per evaluation from the `CompiledPlugin`.
 
-use callqa::qa::Verdict;
+use callqa::rules::Verdict;
 use callqa::session::Session;
 use extism::{CompiledPlugin, Manifest, Plugin, PluginBuilder, Wasm};
 use serde::{Deserialize, Serialize};

@@ -1,6 +1,6 @@
 //! The comparison benchmark's engines: the same two rules (`forbidden-phrases`
 //! and `chase-follow-up`) evaluated five ways on the same sessions and
-//! parameters, each returning a `callqa::qa::Verdict` so they can be checked
+//! parameters, each returning a `callqa::rules::Verdict` so they can be checked
 //! for agreement before anything is timed.
 //!
 //! - [`native`]: plain Rust over the host's session model (the floor);
@@ -20,7 +20,7 @@ pub mod scripted;
 
 use std::sync::Arc;
 
-use callqa::qa::Verdict;
+use callqa::rules::Verdict;
 use callqa::rules::bindings::types::Value;
 use callqa::rules::{evaluation, EvaluationError, Limits, RuleEngine, RuleModule};
 use callqa::session::Session;

@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use callqa::qa::{Finding, Outcome, Verdict};
+use callqa::rules::{Finding, Outcome, Verdict};
 use callqa::rules::bindings::helpers::Direction;
 use callqa::rules::bindings::types::Value;
 use callqa::rules::host::helpers::{contains_any, find_all, minutes_between, nearest, PatternCache};

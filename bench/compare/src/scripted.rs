@@ -8,7 +8,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use callqa::qa::Verdict;
+use callqa::rules::Verdict;
 use callqa::rules::bindings::types::Value;
 use callqa::rules::evaluation::{self, Evaluation};
 use callqa::rules::warm_instance::{WarmPool, DEFAULT_RECYCLE_AFTER};

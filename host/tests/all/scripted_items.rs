@@ -410,3 +410,116 @@ async fn serve_refuses_a_broken_script_and_keeps_serving_the_previous_ruleset() 
     assert_eq!(sheet["items"][0]["outcome"], "fail", "the previous script still serves: {sheet}");
     assert_eq!(sheet["items"][0]["trace"]["trace"]["steps"][0]["return"], 1, "{sheet}");
 }
+
+/// A voice session with something for every operator kind.
+fn operator_session() -> Arc<Session> {
+    let at = |t: &str| format!("2026-11-20T{t}Z");
+    let document = serde_json::json!({
+        "id": "operators", "contact": {
+            "contact_id": "operators", "channel": "voice", "queue": "Hotline-ZH", "scenario": "hotline",
+            "initiated_at": at("06:29:30"), "connected_to_agent_at": at("06:30:00"), "ended_at": at("06:40:00")},
+        "segments": [
+            {"id": "s1", "role": "agent", "text": "您好，请问有什么可以帮您", "begin_ms": 0, "end_ms": 3000},
+            {"id": "s2", "role": "customer", "text": "我要退款，订单号 E123456", "begin_ms": 10000, "end_ms": 14000},
+            {"id": "s3", "role": "agent", "text": "好的，我帮您查一下 Hello there", "begin_ms": 30000, "end_ms": 34000},
+            {"id": "s4", "role": "agent", "text": "这个不是我们的问题", "begin_ms": 200000, "end_ms": 203000},
+            {"id": "s5", "role": "customer", "text": "我要投诉你们", "begin_ms": 400000, "end_ms": 402000},
+            {"id": "s6", "role": "agent", "text": "感谢来电，再见", "begin_ms": 580000, "end_ms": 582000}],
+        "events": [
+            {"kind": "ticket-created", "at": at("06:35:00"), "attributes": {"priority": "high"}},
+            {"kind": "ticket-created", "at": at("06:36:00"), "attributes": {"priority": "low"}},
+            {"kind": "remark", "at": at("06:45:00")}],
+        "attributes": {"order": {"amount": 399.0, "tags": ["vip"]}},
+        "characteristics": {
+            "total_conversation_ms": 600000,
+            "non_talk": [{"begin_ms": 40000, "end_ms": 60000}, {"begin_ms": 300000, "end_ms": 305000}],
+            "interruptions": [
+                {"by": "agent", "begin_ms": 100000, "end_ms": 101000},
+                {"by": "customer", "begin_ms": 200000, "end_ms": 201000},
+                {"by": "agent", "begin_ms": 250000, "end_ms": 251000}],
+            "roles": [
+                {"role": "agent", "words_per_minute": 210, "overall_sentiment": 0.5, "sentiment_by_quarter": [1.0, 1.0, 0.0, -1.0]},
+                {"role": "customer", "words_per_minute": 150, "overall_sentiment": -1.0, "sentiment_by_quarter": [0.0, -1.0, -2.0, -3.0]}]}
+    });
+    Arc::new(Session::from_json(&serde_json::to_vec(&document).unwrap()).unwrap())
+}
+
+#[test]
+fn every_operator_kind_reads_the_session_as_documented() {
+    use ItemStatus::{Error, Fail, Pass};
+    // (item id, the operator `X` as a TOML table, expected status)
+    let items: &[(&str, &str, ItemStatus)] = &[
+        ("phrase-first-seconds", "kind = 'phrase'\nrole = 'agent'\nany = ['您好']\nfirst-seconds = 5", Fail),
+        ("phrase-last-seconds", "kind = 'phrase'\nrole = 'agent'\nany = ['您好']\nlast-seconds = 30", Pass),
+        ("phrase-regex", "kind = 'phrase'\nrole = 'customer'\nregex = 'E\\d{6}'", Fail),
+        ("phrase-exclude", "kind = 'phrase'\nrole = 'agent'\nany = ['我们']\nexclude = ['不是']", Pass),
+        ("phrase-exclude-regex", "kind = 'phrase'\nany = ['退款']\nexclude-regex = 'E\\d+'", Pass),
+        ("phrase-all", "kind = 'phrase'\nall = ['退款', '投诉']", Fail),
+        ("phrase-n", "kind = 'phrase'\nrole = 'customer'\nany = ['退款', '投诉', '发货']\nn = 3", Pass),
+        ("phrase-word-boundary", "kind = 'phrase'\nrole = 'agent'\nany = ['hell']", Pass),
+        ("phrase-case", "kind = 'phrase'\nrole = 'agent'\nany = ['HELLO']", Fail),
+        ("event-where", "kind = 'event'\nevent = 'ticket-created'\nwhere = { priority = 'high' }", Fail),
+        ("event-kinds", "kind = 'event'\nevent = ['refund', 'compensation']", Pass),
+        ("contact-in", "kind = 'contact'\nfield = 'queue'\nop = 'in'\nvalue = ['Hotline-ZH', 'Hotline-EN']", Fail),
+        ("contact-absent", "kind = 'contact'\nfield = 'language'\nvalue = 'zh-CN'", Error),
+        ("attribute-compare", "kind = 'attribute'\npath = 'order.amount'\nop = '>'\nvalue = 300", Fail),
+        ("attribute-exists", "kind = 'attribute'\npath = 'order.coupon'\nop = 'exists'", Pass),
+        ("attribute-absent", "kind = 'attribute'\npath = 'order.coupon'\nvalue = 'X'", Error),
+        ("silence", "kind = 'silence'\nlonger-than-seconds = 10", Fail),
+        ("talk-speed-fast", "kind = 'talk-speed'\nabove = 180", Fail),
+        ("talk-speed-slow", "kind = 'talk-speed'\nbelow = 100", Pass),
+        ("interruptions-over-1", "kind = 'interruptions'\nmore-than = 1", Fail),
+        ("interruptions-over-2", "kind = 'interruptions'\nmore-than = 2", Pass),
+        ("sentiment-end", "kind = 'sentiment'\nbelow = -2", Fail),
+        ("sentiment-overall", "kind = 'sentiment'\nbelow = -2\nat = 'overall'", Pass),
+    ];
+    let mut text = String::new();
+    for (id, operator, _) in items {
+        text.push_str(&format!(
+            "[[rule]]\nid = '{id}'\nmodule = 'bundled:script'\n[rule.operators.X]\n{operator}\n[rule.script]\ntext = 'return X;'\n"
+        ));
+    }
+    // Scopes: the goodbye after (and before) the customer's complaint.
+    for (id, scope) in [("phrase-after", "after"), ("phrase-before", "before")] {
+        text.push_str(&format!(
+            "[[rule]]\nid = '{id}'\nmodule = 'bundled:script'\n\
+             [rule.operators.COMPLAINT]\nkind = 'phrase'\nrole = 'customer'\nany = ['投诉']\n\
+             [rule.operators.X]\nkind = 'phrase'\nrole = 'agent'\nany = ['再见']\n{scope} = 'COMPLAINT'\n\
+             [rule.script]\ntext = 'return X;'\n"
+        ));
+    }
+    let sheet = inspect(parse(&text).unwrap(), operator_session());
+    let by_id = |id: &str| sheet.items.iter().find(|i| i.rule_id == id).unwrap();
+    for (id, _, expected) in items.iter().chain(&[("phrase-after", "", Fail), ("phrase-before", "", Pass)]) {
+        let item = by_id(id);
+        assert_eq!(item.outcome, *expected, "{id}: {item:?}");
+        if *expected == Error {
+            assert_eq!(item.error.as_ref().unwrap().code, "missing-data", "{id}: {item:?}");
+        }
+    }
+    // What the hits carry: instants and evidence.
+    let connected = 1_795_156_200_000i64;
+    assert_eq!(by_id("phrase-first-seconds").findings[0].segment_id.as_deref(), Some("s1"));
+    assert_eq!(by_id("phrase-regex").findings[0].message, "X: \u{201c}E123456\u{201d}");
+    let all: Vec<_> = by_id("phrase-all").findings.iter().filter_map(|f| f.segment_id.clone()).collect();
+    assert_eq!(all, ["s2", "s5"]);
+    assert_eq!(by_id("phrase-after").findings[0].segment_id.as_deref(), Some("s6"));
+    assert_eq!(by_id("event-where").findings.len(), 1, "only the high-priority ticket");
+    assert_eq!(by_id("event-where").findings[0].message, "X: ticket-created at 2026-11-20T06:35:00Z");
+    assert_eq!(by_id("silence").findings.len(), 1, "only the 20 s silence");
+    assert_eq!(by_id("silence").findings[0].begin_ms, Some(40_000));
+    assert_eq!(by_id("interruptions-over-1").findings.len(), 2, "the agent's two interruptions");
+    let message = &by_id("contact-absent").error.as_ref().unwrap().message;
+    assert!(message.contains("the contact has no language"), "{message}");
+    let message = &by_id("attribute-absent").error.as_ref().unwrap().message;
+    assert!(message.contains("the session has no attribute `order.coupon`"), "{message}");
+    // `@X` only for the operators read with `@`: check one that is, through a second script.
+    let text = "[[rule]]\nid = 'at'\nmodule = 'bundled:script'\n[rule.operators.X]\nkind = 'phrase'\nrole = 'agent'\nany = ['您好']\n\
+                [rule.operators.C]\nkind = 'contact'\nfield = 'connected-to-agent-at'\n\
+                [rule.script]\ntext = 'return 分钟差(@C, @X) > 0 || len(@X) > 1;'\n";
+    let sheet = inspect(parse(text).unwrap(), operator_session());
+    let ops = &sheet.items[0].trace.as_ref().unwrap()["trace"]["operators"];
+    assert_eq!(ops["@C"], serde_json::json!([connected]));
+    assert_eq!(ops["@X"], serde_json::json!([connected]), "a phrase hit's instant: connected + begin_ms");
+    assert_eq!(sheet.items[0].outcome, Pass);
+}
