@@ -43,9 +43,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use callqa::qa::Inspector;
-use callqa::rules::Verdict;
 use callqa::rules::evaluation::{self, Evaluation};
 use callqa::rules::warm_instance::{WarmPool, DEFAULT_RECYCLE_AFTER};
+use callqa::rules::Verdict;
 use callqa::rules::{Limits, RuleEngine, Ruleset};
 use callqa::session::{synthetic, Session};
 use callqa_compare::native::{self, Params};
@@ -173,7 +173,9 @@ fn main() -> anyhow::Result<()> {
 
     // ---- the scripted items: fresh and warm agree; what they decide and how
     println!();
-    println!("scripted items (samples/scripted/rules.toml, bundled:script): not held to native, fresh and warm must agree");
+    println!(
+        "scripted items (samples/scripted/rules.toml, bundled:script): not held to native, fresh and warm must agree"
+    );
     let mut trivial = Vec::new();
     for (item, (_, short)) in items.iter().zip(SCRIPTED_ITEMS) {
         for (label, session) in &chase_sessions {
@@ -195,8 +197,11 @@ fn main() -> anyhow::Result<()> {
             println!("  {} ({short}) on the {label}: {}", item.id, verdict_line(&fresh));
             match RunPath::of(&fresh) {
                 Some(path) => {
-                    let ifs: Vec<String> =
-                        path.ifs.iter().map(|(line, cond, branch)| format!("if line {line} {cond} → {branch}")).collect();
+                    let ifs: Vec<String> = path
+                        .ifs
+                        .iter()
+                        .map(|(line, cond, branch)| format!("if line {line} {cond} → {branch}"))
+                        .collect();
                     println!(
                         "      path: {}; return at line {}",
                         ifs.join("; "),
@@ -223,10 +228,22 @@ fn main() -> anyhow::Result<()> {
     }
     for (label, session) in &chase_sessions {
         let rule = &rules[chase];
-        let fresh =
-            evaluation::evaluate(&engine, &rule.module, rule.rule.name().into(), session.clone(), &rule.params, &limits);
-        let warm_eval =
-            warm[chase].evaluate(&engine, &rule.module, rule.rule.name().into(), session.clone(), &rule.params, &limits);
+        let fresh = evaluation::evaluate(
+            &engine,
+            &rule.module,
+            rule.rule.name().into(),
+            session.clone(),
+            &rule.params,
+            &limits,
+        );
+        let warm_eval = warm[chase].evaluate(
+            &engine,
+            &rule.module,
+            rule.rule.name().into(),
+            session.clone(),
+            &rule.params,
+            &limits,
+        );
         println!(
             "  compiled chase-follow-up on the {label}: fuel fresh {}, warm {} ({})",
             fresh.fuel_used,

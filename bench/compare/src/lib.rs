@@ -20,8 +20,8 @@ pub mod scripted;
 
 use std::sync::Arc;
 
-use callqa::rules::Verdict;
 use callqa::rules::bindings::types::Value;
+use callqa::rules::Verdict;
 use callqa::rules::{evaluation, EvaluationError, Limits, RuleEngine, RuleModule};
 use callqa::session::Session;
 

@@ -3,10 +3,10 @@
 //! Line for line the logic of `plugins/forbidden-phrases` and
 //! `plugins/chase-follow-up`, without a sandbox or a copy of the session.
 
-use callqa::rules::{Finding, Outcome, Verdict};
 use callqa::rules::bindings::helpers::Direction;
 use callqa::rules::bindings::types::Value;
 use callqa::rules::host::helpers::{contains_any, find_all, minutes_between, nearest, PatternCache};
+use callqa::rules::{Finding, Outcome, Verdict};
 use callqa::session::{Role, Segment, Session};
 
 use crate::RuleFailure;

@@ -6,10 +6,10 @@
 
 use std::sync::Arc;
 
-use callqa::rules::{Finding, Outcome, Verdict};
 use callqa::rules::bindings::helpers::Direction;
 use callqa::rules::bindings::types::Value;
 use callqa::rules::host::helpers::{contains_any, find_all, minutes_between, nearest, PatternCache};
+use callqa::rules::{Finding, Outcome, Verdict};
 use callqa::session::{Role, Session};
 use rhai::{Array, Dynamic, Engine, EvalAltResult, ImmutableString, Map, Scope, AST};
 

@@ -8,10 +8,10 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use callqa::rules::Verdict;
 use callqa::rules::bindings::types::Value;
 use callqa::rules::evaluation::{self, Evaluation};
 use callqa::rules::warm_instance::{WarmPool, DEFAULT_RECYCLE_AFTER};
+use callqa::rules::Verdict;
 use callqa::rules::{Limits, RuleEngine, RuleModule, Ruleset};
 use callqa::session::Session;
 
