@@ -144,7 +144,7 @@ fn main() -> anyhow::Result<()> {
             _ => {
                 let k = e - ENGINES.len();
                 let item = &items[k / 2];
-                scripted::result(if k % 2 == 0 { item.fresh(&engine, s) } else { item.warm(&engine, s) })
+                scripted::result(if k.is_multiple_of(2) { item.fresh(&engine, s) } else { item.warm(&engine, s) })
             }
         }
     };

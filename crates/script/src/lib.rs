@@ -114,7 +114,8 @@
 //! load error at the position where it was exceeded, never a stack
 //! overflow. A run is bounded by [`Limits`]: a step budget (every
 //! expression and statement evaluated costs one; a loop without end fails
-//! with "step budget exhausted"), a maximum string length and a maximum list
+//! with "step budget exhausted"; `bundled:script` sets none and lets the
+//! sandbox's fuel stop a run), a maximum string length and a maximum list
 //! length (runtime errors when exceeded).
 //!
 //! # The trace

@@ -150,6 +150,7 @@ pub(crate) struct Parsed {
 
 struct Parser<'a> {
     src: &'a str,
+    configured: &'a [&'a str],
     /// Tokens lexed so far: the current one and one of lookahead at least.
     toks: Vec<Token>,
     stream: TokenStream<'a>,
@@ -258,14 +259,23 @@ impl<'a> Parser<'a> {
         self.depth -= n;
     }
 
-    fn var_slot(&mut self, name: &str) -> usize {
+    /// The slot of a variable assigned at `pos`. A configured operator's
+    /// name cannot be one: the assignment would hide the operator from the
+    /// whole script while `@name` still read it.
+    fn var_slot(&mut self, name: &str, pos: Pos) -> Result<usize, LoadError> {
+        if self.configured.contains(&name) {
+            return Err(LoadError::at(
+                pos,
+                format!("`{name}` is a configured operator: assigning to it would hide the operator; use another name"),
+            ));
+        }
         if let Some(&slot) = self.vars.get(name) {
-            return slot;
+            return Ok(slot);
         }
         let slot = self.var_names.len();
         self.vars.insert(name.to_string(), slot);
         self.var_names.push(name.to_string());
-        slot
+        Ok(slot)
     }
 
     // ---- statements ----
@@ -371,7 +381,7 @@ impl<'a> Parser<'a> {
                 Tok::PlusPlus | Tok::MinusMinus => {
                     let pos = self.bump().pos;
                     let delta = if self.bump().tok == Tok::PlusPlus { 1 } else { -1 };
-                    let slot = self.var_slot(&name);
+                    let slot = self.var_slot(&name, pos)?;
                     return Ok(Stmt::Step { name, slot, pos, delta });
                 }
                 _ => None,
@@ -380,7 +390,7 @@ impl<'a> Parser<'a> {
                 let pos = self.bump().pos;
                 self.bump();
                 let e = self.expr()?;
-                let slot = self.var_slot(&name);
+                let slot = self.var_slot(&name, pos)?;
                 return Ok(Stmt::Assign { name, slot, pos, op, e });
             }
         }
@@ -771,6 +781,7 @@ impl Resolver<'_> {
 pub(crate) fn parse(src: &str, configured: &[&str], functions: &dyn Functions) -> Result<Parsed, LoadError> {
     let mut p = Parser {
         src,
+        configured,
         toks: Vec::new(),
         stream: TokenStream::new(src),
         lex_error: None,

@@ -69,6 +69,11 @@ fn unconfigured_operators_are_load_errors() {
         load_error(SEED, &[]),
         "line 1, column 13: `I` is neither assigned in the script nor a configured operator"
     );
+    // Assigning to an operator's name would hide it from the whole script.
+    assert_eq!(
+        load_error("x = 1;\nA = true;\nreturn A;", SEED_OPERATORS),
+        "line 2, column 1: `A` is a configured operator: assigning to it would hide the operator; use another name"
+    );
 }
 
 #[test]

@@ -41,6 +41,7 @@ impl Inspector {
             session.contact.contact_id.clone(),
             session.contact.channel.as_str().to_owned(),
             items,
+            &self.ruleset.form,
         );
         sheet.notes = session.notes.clone();
         sheet
@@ -58,6 +59,8 @@ impl Inspector {
             module_sha256: rule.module.sha256.clone(),
             outcome: ItemStatus::Error,
             weight: rule.weight,
+            section: rule.section.as_deref().map(str::to_owned),
+            critical: rule.critical,
             score: None,
             reason: None,
             error: None,

@@ -1,5 +1,6 @@
 use serde::{Deserialize, Serialize};
 
+use crate::rules::form::{Form, SectionScore};
 use crate::rules::{Finding, Outcome, Verdict};
 
 /// One session's QA sheet, written as one NDJSON line.
@@ -9,9 +10,19 @@ pub struct QaSheet {
     pub contact_id: String,
     pub channel: String,
     pub items: Vec<SheetItem>,
-    /// Weighted mean of the scored items (pass/fail), in [0, 1]; `None`
-    /// when no item was scored.
+    /// Weighted mean of the scored items (pass/fail), in [0, 1]; with
+    /// sections, the weighted mean of the sections' scores; 0 when a
+    /// critical item failed. `None` when no item was scored.
     pub score: Option<f64>,
+    /// Each section's score, when the ruleset has sections.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sections: Vec<SectionScore>,
+    /// The critical items that failed (一票否决): the score is 0 because of them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub critical_failed: Vec<String>,
+    /// The grade the score reaches, when the ruleset has grades.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grade: Option<String>,
     /// False when any item ended in an error or quarantine: the score then
     /// covers only the rules that reached a verdict.
     pub complete: bool,
@@ -45,6 +56,10 @@ pub struct SheetItem {
     pub module_sha256: String,
     pub outcome: ItemStatus,
     pub weight: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub section: Option<String>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub critical: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub score: Option<f32>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -85,16 +100,64 @@ impl SheetItem {
 }
 
 impl QaSheet {
-    pub fn new(session_id: String, contact_id: String, channel: String, items: Vec<SheetItem>) -> Self {
-        let (mut total, mut weights) = (0.0, 0.0);
-        for item in &items {
-            if let Some(s) = item.scored() {
-                total += s * item.weight;
-                weights += item.weight;
+    /// A sheet of `items` scored by `form` (see [`crate::rules::form`]).
+    pub fn new(session_id: String, contact_id: String, channel: String, items: Vec<SheetItem>, form: &Form) -> Self {
+        let mean = |items: &mut dyn Iterator<Item = &SheetItem>| {
+            let (mut total, mut weights) = (0.0, 0.0);
+            for item in items {
+                if let Some(s) = item.scored() {
+                    total += s * item.weight;
+                    weights += item.weight;
+                }
             }
+            (weights > 0.0).then(|| total / weights)
+        };
+        let sections: Vec<SectionScore> = form
+            .sections
+            .iter()
+            .map(|section| SectionScore {
+                id: section.id.clone(),
+                title: section.title.clone(),
+                weight: section.weight,
+                score: mean(&mut items.iter().filter(|i| i.section.as_deref() == Some(&section.id))).map(round),
+            })
+            .collect();
+        let mut score = if sections.is_empty() {
+            mean(&mut items.iter())
+        } else {
+            let (mut total, mut weights) = (0.0, 0.0);
+            for s in &sections {
+                if let Some(score) = s.score {
+                    total += score * s.weight;
+                    weights += s.weight;
+                }
+            }
+            (weights > 0.0).then(|| total / weights)
+        };
+        let critical_failed: Vec<String> =
+            items.iter().filter(|i| i.critical && i.outcome == ItemStatus::Fail).map(|i| i.rule_id.clone()).collect();
+        if !critical_failed.is_empty() {
+            score = Some(0.0);
         }
-        let score = (weights > 0.0).then(|| (total / weights * 10_000.0).round() / 10_000.0);
+        let score = score.map(round);
+        let grade = score.and_then(|s| form.grade(s)).map(str::to_owned);
         let complete = items.iter().all(|i| !matches!(i.outcome, ItemStatus::Error | ItemStatus::Quarantined));
-        QaSheet { session_id, contact_id, channel, items, score, complete, notes: Vec::new() }
+        QaSheet {
+            session_id,
+            contact_id,
+            channel,
+            items,
+            score,
+            sections,
+            critical_failed,
+            grade,
+            complete,
+            notes: Vec::new(),
+        }
     }
+}
+
+/// Scores are shown to four decimals.
+fn round(score: f64) -> f64 {
+    (score * 10_000.0).round() / 10_000.0
 }

@@ -6,6 +6,7 @@
 //! - [`module`]: a compiled rule: its bytes' SHA-256, imports check, `describe`.
 //! - [`ruleset`]: the ruleset file (TOML): which rule applies where, with
 //!   which parameters, checked against each rule's schema.
+//! - [`form`]: sections, critical items and grades of the QA form.
 //! - [`evaluation`]: one rule on one session in a fresh store, under limits.
 //! - [`verdict`]: what an evaluation produces (the host's side of the SDK's
 //!   `verdict.rs`).
@@ -20,6 +21,7 @@
 pub mod bindings;
 pub mod engine;
 pub mod evaluation;
+pub mod form;
 pub mod golden;
 pub mod health;
 pub mod host;

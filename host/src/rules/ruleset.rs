@@ -36,6 +36,7 @@ use serde::Deserialize;
 use super::bindings::types::Value;
 use super::engine::RuleEngine;
 use super::evaluation::{self, Evaluation, EvaluationError};
+use super::form::{Form, Grade, Section};
 use super::health::RuleHealth;
 use super::limits::Limits;
 use super::module::RuleModule;
@@ -49,6 +50,10 @@ use crate::session::{Channel, Session};
 struct RulesetFile {
     #[serde(default)]
     limits: Option<toml::Table>,
+    #[serde(default, rename = "section")]
+    sections: Vec<Section>,
+    #[serde(default, rename = "grade")]
+    grades: Vec<Grade>,
     #[serde(default, rename = "rule")]
     rules: Vec<RuleConfig>,
 }
@@ -60,6 +65,11 @@ struct RuleConfig {
     module: String,
     #[serde(default = "default_weight")]
     weight: f64,
+    /// The form's section this item belongs to (see [`super::form`]).
+    section: Option<String>,
+    /// A failed critical item sets the sheet's score to 0.
+    #[serde(default)]
+    critical: bool,
     channels: Option<Vec<Channel>>,
     queues: Option<Vec<String>>,
     scenarios: Option<Vec<String>>,
@@ -100,6 +110,8 @@ pub struct RuleEntry {
     pub id: Arc<str>,
     pub module: Arc<RuleModule>,
     pub weight: f64,
+    pub section: Option<Arc<str>>,
+    pub critical: bool,
     pub params: Vec<(String, Value)>,
     /// The parameters as the ruleset gave them (a scripted item's
     /// `program` included): the base a golden case's `params` override.
@@ -145,6 +157,8 @@ impl RuleEntry {
 
 pub struct Ruleset {
     pub rules: Vec<RuleEntry>,
+    /// Sections, critical items and grades (empty: the plain weighted mean).
+    pub form: Form,
 }
 
 impl Ruleset {
@@ -161,6 +175,7 @@ impl Ruleset {
         if file.rules.is_empty() {
             bail!("the ruleset has no [[rule]] entries");
         }
+        let form = Form::new(file.sections, file.grades)?;
         let mut modules: HashMap<String, Arc<RuleModule>> = HashMap::new();
         let mut rules = Vec::with_capacity(file.rules.len());
         for config in file.rules {
@@ -168,11 +183,12 @@ impl Ruleset {
             if rules.iter().any(|r: &RuleEntry| *r.id == *id) {
                 bail!("rule `{id}` is declared twice; ids must be unique on a sheet");
             }
+            form.check_section(config.section.as_deref()).with_context(|| format!("rule `{id}`"))?;
             let entry = build_entry(engine, config, file.limits.as_ref(), base_dir, text, &mut modules)
                 .with_context(|| format!("rule `{id}`"))?;
             rules.push(entry);
         }
-        Ok(Ruleset { rules })
+        Ok(Ruleset { rules, form })
     }
 }
 
@@ -248,6 +264,8 @@ fn build_entry(
         id: config.id.into(),
         module,
         weight: config.weight,
+        section: config.section.map(Into::into),
+        critical: config.critical,
         params,
         given,
         limits,

@@ -10,6 +10,7 @@ mod check_connect;
 mod check_samples;
 mod dedup_dynamodb;
 mod dedup_redis;
+mod evaluation_forms;
 mod golden_cases;
 mod ingest_crash;
 mod ingest_firehose;

@@ -216,7 +216,12 @@ impl OperatorValues for Readings<'_> {
     fn why_null(&self, name: &str) -> Option<String> {
         match &*self.reading(name) {
             Reading::Unknown(why) => Some(why.clone()),
-            Reading::Hits(_) => Some("its hits have no instant (the contact has no start instant)".into()),
+            Reading::Hits(_) => match self.program.operator(name) {
+                Some((_, op)) if !op.kind.has_instants() => {
+                    Some(alloc::format!("`{name}` tests a value and has no instants: read `{name}`, not `@{name}`"))
+                }
+                _ => Some("its hits have no instant (the contact has no start instant)".into()),
+            },
             Reading::Miss => None,
         }
     }

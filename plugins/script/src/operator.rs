@@ -145,6 +145,9 @@ impl Kind {
                 let below = f.number("below")?.ok_or_else(|| {
                     f.error("below", "`below` is missing: the sentiment score (-5 to 5) under which it is a hit")
                 })?;
+                if !(-5.0..=5.0).contains(&below) {
+                    return Err(f.error("below", alloc::format!("sentiment scores run from -5 to 5, got {below}")));
+                }
                 let overall = match f.string("at")?.as_deref() {
                     None | Some("end") => false,
                     Some("overall") => true,
@@ -164,6 +167,16 @@ impl Kind {
         };
         f.done()?;
         Ok(parsed)
+    }
+
+    /// Whether a hit has an instant (given the contact's start instant):
+    /// the others only say whether a comparison holds, and `@X` is null.
+    pub fn has_instants(&self) -> bool {
+        match self {
+            Kind::Phrase(_) | Kind::Event { .. } | Kind::Silence { .. } | Kind::Interruptions { .. } => true,
+            Kind::Contact { test, .. } => test.is_none(),
+            Kind::Attribute { .. } | Kind::TalkSpeed { .. } | Kind::Sentiment { .. } => false,
+        }
     }
 
     /// The operators a scope names: `(field, operator)`.
@@ -210,9 +223,10 @@ fn role(f: &mut Fields<'_>, field: &'static str) -> Result<Option<Role>, Program
         Some("agent") => Ok(Some(Role::Agent)),
         Some("customer") => Ok(Some(Role::Customer)),
         Some("system") => Ok(Some(Role::System)),
-        Some(other) => {
-            Err(f.error(field, alloc::format!("unknown role \"{other}\"; expected \"agent\", \"customer\" or \"any\"")))
-        }
+        Some(other) => Err(f.error(
+            field,
+            alloc::format!("unknown role \"{other}\"; expected \"agent\", \"customer\", \"system\" or \"any\""),
+        )),
     }
 }
 
