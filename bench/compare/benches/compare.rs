@@ -200,23 +200,13 @@ fn main() -> anyhow::Result<()> {
             println!("  {} ({short}) on the {label}: {}", item.id, verdict_line(&fresh));
             match RunPath::of(&fresh) {
                 Some(path) => {
-                    let ifs: Vec<String> = path
-                        .ifs
-                        .iter()
-                        .map(|(line, cond, branch)| format!("if line {line} {cond} → {branch}"))
-                        .collect();
-                    println!(
-                        "      path: {}; return at line {}",
-                        ifs.join("; "),
-                        path.returned_at.map_or("?".into(), |l| l.to_string())
-                    );
                     println!(
                         "      operators read: {} ({} event operator)",
                         path.operators.join(" "),
                         if path.read_events(&EVENT_OPERATORS) { "reads an" } else { "no" }
                     );
                     if path.trivial() {
-                        trivial.push((item.id.clone(), *label, path.read_events(&EVENT_OPERATORS)));
+                        trivial.push((item.id.clone(), *label, path.returned_at, path.read_events(&EVENT_OPERATORS)));
                     }
                 }
                 None => println!("      (no trace attached)"),
@@ -254,10 +244,11 @@ fn main() -> anyhow::Result<()> {
             summary(&fresh.result.map_err(Into::into))
         );
     }
-    for (id, label, events) in &trivial {
+    for (id, label, line, events) in &trivial {
         println!(
-            "NOTE: on the {label}, {id} takes a trivial path: only the promise test ran before it returned \
+            "NOTE: on the {label}, {id} takes a trivial path: only its promise test ran, and it returned at line {} \
              (no agent promise from the operators' phrase lists){}",
+            line.map_or("?".into(), |l| l.to_string()),
             if *events {
                 ", though its assignments before the test read event operators"
             } else {
@@ -265,7 +256,7 @@ fn main() -> anyhow::Result<()> {
             }
         );
     }
-    if trivial.iter().any(|(_, label, _)| sessions.iter().any(|(l, _)| l == label)) {
+    if trivial.iter().any(|(_, label, _, _)| sessions.iter().any(|(l, _)| l == label)) {
         println!("NOTE: so the chase rows are also timed on \"urged late\", which reaches the deepest branch");
     }
 

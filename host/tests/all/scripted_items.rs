@@ -296,6 +296,7 @@ fn a_runaway_loop_and_a_huge_string_end_their_own_item_and_nothing_else() {
         "[rule.limits]\ntimeout-ms = 10000\n".to_owned(),
         item("string", "s = 'x';\nif (A) { for (i = 0; i < 64; i++) { s = s + s; } }\nreturn false;"),
         item("seed-like", "return A && !E;"),
+        item("wrong-kind", "return 分钟差('10:00', @A) > 10;"),
         "[[rule]]\nid = \"greeting\"\nmodule = \"bundled:greeting\"\n".to_owned(),
     ]
     .concat();
@@ -309,6 +310,10 @@ fn a_runaway_loop_and_a_huge_string_end_their_own_item_and_nothing_else() {
     assert!(message.contains("line 2") && message.contains("a string longer than"), "{message}");
     assert_eq!(string.trace.as_ref().unwrap()["outcome"], "error");
     assert_eq!(by_id("seed-like").outcome, ItemStatus::Fail);
+    // A value of the wrong kind: an error naming the function and the argument.
+    let wrong = by_id("wrong-kind").error.as_ref().unwrap();
+    assert_eq!(wrong.code, "failed");
+    assert!(wrong.message.contains("script line 1, column 8: 分钟差: argument 1 is a string, expected an instant"), "{wrong:?}");
     assert_eq!(by_id("greeting").outcome, ItemStatus::Pass);
 }
 
