@@ -189,13 +189,27 @@ impl<'a> Parser<'a> {
         self.toks[self.i].pos
     }
 
+    /// Consumes the current token and returns it. Its `tok` is moved out
+    /// (nothing looks back at a consumed token's kind, only at its end).
     fn bump(&mut self) -> Token {
-        let t = self.toks[self.i].clone();
+        let current = &mut self.toks[self.i];
+        let t = Token { tok: core::mem::replace(&mut current.tok, Tok::Eof), ..*current };
+        if t.tok == Tok::Eof {
+            // The end stays the end for whoever peeks next.
+            return t;
+        }
+        self.advance();
+        t
+    }
+
+    /// Consumes the current token; returns where it was.
+    fn advance(&mut self) -> Pos {
+        let pos = self.toks[self.i].pos;
         if self.i + 1 < self.toks.len() {
             self.i += 1;
         }
         self.fill();
-        t
+        pos
     }
 
     /// Lexes until the current token and the next are at hand (`peek_at(1)`
@@ -303,7 +317,7 @@ impl<'a> Parser<'a> {
         loop {
             match self.peek() {
                 Tok::RBrace => {
-                    self.bump();
+                    self.advance();
                     self.leave(1);
                     return Ok(out);
                 }
@@ -326,7 +340,7 @@ impl<'a> Parser<'a> {
     fn end_simple(&mut self) -> Result<(), LoadError> {
         match self.peek() {
             Tok::Semi => {
-                self.bump();
+                self.advance();
                 Ok(())
             }
             Tok::RBrace | Tok::Eof => Ok(()),
@@ -337,14 +351,14 @@ impl<'a> Parser<'a> {
     fn statement(&mut self) -> Result<Option<Stmt>, LoadError> {
         let stmt = match self.peek() {
             Tok::Semi => {
-                self.bump();
+                self.advance();
                 return Ok(None);
             }
             Tok::If => return self.if_statement().map(Some),
             Tok::For => return self.for_statement().map(Some),
             Tok::Else => return Err(self.error("a statement (this `else` follows no `if` block)")),
             Tok::Return => {
-                let pos = self.bump().pos;
+                let pos = self.advance();
                 let start = self.start();
                 let e = match self.peek() {
                     Tok::Semi | Tok::RBrace | Tok::Eof => None,
@@ -358,7 +372,7 @@ impl<'a> Parser<'a> {
                     let word = if brk { "break" } else { "continue" };
                     return Err(LoadError::at(self.pos(), format!("`{word}` outside a `for` loop")));
                 }
-                self.bump();
+                self.advance();
                 if brk {
                     Stmt::Break
                 } else {
@@ -379,16 +393,17 @@ impl<'a> Parser<'a> {
                 Tok::PlusAssign => Some(AssignOp::Add),
                 Tok::MinusAssign => Some(AssignOp::Sub),
                 Tok::PlusPlus | Tok::MinusMinus => {
-                    let pos = self.bump().pos;
-                    let delta = if self.bump().tok == Tok::PlusPlus { 1 } else { -1 };
+                    let pos = self.advance();
+                    let delta = if *self.peek() == Tok::PlusPlus { 1 } else { -1 };
+                    self.advance();
                     let slot = self.var_slot(&name, pos)?;
                     return Ok(Stmt::Step { name, slot, pos, delta });
                 }
                 _ => None,
             };
             if let Some(op) = op {
-                let pos = self.bump().pos;
-                self.bump();
+                let pos = self.advance();
+                self.advance();
                 let e = self.expr()?;
                 let slot = self.var_slot(&name, pos)?;
                 return Ok(Stmt::Assign { name, slot, pos, op, e });
@@ -406,21 +421,21 @@ impl<'a> Parser<'a> {
         let mut arms = Vec::new();
         let mut els = None;
         loop {
-            let pos = self.bump().pos; // `if` / `如果`
+            let pos = self.advance(); // `if` / `如果`
             self.expect(Tok::LParen, "`(` after `if`")?;
             let start = self.start();
             let cond = self.expr()?;
             let text = (start, self.end());
             self.expect(Tok::RParen, "`)` after the condition")?;
             if *self.peek() == Tok::Then {
-                self.bump();
+                self.advance();
             }
             let body = self.block("`{` to open the body of the `if`")?;
             arms.push(Arm { cond, pos, text, body });
             if *self.peek() != Tok::Else {
                 break;
             }
-            self.bump();
+            self.advance();
             if *self.peek() == Tok::If {
                 continue;
             }
@@ -431,7 +446,7 @@ impl<'a> Parser<'a> {
     }
 
     fn for_statement(&mut self) -> Result<Stmt, LoadError> {
-        let pos = self.bump().pos;
+        let pos = self.advance();
         self.expect(Tok::LParen, "`(` after `for`")?;
         let init = if *self.peek() == Tok::Semi { None } else { Some(Box::new(self.simple()?)) };
         self.expect(Tok::Semi, "`;` after the loop's start")?;
@@ -467,7 +482,7 @@ impl<'a> Parser<'a> {
             return Ok(c);
         }
         let text = (start, self.end());
-        let pos = self.bump().pos;
+        let pos = self.advance();
         let t = self.expr()?;
         self.expect(Tok::Colon, "`:` in `condition ? then : else`")?;
         let f = self.expr()?;
@@ -478,7 +493,7 @@ impl<'a> Parser<'a> {
         let mut l = self.and()?;
         let mut n = 0;
         while matches!(self.peek(), Tok::OrOr | Tok::Or) {
-            let pos = self.bump().pos;
+            let pos = self.advance();
             self.enter()?;
             n += 1;
             let r = self.and()?;
@@ -492,7 +507,7 @@ impl<'a> Parser<'a> {
         let mut l = self.equality()?;
         let mut n = 0;
         while matches!(self.peek(), Tok::AndAnd | Tok::And) {
-            let pos = self.bump().pos;
+            let pos = self.advance();
             self.enter()?;
             n += 1;
             let r = self.equality()?;
@@ -510,7 +525,7 @@ impl<'a> Parser<'a> {
         let mut l = next(self)?;
         let mut n = 0;
         while let Some((op, sym)) = op_of(self.peek()) {
-            let pos = self.bump().pos;
+            let pos = self.advance();
             self.enter()?;
             n += 1;
             let r = next(self)?;
@@ -580,7 +595,7 @@ impl<'a> Parser<'a> {
         let mut e = self.primary()?;
         let mut n = 0;
         while *self.peek() == Tok::LBracket {
-            let pos = self.bump().pos;
+            let pos = self.advance();
             self.enter()?;
             n += 1;
             let i = self.expr()?;
@@ -602,11 +617,11 @@ impl<'a> Parser<'a> {
             Tok::Null => Expr::Lit(Value::Null, pos),
             Tok::At(name) => Expr::At { name, pos, op: usize::MAX },
             Tok::Ident(name) => {
-                self.bump();
+                self.advance();
                 if *self.peek() != Tok::LParen {
                     return Ok(Expr::Name { name, pos, res: Res::Unresolved });
                 }
-                self.bump();
+                self.advance();
                 let mut args = Vec::new();
                 let mut texts = Vec::new();
                 if *self.peek() != Tok::RParen {
@@ -616,7 +631,7 @@ impl<'a> Parser<'a> {
                         texts.push((start, self.end()));
                         match self.peek() {
                             Tok::Comma => {
-                                self.bump();
+                                self.advance();
                             }
                             Tok::RParen => break,
                             _ => {
@@ -625,11 +640,11 @@ impl<'a> Parser<'a> {
                         }
                     }
                 }
-                self.bump();
+                self.advance();
                 return Ok(Expr::Call { name, pos, func: Func::Unresolved, args, texts });
             }
             Tok::LParen => {
-                self.bump();
+                self.advance();
                 let e = self.expr()?;
                 if *self.peek() != Tok::RParen {
                     return Err(
@@ -639,14 +654,14 @@ impl<'a> Parser<'a> {
                 e
             }
             Tok::LBracket => {
-                self.bump();
+                self.advance();
                 self.enter()?;
                 let mut items = Vec::new();
                 while *self.peek() != Tok::RBracket {
                     items.push(self.expr()?);
                     match self.peek() {
                         Tok::Comma => {
-                            self.bump();
+                            self.advance();
                         }
                         Tok::RBracket => {}
                         _ => return Err(self.error("`,` or `]` in the list")),
@@ -657,7 +672,7 @@ impl<'a> Parser<'a> {
             }
             _ => return Err(self.error("an expression")),
         };
-        self.bump();
+        self.advance();
         Ok(e)
     }
 }

@@ -313,7 +313,10 @@ fn a_runaway_loop_and_a_huge_string_end_their_own_item_and_nothing_else() {
     // A value of the wrong kind: an error naming the function and the argument.
     let wrong = by_id("wrong-kind").error.as_ref().unwrap();
     assert_eq!(wrong.code, "failed");
-    assert!(wrong.message.contains("script line 1, column 8: 分钟差: argument 1 is a string, expected an instant"), "{wrong:?}");
+    assert!(
+        wrong.message.contains("script line 1, column 8: 分钟差: argument 1 is a string, expected an instant"),
+        "{wrong:?}"
+    );
     assert_eq!(by_id("greeting").outcome, ItemStatus::Pass);
 }
 

@@ -54,8 +54,12 @@ impl Rule for Script {
     }
 
     fn evaluate(session: &Session, params: &Params) -> Result<Verdict, RuleError> {
-        let text = params.text("program")?;
-        let program = compiled(&text).map_err(|e| RuleError::BadParams(e.to_json()))?;
+        // Borrowed, not copied: a warm instance only compares it with the cached text.
+        let text = match params.get("program") {
+            Some(Value::Text(text)) => text.as_str(),
+            _ => return Err(RuleError::BadParams("parameter `program` must be the item's program (a string)".into())),
+        };
+        let program = compiled(text).map_err(|e| RuleError::BadParams(e.to_json()))?;
         let view = SessionView::new(session);
         let readings = Readings::new(&program, &view);
         // No step budget of the language's own: fuel is the budget, one
@@ -182,7 +186,7 @@ impl<'a> Readings<'a> {
         let mut findings = Vec::new();
         for name in names {
             if let Reading::Hits(hits) = &*self.reading(name) {
-                findings.extend(hits.iter().take(FINDINGS_PER_OPERATOR).map(|h| h.finding.clone()));
+                findings.extend(hits.iter().take(FINDINGS_PER_OPERATOR).map(|h| h.finding(name)));
             }
         }
         findings.truncate(MAX_FINDINGS);

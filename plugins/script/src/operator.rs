@@ -54,7 +54,40 @@ pub struct Hit {
     pub instant: Option<i64>,
     /// Milliseconds from the start of the conversation, when it is a part of it.
     pub offset_ms: Option<u32>,
-    pub finding: Finding,
+    pub evidence: Evidence,
+}
+
+/// What a hit shows a reviewer. Kept as data and written out only when the
+/// item fails: most runs pass, and formatting every event's instant on
+/// every run cost a warm scripted item a third of its fuel.
+#[derive(Clone)]
+pub enum Evidence {
+    Said { segment: Segment, phrase: String },
+    Event { kind: String, at: i64 },
+    Field { field: &'static str, at: i64 },
+    Silence { begin_ms: u32, end_ms: u32 },
+    Interruption { by: Role, begin_ms: u32, end_ms: u32 },
+    Written(Finding),
+}
+
+impl Hit {
+    /// The finding of this hit of operator `name`.
+    pub fn finding(&self, name: &str) -> Finding {
+        match &self.evidence {
+            Evidence::Said { segment, phrase } => {
+                Finding::at(segment, alloc::format!("{name}: \u{201c}{phrase}\u{201d}"))
+            }
+            Evidence::Event { kind, at } => Finding::general(alloc::format!("{name}: {kind} at {}", iso(*at))),
+            Evidence::Field { field, at } => Finding::general(alloc::format!("{name}: {field} {}", iso(*at))),
+            Evidence::Silence { begin_ms, end_ms } => {
+                Finding::span(*begin_ms, *end_ms, alloc::format!("{name}: silence of {} s", (end_ms - begin_ms) / 1000))
+            }
+            Evidence::Interruption { by, begin_ms, end_ms } => {
+                Finding::span(*begin_ms, *end_ms, alloc::format!("{name}: the {} interrupted", role_name(*by)))
+            }
+            Evidence::Written(finding) => finding.clone(),
+        }
+    }
 }
 
 #[derive(Clone)]
@@ -537,7 +570,7 @@ impl Operator {
                     .map(|e| Hit {
                         instant: Some(e.at),
                         offset_ms: view.offset_of(e.at),
-                        finding: Finding::general(alloc::format!("{name}: {} at {}", e.kind, iso(e.at))),
+                        evidence: Evidence::Event { kind: e.kind.clone(), at: e.at },
                     })
                     .collect();
                 hits_or_miss(hits)
@@ -549,7 +582,7 @@ impl Operator {
                         Some(at) => Reading::Hits(alloc::vec![Hit {
                             instant: Some(at),
                             offset_ms: view.offset_of(at),
-                            finding: Finding::general(alloc::format!("{name}: {} {}", field.name(), iso(at))),
+                            evidence: Evidence::Field { field: field.name(), at },
                         }]),
                         None => Reading::Unknown(alloc::format!("the contact has no {}", field.name())),
                     },
@@ -557,12 +590,12 @@ impl Operator {
                         Some(true) => Reading::Hits(alloc::vec![Hit {
                             instant: None,
                             offset_ms: None,
-                            finding: Finding::general(alloc::format!(
+                            evidence: Evidence::Written(Finding::general(alloc::format!(
                                 "{name}: {} {} ({})",
                                 field.name(),
                                 test.describe(),
                                 actual.as_ref().map_or("absent".to_string(), Json::to_string)
-                            )),
+                            ))),
                         }]),
                         Some(false) => Reading::Miss,
                         None => Reading::Unknown(match actual {
@@ -580,11 +613,11 @@ impl Operator {
                     Some(true) => Reading::Hits(alloc::vec![Hit {
                         instant: None,
                         offset_ms: None,
-                        finding: Finding::general(alloc::format!(
+                        evidence: Evidence::Written(Finding::general(alloc::format!(
                             "{name}: {path} {} ({})",
                             test.describe(),
                             actual.as_ref().map_or("absent".to_string(), Json::to_string)
-                        )),
+                        ))),
                     }]),
                     Some(false) => Reading::Miss,
                     None => Reading::Unknown(match actual {
@@ -605,11 +638,7 @@ impl Operator {
                     .map(|s| Hit {
                         instant: view.start().map(|t| t + s.begin_ms as i64),
                         offset_ms: Some(s.begin_ms),
-                        finding: Finding::span(
-                            s.begin_ms,
-                            s.end_ms,
-                            alloc::format!("{name}: silence of {} s", (s.end_ms - s.begin_ms) / 1000),
-                        ),
+                        evidence: Evidence::Silence { begin_ms: s.begin_ms, end_ms: s.end_ms },
                     })
                     .collect();
                 hits_or_miss(hits)
@@ -641,11 +670,7 @@ impl Operator {
                     .map(|i| Hit {
                         instant: view.start().map(|t| t + i.begin_ms as i64),
                         offset_ms: Some(i.begin_ms),
-                        finding: Finding::span(
-                            i.begin_ms,
-                            i.end_ms,
-                            alloc::format!("{name}: the {} interrupted", role_name(i.by)),
-                        ),
+                        evidence: Evidence::Interruption { by: i.by, begin_ms: i.begin_ms, end_ms: i.end_ms },
                     })
                     .collect();
                 if hits.len() as u64 > *more_than as u64 {
@@ -676,7 +701,11 @@ impl Operator {
 }
 
 fn single(message: String) -> Reading {
-    Reading::Hits(alloc::vec![Hit { instant: None, offset_ms: None, finding: Finding::general(message) }])
+    Reading::Hits(alloc::vec![Hit {
+        instant: None,
+        offset_ms: None,
+        evidence: Evidence::Written(Finding::general(message))
+    }])
 }
 
 fn hits_or_miss(hits: Vec<Hit>) -> Reading {
@@ -797,13 +826,10 @@ impl Phrase {
         }
         let hits = candidates
             .into_iter()
-            .map(|(s, keyword)| {
-                let said = keyword.unwrap_or_default();
-                Hit {
-                    instant: point(&s).instant,
-                    offset_ms: Some(s.begin_ms),
-                    finding: Finding::at(&s, alloc::format!("{name}: \u{201c}{said}\u{201d}")),
-                }
+            .map(|(s, keyword)| Hit {
+                instant: point(&s).instant,
+                offset_ms: Some(s.begin_ms),
+                evidence: Evidence::Said { segment: s, phrase: keyword.unwrap_or_default() },
             })
             .collect();
         hits_or_miss(hits)

@@ -287,13 +287,29 @@ pub mod __private {
         }
     }
 
-    /// C's `memcmp`, bytewise.
+    /// C's `memcmp`: eight bytes at a time while they are equal, then
+    /// bytewise (a string comparison is a loop of this; bytewise alone cost a
+    /// scripted item's warm instance ~10 fuel per byte of its program).
     ///
     /// # Safety
     /// `a` and `b` must be readable for `len` bytes.
     #[cfg(target_arch = "wasm32")]
     pub unsafe fn memcmp(a: *const u8, b: *const u8, len: usize) -> i32 {
-        for i in 0..len {
+        let mut start = 0;
+        while start + 8 <= len {
+            // SAFETY: within the `len` bytes the caller vouches for; unaligned reads.
+            let (x, y) = unsafe {
+                (
+                    core::ptr::read_unaligned(a.add(start) as *const u64),
+                    core::ptr::read_unaligned(b.add(start) as *const u64),
+                )
+            };
+            if x != y {
+                break;
+            }
+            start += 8;
+        }
+        for i in start..len {
             // SAFETY: within the `len` bytes the caller vouches for.
             let (x, y) = unsafe { (*a.add(i), *b.add(i)) };
             if x != y {
