@@ -25,6 +25,8 @@ enum Command {
     Store(cli::store::StoreArgs),
     /// The rule author's toolkit: scaffold, run once, run golden cases.
     Rule(cli::rule::RuleArgs),
+    /// The sheet store: list and filter stored QA sheets.
+    Sheets(cli::sheets::SheetsArgs),
     /// Check rule modules and rulesets before publishing (for CI).
     Validate(cli::validate::ValidateArgs),
     /// The long-running service: Firehose endpoints, real-time QA, hot-loaded rules, metrics.
@@ -37,6 +39,7 @@ fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Check(args) => cli::check::run(args),
+        Command::Sheets(args) => cli::sheets::run(args),
         Command::Ingest(args) => cli::ingest::run(args),
         Command::Stats(args) => cli::stats::run(args),
         Command::Session(args) => cli::session::run(args),

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 
+use crate::qa::sheet_store::{SheetRecord, SheetStoreUrl, Written};
 use crate::qa::{Inspector, Summary};
 use crate::rules::{RuleEngine, Ruleset};
 use crate::session::read_sessions;
@@ -27,6 +28,12 @@ pub struct CheckArgs {
     /// Where to write the sheets (NDJSON); `-` or unset for stdout.
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
+
+    /// Also keep every sheet, with its session, in a sheet store
+    /// (`sqlite:PATH`): idempotent by session and ruleset version, listed
+    /// with `callqa sheets list`.
+    #[arg(long, value_name = "URL")]
+    pub sheets: Option<String>,
 
     #[command(flatten)]
     pub cache: CacheArgs,
@@ -85,8 +92,23 @@ pub fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
         }
     }
 
+    let store = args.sheets.as_deref().map(|url| SheetStoreUrl::parse(url)?.open()).transpose()?;
     let inspector = Inspector::new(engine, ruleset.clone());
-    let sheets = inspector.inspect_all(sessions);
+    let sheets = inspector.inspect_all(sessions.clone());
+    if let Some(store) = &store {
+        let evaluated_at = chrono::Utc::now();
+        let records: Vec<SheetRecord<'_>> = sheets
+            .iter()
+            .zip(&sessions)
+            .map(|(sheet, session)| SheetRecord { sheet, session, ruleset_version: &ruleset.version, evaluated_at })
+            .collect();
+        let written = store.put_all(&records).context("cannot store the sheets")?;
+        let stored = written.iter().filter(|w| **w == Written::Stored).count();
+        eprintln!(
+            "sheet store: {stored} evaluations stored, {} already stored under this ruleset version",
+            written.len() - stored
+        );
+    }
 
     let mut out: Box<dyn Write> = match &args.out {
         Some(path) if path.as_os_str() != "-" => Box::new(std::io::BufWriter::new(

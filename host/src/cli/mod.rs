@@ -6,6 +6,7 @@ pub mod ingest;
 pub mod rule;
 pub mod serve;
 pub mod session;
+pub mod sheets;
 pub mod stats;
 pub mod store;
 pub mod tokens;

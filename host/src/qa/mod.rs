@@ -1,8 +1,9 @@
 //! QA sheets: one per session, one item per applicable rule, with a
-//! weighted total score.
+//! weighted total score; and the sheet store that keeps them.
 
 mod inspector;
 mod sheet;
+pub mod sheet_store;
 mod summary;
 
 pub use inspector::Inspector;

@@ -32,6 +32,7 @@ use std::sync::Arc;
 use anyhow::{bail, Context};
 use globset::{Glob, GlobSet, GlobSetBuilder};
 use serde::Deserialize;
+use sha2::{Digest, Sha256};
 
 use super::bindings::types::Value;
 use super::engine::RuleEngine;
@@ -157,6 +158,9 @@ impl RuleEntry {
 
 pub struct Ruleset {
     pub rules: Vec<RuleEntry>,
+    /// SHA-256 of the ruleset's text and of each item's module, in order:
+    /// what a stored sheet was evaluated under.
+    pub version: String,
     /// Sections, critical items and grades (empty: the plain weighted mean).
     pub form: Form,
 }
@@ -188,7 +192,12 @@ impl Ruleset {
                 .with_context(|| format!("rule `{id}`"))?;
             rules.push(entry);
         }
-        Ok(Ruleset { rules, form })
+        let mut hash = Sha256::new();
+        hash.update(text.as_bytes());
+        for rule in &rules {
+            hash.update(rule.module.sha256.as_bytes());
+        }
+        Ok(Ruleset { rules, form, version: hex::encode(hash.finalize()) })
     }
 }
 

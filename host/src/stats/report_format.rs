@@ -40,10 +40,23 @@ impl ReportFormat {
         header.extend(groups.iter().map(|g| g.to_string()));
         header.extend(FIGURES.iter().map(|f| f.to_string()));
         let cells: Vec<Vec<String>> = rows.iter().map(|row| row_cells(row, groups)).collect();
+        self.write_cells(&header, &cells, 1 + groups.len(), out)
+    }
+
+    /// Rows of text cells as an aligned table (the first `text_columns`
+    /// left-aligned, the rest right-aligned) or as CSV; JSON is the
+    /// caller's, from its own types.
+    pub fn write_cells(
+        self,
+        header: &[String],
+        cells: &[Vec<String>],
+        text_columns: usize,
+        out: &mut dyn Write,
+    ) -> anyhow::Result<()> {
         match self {
             ReportFormat::Csv => {
                 writeln!(out, "{}", header.iter().map(|h| csv_field(h)).collect::<Vec<_>>().join(","))?;
-                for row in &cells {
+                for row in cells {
                     writeln!(out, "{}", row.iter().map(|c| csv_field(c)).collect::<Vec<_>>().join(","))?;
                 }
             }
@@ -51,22 +64,22 @@ impl ReportFormat {
                 let widths: Vec<usize> = (0..header.len())
                     .map(|i| cells.iter().map(|r| r[i].chars().count()).chain([header[i].len()]).max().unwrap_or(0))
                     .collect();
-                let text_columns = 1 + groups.len();
                 let render = |row: &[String]| {
                     row.iter()
                         .enumerate()
                         .map(|(i, cell)| {
+                            let pad = widths[i].saturating_sub(cell.chars().count());
                             if i < text_columns {
-                                format!("{cell:<w$}", w = widths[i])
+                                format!("{cell}{}", " ".repeat(pad))
                             } else {
-                                format!("{cell:>w$}", w = widths[i])
+                                format!("{}{cell}", " ".repeat(pad))
                             }
                         })
                         .collect::<Vec<_>>()
                         .join("  ")
                 };
-                writeln!(out, "{}", render(&header).trim_end())?;
-                for row in &cells {
+                writeln!(out, "{}", render(header).trim_end())?;
+                for row in cells {
                     writeln!(out, "{}", render(row).trim_end())?;
                 }
             }

@@ -1,0 +1,163 @@
+//! The sheet store (SQLite): `check --sheets` keeps every sheet with its
+//! session, idempotent by session and ruleset version; a new ruleset adds
+//! evaluations and keeps the old; `sheets list` filters as documented.
+
+use std::path::Path;
+
+use callqa::qa::sheet_store::{SheetFilter, SheetStoreUrl};
+use callqa::qa::ItemStatus;
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+
+use crate::common;
+
+fn check(rules: &Path, store: &Path, out: &Path) -> String {
+    let output = common::callqa()
+        .args(["check", "--rules"])
+        .arg(rules)
+        .arg("--sheets")
+        .arg(format!("sqlite:{}", store.display()))
+        .arg("--out")
+        .arg(out)
+        .arg("samples/sessions")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(output.status.success(), "{stderr}");
+    stderr
+}
+
+fn sheets(path: &Path) -> Vec<Value> {
+    std::fs::read_to_string(path).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
+fn filter() -> SheetFilter {
+    SheetFilter { limit: 1000, ..SheetFilter::default() }
+}
+
+#[test]
+fn sheets_are_stored_once_per_ruleset_version_and_kept_across_versions() {
+    let dir = tempfile::tempdir().unwrap();
+    let store_path = dir.path().join("store/sheets.db");
+    let rules = common::repo_root().join("samples/rules.toml");
+    let first = check(&rules, &store_path, &dir.path().join("a.ndjson"));
+    assert!(first.contains("sheet store: 17 evaluations stored, 0 already stored"), "{first}");
+    let again = check(&rules, &store_path, &dir.path().join("b.ndjson"));
+    assert!(again.contains("sheet store: 0 evaluations stored, 17 already stored"), "{again}");
+
+    let store = SheetStoreUrl::parse(&format!("sqlite:{}", store_path.display())).unwrap().open().unwrap();
+    assert_eq!(store.count().unwrap(), 17);
+    // What is stored is the sheet `check` wrote.
+    for sheet in sheets(&dir.path().join("a.ndjson")) {
+        let stored = store.sheet(sheet["session_id"].as_str().unwrap()).unwrap().unwrap();
+        assert_eq!(stored, sheet);
+    }
+
+    // One parameter changed: a new ruleset version, evaluated beside the old.
+    let text = std::fs::read_to_string(&rules).unwrap().replacen("within-seconds = ", "within-seconds = 1", 1);
+    assert_ne!(text, std::fs::read_to_string(&rules).unwrap(), "the sample ruleset has a within-seconds to change");
+    // Every module of the sample ruleset is bundled: it loads from anywhere.
+    let changed = dir.path().join("changed.toml");
+    std::fs::write(&changed, text).unwrap();
+    let third = check(&changed, &store_path, &dir.path().join("c.ndjson"));
+    assert!(third.contains("sheet store: 17 evaluations stored, 0 already stored"), "{third}");
+    assert_eq!(store.count().unwrap(), 34);
+    let latest = store.list(&filter()).unwrap();
+    assert_eq!(latest.len(), 17, "one row per session: its latest evaluation");
+    let versions: std::collections::BTreeSet<_> = latest.iter().map(|r| r.ruleset_version.clone()).collect();
+    assert_eq!(versions.len(), 1);
+    let all = store.list(&SheetFilter { all_evaluations: true, ..filter() }).unwrap();
+    assert_eq!(all.len(), 34);
+}
+
+#[test]
+fn the_list_filters_by_day_in_a_zone_team_rule_and_outcome() {
+    let dir = tempfile::tempdir().unwrap();
+    let store_path = dir.path().join("sheets.db");
+    let out = dir.path().join("sheets.ndjson");
+    check(&common::repo_root().join("samples/rules.toml"), &store_path, &out);
+    let written = sheets(&out);
+    let store = SheetStoreUrl::parse(store_path.to_str().unwrap()).unwrap().open().unwrap();
+
+    // Every failed chase-follow-up item: as many as the sheets say.
+    let failed_chase = |s: &Value| {
+        s["items"].as_array().unwrap().iter().any(|i| i["rule_id"] == "chase-follow-up" && i["outcome"] == "fail")
+    };
+    let expected = written.iter().filter(|s| failed_chase(s)).count();
+    assert!(expected > 0);
+    let rows = store
+        .list(&SheetFilter { rule: Some("chase-follow-up".into()), outcome: Some(ItemStatus::Fail), ..filter() })
+        .unwrap();
+    assert_eq!(rows.len(), expected);
+    assert!(rows.iter().all(|r| r.failed.contains(&"chase-follow-up".to_string())));
+
+    // The sessions of one day in Shanghai (UTC+8): from 16:00 UTC the day before.
+    let mut sessions: Vec<Value> = Vec::new();
+    for path in std::fs::read_dir(common::repo_root().join("samples/sessions")).unwrap().map(|e| e.unwrap().path()) {
+        let text = std::fs::read_to_string(&path).unwrap();
+        match path.extension().and_then(|x| x.to_str()) {
+            Some("json") => sessions.push(serde_json::from_str(&text).unwrap()),
+            Some("ndjson") => sessions.extend(text.lines().map(|l| serde_json::from_str::<Value>(l).unwrap())),
+            _ => {}
+        }
+    }
+    assert_eq!(sessions.len(), 17);
+    let start = |s: &Value| {
+        let c = &s["contact"];
+        c["initiated_at"].as_str().or(c["connected_to_agent_at"].as_str()).map(|t| t.parse::<DateTime<Utc>>().unwrap())
+    };
+    let (from, to): (DateTime<Utc>, DateTime<Utc>) =
+        ("2026-11-19T16:00:00Z".parse().unwrap(), "2026-11-20T16:00:00Z".parse().unwrap());
+    let in_day = sessions.iter().filter(|s| start(s).is_some_and(|t| t >= from && t < to)).count();
+    let output = common::callqa()
+        .args(["sheets", "list", "--store"])
+        .arg(format!("sqlite:{}", store_path.display()))
+        .args(["--since", "2026-11-20", "--until", "2026-11-20", "--tz", "Asia/Shanghai", "--format", "json"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let rows: Vec<Value> = serde_json::from_slice(&output.stdout).unwrap();
+    assert!(in_day > 0 && in_day < 17, "the day should hold some sessions, not all: {in_day}");
+    assert_eq!(rows.len(), in_day);
+    for row in &rows {
+        let t: DateTime<Utc> = row["started_at"].as_str().unwrap().parse().unwrap();
+        assert!(t >= from && t < to, "{row}");
+    }
+
+    // One level of the hierarchy, wherever it sits in the path.
+    let team = store.list(&SheetFilter { team: Some("售后".into()), ..filter() }).unwrap();
+    assert!(!team.is_empty());
+    assert!(team.iter().all(|r| r.team.as_deref().unwrap().split('/').any(|level| level == "售后")), "{team:?}");
+    let none = store.list(&SheetFilter { team: Some("售".into()), ..filter() }).unwrap();
+    assert!(none.is_empty(), "a part of a level's name is not the level");
+
+    let csv = common::callqa()
+        .args(["sheets", "list", "--store"])
+        .arg(format!("sqlite:{}", store_path.display()))
+        .args(["--min-score", "1", "--format", "csv"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&csv.stdout);
+    let perfect = written.iter().filter(|s| s["score"].as_f64().is_some_and(|x| x >= 1.0)).count();
+    assert_eq!(text.lines().count(), perfect + 1, "{text}");
+    assert!(text.starts_with("started_at,session_id,queue,agent,team,grade,complete,failed,ruleset,score"));
+}
+
+#[test]
+fn a_store_from_a_newer_callqa_is_refused_and_bad_urls_are_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sheets.db");
+    drop(SheetStoreUrl::parse(path.to_str().unwrap()).unwrap().open().unwrap());
+    // Reopening applies nothing twice.
+    drop(SheetStoreUrl::parse(path.to_str().unwrap()).unwrap().open().unwrap());
+    {
+        let c = rusqlite::Connection::open(&path).unwrap();
+        c.pragma_update(None, "user_version", 99).unwrap();
+    }
+    let err = format!("{:#}", SheetStoreUrl::parse(path.to_str().unwrap()).unwrap().open().err().unwrap());
+    assert!(err.contains("schema version 99, newer than this callqa knows"), "{err}");
+    let err = SheetStoreUrl::parse("sheets.ndjson").unwrap_err().to_string();
+    assert!(err.contains("is not a sheet store"), "{err}");
+    let err = SheetStoreUrl::parse("postgres://localhost/qa").unwrap_err().to_string();
+    assert!(err.contains("not built yet"), "{err}");
+}
