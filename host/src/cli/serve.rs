@@ -11,6 +11,7 @@ use serde::Deserialize;
 use crate::ctr::FingerprintMode;
 use crate::data_dir::default_data_dir;
 use crate::duration::parse_duration;
+use crate::qa::sheet_store::SheetStoreUrl;
 use crate::serve::{find_ruleset, LogFormat, ServeConfig, SheetTarget};
 
 const AFTER_HELP: &str = "\
@@ -114,9 +115,11 @@ pub struct ServeArgs {
     #[arg(long, value_name = "FILE", env = "CALLQA_DEAD_LETTER")]
     pub dead_letter: Option<PathBuf>,
 
-    /// Where real-time QA sheets are appended (NDJSON), or `-` for stdout
-    /// [default: sheets.ndjson in --data-dir].
-    #[arg(long, value_name = "FILE|-", env = "CALLQA_SHEETS")]
+    /// Where real-time QA sheets go: an NDJSON file they are appended to,
+    /// `-` for stdout, or a sheet store that keeps each with its session
+    /// (`sqlite:PATH`, or a path ending in .db, .sqlite, .sqlite3; list it
+    /// with `callqa sheets list`) [default: sheets.ndjson in --data-dir].
+    #[arg(long, value_name = "FILE|-|URL", env = "CALLQA_SHEETS")]
     pub sheets: Option<String>,
 
     /// The key Firehose sends in `X-Amz-Firehose-Access-Key`; requests
@@ -299,6 +302,11 @@ fn resolve(args: &ServeArgs) -> anyhow::Result<ServeConfig> {
     };
     let sheets = match args.sheets.clone().or(file.sheets) {
         Some(s) if s == "-" => SheetTarget::Stdout,
+        Some(s)
+            if s.starts_with("sqlite:") || s.ends_with(".db") || s.ends_with(".sqlite") || s.ends_with(".sqlite3") =>
+        {
+            SheetTarget::Store(SheetStoreUrl::parse(&s)?)
+        }
         Some(s) => SheetTarget::File(PathBuf::from(s)),
         None => SheetTarget::File(data_dir.join("sheets.ndjson")),
     };

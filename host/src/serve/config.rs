@@ -2,6 +2,7 @@
 //! its flags, environment and config file); nothing reads the environment
 //! after that.
 
+use crate::qa::sheet_store::SheetStoreUrl;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -23,6 +24,8 @@ pub enum LogFormat {
 pub enum SheetTarget {
     Stdout,
     File(PathBuf),
+    /// A sheet store (`sqlite:PATH`): each sheet kept with its session.
+    Store(SheetStoreUrl),
 }
 
 #[derive(Clone, Debug)]

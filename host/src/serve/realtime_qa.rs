@@ -249,11 +249,11 @@ impl RealtimeQa {
     fn evaluate(&self, legs: &[ContactRecord]) -> anyhow::Result<QaSheet> {
         let analyses = self.analyses(legs);
         let events = self.events(legs)?;
-        let session = assembler::assemble(legs, &analyses, events).context("cannot assemble the session")?;
+        let session = Arc::new(assembler::assemble(legs, &analyses, events).context("cannot assemble the session")?);
         let active = self.rules.current();
-        let sheet = Inspector::new(self.rules.engine().clone(), active.ruleset.clone()).inspect(Arc::new(session));
+        let sheet = Inspector::new(self.rules.engine().clone(), active.ruleset.clone()).inspect(session.clone());
         self.metrics.record_sheet(&sheet, "realtime");
-        self.sheets.append(&sheet)?;
+        self.sheets.append(&sheet, &session, &active.ruleset.version)?;
         Ok(sheet)
     }
 

@@ -1,5 +1,6 @@
 //! Where real-time QA sheets go: appended to an NDJSON file (synced after
-//! each sheet, so a sheet reported in the log is on disk) or to stdout.
+//! each sheet, so a sheet reported in the log is on disk), to stdout, or to
+//! a sheet store with the session it judged.
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
@@ -8,17 +9,24 @@ use anyhow::Context;
 use parking_lot::Mutex;
 
 use super::config::SheetTarget;
+use crate::qa::sheet_store::{SheetRecord, SheetStoreUrl, SqliteSheetStore};
 use crate::qa::QaSheet;
+use crate::session::Session;
 
 pub struct SheetSink {
     target: SheetTarget,
     file: Mutex<Option<File>>,
+    store: Option<SqliteSheetStore>,
 }
 
 impl SheetSink {
     pub fn open(target: &SheetTarget) -> anyhow::Result<Self> {
+        let store = match target {
+            SheetTarget::Store(url) => Some(url.open()?),
+            _ => None,
+        };
         let file = match target {
-            SheetTarget::Stdout => None,
+            SheetTarget::Stdout | SheetTarget::Store(_) => None,
             SheetTarget::File(path) => {
                 if let Some(dir) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
                     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
@@ -32,18 +40,27 @@ impl SheetSink {
                 )
             }
         };
-        Ok(SheetSink { target: target.clone(), file: Mutex::new(file) })
+        Ok(SheetSink { target: target.clone(), file: Mutex::new(file), store })
     }
 
     pub fn describe(&self) -> String {
         match &self.target {
             SheetTarget::Stdout => "stdout".into(),
             SheetTarget::File(path) => path.display().to_string(),
+            SheetTarget::Store(SheetStoreUrl::Sqlite(path)) => format!("sqlite:{}", path.display()),
         }
     }
 
-    /// Appends one sheet as one line. Blocking (file I/O).
-    pub fn append(&self, sheet: &QaSheet) -> anyhow::Result<()> {
+    /// Keeps one sheet: one line of the file or stdout, or one evaluation in
+    /// the store (committed before this returns). Blocking (file I/O).
+    pub fn append(&self, sheet: &QaSheet, session: &Session, ruleset_version: &str) -> anyhow::Result<()> {
+        if let Some(store) = &self.store {
+            let record = SheetRecord { sheet, session, ruleset_version, evaluated_at: chrono::Utc::now() };
+            return store
+                .put(&record)
+                .map(|_| ())
+                .with_context(|| format!("cannot store a sheet in {}", self.describe()));
+        }
         let mut line = serde_json::to_vec(sheet)?;
         line.push(b'\n');
         let mut file = self.file.lock();

@@ -161,3 +161,40 @@ fn a_store_from_a_newer_callqa_is_refused_and_bad_urls_are_named() {
     let err = SheetStoreUrl::parse("postgres://localhost/qa").unwrap_err().to_string();
     assert!(err.contains("not built yet"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn serve_keeps_real_time_sheets_in_the_store() {
+    use crate::serve_support::{sample_ctrs, Server};
+    use std::time::{Duration, Instant};
+
+    let dir = tempfile::tempdir().unwrap();
+    let store_path = dir.path().join("sheets.db");
+    let server = Server::start(&["--sheets", &format!("sqlite:{}", store_path.display())]);
+    let mut ndjson: Vec<u8> = Vec::new();
+    for record in sample_ctrs() {
+        ndjson.extend(record);
+        ndjson.push(b'\n');
+    }
+    let response = server
+        .client()
+        .post(server.url("/v1/ctr"))
+        .header("content-type", "application/x-ndjson")
+        .body(ndjson)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+
+    // The contact is complete: real-time QA stores its sheet, with its session.
+    let store = SheetStoreUrl::parse(&format!("sqlite:{}", store_path.display())).unwrap().open().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while store.count().unwrap() == 0 {
+        assert!(Instant::now() < deadline, "no sheet stored:\n{}", server.log_text());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let rows = store.list(&filter()).unwrap();
+    assert_eq!(rows.len(), 1);
+    let sheet = store.sheet(&rows[0].session_id).unwrap().unwrap();
+    assert_eq!(sheet["contact_id"], "6fe40d2a-1a89-4d73-bfcf-5d9c33894f47");
+    assert!(!server.path("data/sheets.ndjson").exists(), "the store replaces the NDJSON file");
+}
