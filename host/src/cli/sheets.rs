@@ -1,14 +1,18 @@
 //! `callqa sheets`: the sheet store from the command line.
 
 use std::io::Write;
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::Context;
 use chrono::{NaiveDate, TimeZone, Utc};
 use chrono_tz::Tz;
 
+use super::check::CacheArgs;
 use crate::qa::sheet_store::{SheetFilter, SheetRow, SheetStoreUrl};
-use crate::qa::ItemStatus;
+use crate::qa::{Inspector, ItemStatus};
+use crate::rules::Ruleset;
 use crate::stats::ReportFormat;
 
 #[derive(clap::Args, Debug)]
@@ -28,10 +32,52 @@ pub enum SheetsCommand {
     ///       --rule chase-promise-kept --outcome fail
     #[command(verbatim_doc_comment)]
     List(ListArgs),
+    /// Evaluate stored sessions under another ruleset and report, per rule,
+    /// how many items would change outcome (pass → fail, fail → pass, new
+    /// errors), with example sessions; without --dry-run, also record the
+    /// new evaluations (the old ones are kept).
+    ///
+    /// Example: what a stricter chase rule would have changed in November:
+    ///   callqa sheets rerun --store sqlite:.callqa/sheets.db --rules new.toml \
+    ///       --since 2026-11-01 --until 2026-11-30 --dry-run
+    #[command(verbatim_doc_comment)]
+    Rerun(RerunArgs),
 }
 
 #[derive(clap::Args, Debug)]
 pub struct ListArgs {
+    #[command(flatten)]
+    pub filter: FilterArgs,
+    /// Every evaluation of each session (one per ruleset version), not only the latest.
+    #[arg(long)]
+    pub all_evaluations: bool,
+    /// At most this many rows.
+    #[arg(long, default_value_t = 100)]
+    pub limit: usize,
+    #[arg(long, value_enum, default_value_t = ReportFormat::Table)]
+    pub format: ReportFormat,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct RerunArgs {
+    #[command(flatten)]
+    pub filter: FilterArgs,
+    /// The ruleset to evaluate the stored sessions under.
+    #[arg(long, value_name = "FILE")]
+    pub rules: PathBuf,
+    /// Report only; record nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// `table` or `json` (the report has no flat rows for CSV).
+    #[arg(long, value_enum, default_value_t = ReportFormat::Table)]
+    pub format: ReportFormat,
+    #[command(flatten)]
+    pub cache: CacheArgs,
+}
+
+/// Which stored sheets: the latest evaluation of each session.
+#[derive(clap::Args, Debug)]
+pub struct FilterArgs {
     /// The sheet store (`sqlite:PATH`), as given to `check --sheets`.
     #[arg(long, value_name = "URL")]
     pub store: String,
@@ -62,14 +108,6 @@ pub struct ListArgs {
     pub min_score: Option<f64>,
     #[arg(long, value_name = "SCORE")]
     pub max_score: Option<f64>,
-    /// Every evaluation of each session (one per ruleset version), not only the latest.
-    #[arg(long)]
-    pub all_evaluations: bool,
-    /// At most this many rows.
-    #[arg(long, default_value_t = 100)]
-    pub limit: usize,
-    #[arg(long, value_enum, default_value_t = ReportFormat::Table)]
-    pub format: ReportFormat,
 }
 
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
@@ -96,47 +134,92 @@ impl From<OutcomeArg> for ItemStatus {
 pub fn run(args: SheetsArgs) -> anyhow::Result<ExitCode> {
     match args.command {
         SheetsCommand::List(args) => list(args),
+        SheetsCommand::Rerun(args) => rerun(args),
     }
 }
 
 fn list(args: ListArgs) -> anyhow::Result<ExitCode> {
-    let tz: Tz = args
-        .tz
-        .parse()
-        .map_err(|_| anyhow::anyhow!("--tz {} is not an IANA time zone name like UTC or Asia/Shanghai", args.tz))?;
-    // A day in the zone, as the instant it begins (the earliest, where a
-    // change of clocks makes midnight ambiguous or absent).
-    let day_start = |day: NaiveDate| {
-        let midnight = day.and_hms_opt(0, 0, 0).expect("midnight exists");
-        tz.from_local_datetime(&midnight)
-            .earliest()
-            .or_else(|| tz.from_local_datetime(&(midnight + chrono::Duration::hours(1))).earliest())
-            .map(|t| t.with_timezone(&Utc))
-            .with_context(|| format!("{day} has no start in {tz}"))
-    };
-    if let (Some(since), Some(until)) = (args.since, args.until) {
-        anyhow::ensure!(since <= until, "--since {since} is after --until {until}");
-    }
-    let filter = SheetFilter {
-        since: args.since.map(day_start).transpose()?,
-        until: args.until.map(|d| day_start(d.succ_opt().unwrap_or(d))).transpose()?,
-        queue: args.queue,
-        agent: args.agent,
-        team: args.team,
-        rule: args.rule,
-        outcome: args.outcome.map(Into::into),
-        min_score: args.min_score,
-        max_score: args.max_score,
-        all_evaluations: args.all_evaluations,
-        limit: args.limit,
-    };
-    let store = SheetStoreUrl::parse(&args.store)?.open()?;
+    let filter = SheetFilter { all_evaluations: args.all_evaluations, limit: args.limit, ..args.filter.resolve()? };
+    let store = SheetStoreUrl::parse(&args.filter.store)?.open()?;
     let rows = store.list(&filter)?;
     let mut out = std::io::stdout().lock();
     write_rows(&rows, args.format, &mut out).context("cannot write to stdout")?;
     out.flush().context("cannot write to stdout")?;
     eprintln!("{} sheets", rows.len());
     Ok(ExitCode::SUCCESS)
+}
+
+fn rerun(args: RerunArgs) -> anyhow::Result<ExitCode> {
+    anyhow::ensure!(args.format != ReportFormat::Csv, "the rerun report is a table or JSON, not CSV");
+    let filter = SheetFilter { limit: usize::MAX, ..args.filter.resolve()? };
+    let store = SheetStoreUrl::parse(&args.filter.store)?.open()?;
+    let engine = Arc::new(args.cache.engine()?);
+    let ruleset = Arc::new(Ruleset::load(&engine, &args.rules)?);
+    let inspector = Inspector::new(engine, ruleset);
+    let report = crate::qa::rerun::rerun(&store, &inspector, &filter, args.dry_run)?;
+    let mut out = std::io::stdout().lock();
+    if args.format == ReportFormat::Json {
+        serde_json::to_writer_pretty(&mut out, &report)?;
+        writeln!(out)?;
+    } else {
+        writeln!(out, "{} sessions re-evaluated; {} scores changed", report.sessions, report.scores_changed)?;
+        // Text first, the two counts last (right-aligned).
+        let header: Vec<String> = ["rule", "change", "examples", "unchanged", "items"].map(String::from).to_vec();
+        let mut cells = Vec::new();
+        for (rule, changes) in &report.rules {
+            let unchanged = changes.unchanged.to_string();
+            if changes.changes.is_empty() {
+                cells.push(vec![rule.clone(), String::new(), String::new(), unchanged.clone(), String::new()]);
+            }
+            for (change, n) in &changes.changes {
+                let examples = changes.examples.get(change).map(|e| e.join(" ")).unwrap_or_default();
+                cells.push(vec![rule.clone(), change.clone(), examples, unchanged.clone(), n.to_string()]);
+            }
+        }
+        args.format.write_cells(&header, &cells, 3, &mut out)?;
+    }
+    out.flush().context("cannot write to stdout")?;
+    match args.dry_run {
+        true => eprintln!("dry run: nothing recorded"),
+        false => eprintln!("{} new evaluations recorded (the previous ones are kept)", report.recorded),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+impl FilterArgs {
+    fn resolve(&self) -> anyhow::Result<SheetFilter> {
+        let args = self;
+        let tz: Tz = args
+            .tz
+            .parse()
+            .map_err(|_| anyhow::anyhow!("--tz {} is not an IANA time zone name like UTC or Asia/Shanghai", args.tz))?;
+        // A day in the zone, as the instant it begins (the earliest, where a
+        // change of clocks makes midnight ambiguous or absent).
+        let day_start = |day: NaiveDate| {
+            let midnight = day.and_hms_opt(0, 0, 0).expect("midnight exists");
+            tz.from_local_datetime(&midnight)
+                .earliest()
+                .or_else(|| tz.from_local_datetime(&(midnight + chrono::Duration::hours(1))).earliest())
+                .map(|t| t.with_timezone(&Utc))
+                .with_context(|| format!("{day} has no start in {tz}"))
+        };
+        if let (Some(since), Some(until)) = (args.since, args.until) {
+            anyhow::ensure!(since <= until, "--since {since} is after --until {until}");
+        }
+        Ok(SheetFilter {
+            since: args.since.map(day_start).transpose()?,
+            until: args.until.map(|d| day_start(d.succ_opt().unwrap_or(d))).transpose()?,
+            queue: args.queue.clone(),
+            agent: args.agent.clone(),
+            team: args.team.clone(),
+            rule: args.rule.clone(),
+            outcome: args.outcome.map(Into::into),
+            min_score: args.min_score,
+            max_score: args.max_score,
+            all_evaluations: false,
+            limit: 100,
+        })
+    }
 }
 
 fn write_rows(rows: &[SheetRow], format: ReportFormat, out: &mut dyn Write) -> anyhow::Result<()> {

@@ -2,6 +2,7 @@
 //! weighted total score; and the sheet store that keeps them.
 
 mod inspector;
+pub mod rerun;
 mod sheet;
 pub mod sheet_store;
 mod summary;

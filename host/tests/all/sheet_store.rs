@@ -198,3 +198,68 @@ async fn serve_keeps_real_time_sheets_in_the_store() {
     assert_eq!(sheet["contact_id"], "6fe40d2a-1a89-4d73-bfcf-5d9c33894f47");
     assert!(!server.path("data/sheets.ndjson").exists(), "the store replaces the NDJSON file");
 }
+
+#[test]
+fn a_rerun_reports_what_a_changed_parameter_would_change_and_records_it_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let store_path = dir.path().join("sheets.db");
+    let rules = common::repo_root().join("samples/rules.toml");
+    let before = dir.path().join("before.ndjson");
+    check(&rules, &store_path, &before);
+    // The same change as a fresh `check` would see it, to compare with.
+    let changed = dir.path().join("changed.toml");
+    std::fs::write(
+        &changed,
+        std::fs::read_to_string(&rules).unwrap().replacen("within-seconds = 8", "within-seconds = 1", 1),
+    )
+    .unwrap();
+    let after_path = dir.path().join("after.ndjson");
+    check(&changed, &dir.path().join("other.db"), &after_path);
+    let outcome = |sheets: &[Value], session: &str, rule: &str| {
+        let sheet = sheets.iter().find(|s| s["session_id"] == session).unwrap();
+        sheet["items"].as_array().unwrap().iter().find(|i| i["rule_id"] == rule).map(|i| i["outcome"].clone())
+    };
+    let (old, new) = (sheets(&before), sheets(&after_path));
+    let expected = old
+        .iter()
+        .filter(|s| {
+            let id = s["session_id"].as_str().unwrap();
+            outcome(&old, id, "greeting-hotline") == Some("pass".into())
+                && outcome(&new, id, "greeting-hotline") == Some("fail".into())
+        })
+        .count();
+    assert!(expected > 0, "the stricter greeting must fail some sessions");
+
+    let rerun = |dry_run: bool| {
+        let mut cmd = common::callqa();
+        cmd.args(["sheets", "rerun", "--store"])
+            .arg(format!("sqlite:{}", store_path.display()))
+            .arg("--rules")
+            .arg(&changed)
+            .args(["--format", "json"]);
+        if dry_run {
+            cmd.arg("--dry-run");
+        }
+        let output = cmd.output().unwrap();
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        serde_json::from_slice::<Value>(&output.stdout).unwrap()
+    };
+    let report = rerun(true);
+    assert_eq!(report["sessions"], 17);
+    assert_eq!(report["recorded"], 0);
+    assert_eq!(report["rules"]["greeting-hotline"]["changes"]["pass → fail"], expected as u64);
+    assert_eq!(
+        report["rules"]["greeting-hotline"]["examples"]["pass → fail"].as_array().unwrap().len(),
+        expected.min(3)
+    );
+    assert!(report["rules"]["chase-follow-up"]["changes"].as_object().unwrap().is_empty());
+    let store = SheetStoreUrl::parse(store_path.to_str().unwrap()).unwrap().open().unwrap();
+    assert_eq!(store.count().unwrap(), 17, "a dry run records nothing");
+
+    assert_eq!(rerun(false)["recorded"], 17);
+    assert_eq!(store.count().unwrap(), 34, "the old evaluations are kept");
+    // Re-run again: the latest evaluations are already under this version.
+    let again = rerun(false);
+    assert_eq!(again["recorded"], 0);
+    assert!(again["rules"]["greeting-hotline"]["changes"].as_object().unwrap().is_empty());
+}

@@ -9,6 +9,7 @@
 //! a new ruleset it adds an evaluation and keeps the old one.
 
 pub mod sqlite_store;
+mod stored_evaluation;
 
 use std::path::{Path, PathBuf};
 
@@ -20,6 +21,7 @@ use super::sheet::{ItemStatus, QaSheet};
 use crate::session::Session;
 
 pub use sqlite_store::SqliteSheetStore;
+pub use stored_evaluation::StoredEvaluation;
 
 /// Where sheets are stored: `sqlite:PATH`, or a path ending in `.db`,
 /// `.sqlite` or `.sqlite3`.

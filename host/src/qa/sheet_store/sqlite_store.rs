@@ -16,7 +16,7 @@ use super::{status_name, SheetFacts, SheetFilter, SheetRecord, SheetRow, Written
 const MIGRATIONS: &[&str] = &[include_str!("migrations/0001_evaluations.sql")];
 
 pub struct SqliteSheetStore {
-    connection: Mutex<Connection>,
+    pub(super) connection: Mutex<Connection>,
 }
 
 impl SqliteSheetStore {
@@ -143,7 +143,10 @@ impl SqliteSheetStore {
         if let Some(max) = filter.max_score {
             sql.push_str(&format!(" AND e.score <= {}", bind(SqlValue::Real(max))));
         }
-        sql.push_str(&format!(" ORDER BY e.started_at DESC, e.id DESC LIMIT {}", filter.limit.max(1)));
+        sql.push_str(&format!(
+            " ORDER BY e.started_at DESC, e.id DESC LIMIT {}",
+            filter.limit.clamp(1, i64::MAX as usize)
+        ));
 
         let connection = self.connection.lock();
         let mut statement = connection.prepare(&sql)?;
