@@ -11,7 +11,7 @@ use std::process::Command;
 use base64::Engine;
 use serde_json::{json, Value};
 
-use crate::serve_support::{client, run_tokens, sample_ctrs, session_document, Server};
+use crate::serve_support::{client, run_tokens, sample_ctr_ndjson, sample_ctrs, session_document, Server};
 
 /// One protected endpoint: what to send, and the roles to try.
 struct Endpoint {
@@ -163,11 +163,7 @@ async fn a_forged_update_without_a_token_is_not_stored() {
     let server = Server::start(&[]);
     let ingest = server.create_token("lambda", "ingest");
     let evaluate = server.create_token("qa-batch", "evaluate");
-    let mut ndjson = Vec::new();
-    for record in sample_ctrs() {
-        ndjson.extend(record);
-        ndjson.push(b'\n');
-    }
+    let ndjson = sample_ctr_ndjson();
     let response = client()
         .post(server.url("/v1/ctr"))
         .bearer_auth(&ingest)

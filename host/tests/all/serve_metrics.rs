@@ -5,7 +5,7 @@
 use crate::common;
 use std::time::{Duration, Instant};
 
-use crate::serve_support::{metric_value, sample_ctrs, session_document, Server};
+use crate::serve_support::{metric_value, sample_ctr_ndjson, sample_ctrs, session_document, Server};
 use serde_json::Value;
 
 #[tokio::test(flavor = "multi_thread")]
@@ -16,11 +16,7 @@ async fn metrics_count_records_evaluations_and_realtime_sheets() {
     assert_eq!(metric_value(&before, "callqa_records_read_total"), 0.0);
 
     // Six sample records (one contact, two updates, three duplicates) and one bad line.
-    let mut ndjson: Vec<u8> = Vec::new();
-    for record in sample_ctrs() {
-        ndjson.extend(record);
-        ndjson.push(b'\n');
-    }
+    let mut ndjson = sample_ctr_ndjson();
     ndjson.extend(b"{\"no\": \"contact id\"}\n");
     let response = client
         .post(server.url("/v1/ctr"))

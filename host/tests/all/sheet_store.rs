@@ -164,22 +164,17 @@ fn a_store_from_a_newer_callqa_is_refused_and_bad_urls_are_named() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn serve_keeps_real_time_sheets_in_the_store() {
-    use crate::serve_support::{sample_ctrs, Server};
+    use crate::serve_support::{sample_ctr_ndjson, Server};
     use std::time::{Duration, Instant};
 
     let dir = tempfile::tempdir().unwrap();
     let store_path = dir.path().join("sheets.db");
     let server = Server::start(&["--sheets", &format!("sqlite:{}", store_path.display())]);
-    let mut ndjson: Vec<u8> = Vec::new();
-    for record in sample_ctrs() {
-        ndjson.extend(record);
-        ndjson.push(b'\n');
-    }
     let response = server
         .client()
         .post(server.url("/v1/ctr"))
         .header("content-type", "application/x-ndjson")
-        .body(ndjson)
+        .body(sample_ctr_ndjson())
         .send()
         .await
         .unwrap();

@@ -178,6 +178,16 @@ pub fn sample_ctrs() -> Vec<Vec<u8>> {
     values.iter().map(|v| serde_json::to_vec(v).unwrap()).collect()
 }
 
+/// The sample records as one NDJSON body for `POST /v1/ctr`.
+pub fn sample_ctr_ndjson() -> Vec<u8> {
+    let mut ndjson = Vec::new();
+    for record in sample_ctrs() {
+        ndjson.extend(record);
+        ndjson.push(b'\n');
+    }
+    ndjson
+}
+
 pub fn session_document(name: &str) -> Vec<u8> {
     std::fs::read(repo_root().join("samples/sessions").join(name)).unwrap()
 }
