@@ -13,7 +13,8 @@ use rusqlite::{params, params_from_iter, Connection, OptionalExtension};
 use super::{status_name, SheetFacts, SheetFilter, SheetRecord, SheetRow, Written};
 
 /// The schema, in order; a store at `user_version` N has the first N applied.
-const MIGRATIONS: &[&str] = &[include_str!("migrations/0001_evaluations.sql")];
+const MIGRATIONS: &[&str] =
+    &[include_str!("migrations/0001_evaluations.sql"), include_str!("migrations/0002_list_indexes.sql")];
 
 pub struct SqliteSheetStore {
     pub(super) connection: Mutex<Connection>,
@@ -90,6 +91,18 @@ impl SqliteSheetStore {
 
     /// Evaluations matching `filter`, the contacts that began last first.
     pub fn list(&self, filter: &SheetFilter) -> anyhow::Result<Vec<SheetRow>> {
+        let connection = self.connection.lock();
+        // The team's level, as the hierarchy paths stored that hold it.
+        let paths = match &filter.team {
+            Some(team) => {
+                let paths = team_paths(&connection, team)?;
+                if paths.is_empty() {
+                    return Ok(Vec::new());
+                }
+                paths
+            }
+            None => Vec::new(),
+        };
         let mut sql = String::from(
             "SELECT e.id, e.session_id, e.ruleset_version, e.evaluated_at, e.started_at, e.channel, e.queue, \
              e.agent_id, e.team, e.score, e.grade, e.complete FROM evaluations e WHERE 1 = 1",
@@ -102,9 +115,6 @@ impl SqliteSheetStore {
         };
         let text = |s: &str| SqlValue::Text(s.to_owned());
         let instant = |t: &chrono::DateTime<chrono::Utc>| text(&t.to_rfc3339_opts(SecondsFormat::Millis, true));
-        if !filter.all_evaluations {
-            sql.push_str(" AND e.id = (SELECT MAX(id) FROM evaluations latest WHERE latest.session_id = e.session_id)");
-        }
         if let Some(t) = &filter.since {
             sql.push_str(&format!(" AND e.started_at >= {}", bind(instant(t))));
         }
@@ -117,12 +127,17 @@ impl SqliteSheetStore {
         if let Some(a) = &filter.agent {
             sql.push_str(&format!(" AND e.agent_id = {}", bind(text(a))));
         }
-        if let Some(team) = &filter.team {
-            // One level of the hierarchy path `level1/level2/...`.
-            let t = bind(text(team));
-            sql.push_str(&format!(
-                " AND (e.team = {t} OR e.team LIKE {t} || '/%' OR e.team LIKE '%/' || {t} OR e.team LIKE '%/' || {t} || '/%')"
-            ));
+        match paths.as_slice() {
+            [] => {}
+            // One path: its week is a range of `evaluations_team`, in order.
+            [path] => sql.push_str(&format!(" AND e.team = {}", bind(text(path)))),
+            // Several: walked by start in `evaluations_started_team`, the
+            // team read from the index (`+` keeps `evaluations_team`, which
+            // would need every match sorted, out of the plan).
+            paths => {
+                let list: Vec<String> = paths.iter().map(|p| bind(text(p))).collect();
+                sql.push_str(&format!(" AND +e.team IN ({})", list.join(", ")));
+            }
         }
         let mut item = Vec::new();
         if let Some(rule) = &filter.rule {
@@ -131,6 +146,10 @@ impl SqliteSheetStore {
         if let Some(outcome) = filter.outcome {
             item.push(format!("i.outcome = {}", bind(text(status_name(outcome)))));
         }
+        // SQLite tests the terms its index holds first, then the rest of
+        // the row's, then the subqueries in the order written: the item
+        // check (one lookup in `items`, and the more selective) before the
+        // latest-evaluation check, which reads the row for its session id.
         if !item.is_empty() {
             sql.push_str(&format!(
                 " AND EXISTS (SELECT 1 FROM items i WHERE i.evaluation_id = e.id AND {})",
@@ -143,12 +162,14 @@ impl SqliteSheetStore {
         if let Some(max) = filter.max_score {
             sql.push_str(&format!(" AND e.score <= {}", bind(SqlValue::Real(max))));
         }
+        if !filter.all_evaluations {
+            sql.push_str(" AND e.id = (SELECT MAX(id) FROM evaluations latest WHERE latest.session_id = e.session_id)");
+        }
         sql.push_str(&format!(
             " ORDER BY e.started_at DESC, e.id DESC LIMIT {}",
             filter.limit.clamp(1, i64::MAX as usize)
         ));
 
-        let connection = self.connection.lock();
         let mut statement = connection.prepare(&sql)?;
         let mut failed_items = connection.prepare_cached(
             "SELECT rule_id FROM items WHERE evaluation_id = ?1 AND outcome = 'fail' ORDER BY rule_id",
@@ -199,6 +220,24 @@ impl SqliteSheetStore {
         let connection = self.connection.lock();
         Ok(connection.query_row("SELECT COUNT(*) FROM evaluations", [], |r| r.get::<_, i64>(0))? as u64)
     }
+}
+
+/// The hierarchy paths stored (`site/department/team`) that hold `team` as
+/// one of their levels: the distinct paths, read by skipping through
+/// `evaluations_team` (one lookup each), matched as the list always did.
+fn team_paths(connection: &Connection, team: &str) -> anyhow::Result<Vec<String>> {
+    let mut statement = connection.prepare_cached(
+        "WITH RECURSIVE paths (team) AS ( \
+             SELECT MIN(team) FROM evaluations \
+             UNION ALL \
+             SELECT (SELECT MIN(team) FROM evaluations WHERE team > paths.team) FROM paths \
+             WHERE paths.team IS NOT NULL \
+         ) \
+         SELECT team FROM paths WHERE team = ?1 OR team LIKE ?1 || '/%' OR team LIKE '%/' || ?1 \
+             OR team LIKE '%/' || ?1 || '/%'",
+    )?;
+    let paths = statement.query_map([team], |r| r.get(0))?.collect::<Result<_, _>>()?;
+    Ok(paths)
 }
 
 /// Applies the migrations the file has not seen, each in a transaction.
