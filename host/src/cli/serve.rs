@@ -302,11 +302,7 @@ fn resolve(args: &ServeArgs) -> anyhow::Result<ServeConfig> {
     };
     let sheets = match args.sheets.clone().or(file.sheets) {
         Some(s) if s == "-" => SheetTarget::Stdout,
-        Some(s)
-            if s.starts_with("sqlite:") || s.ends_with(".db") || s.ends_with(".sqlite") || s.ends_with(".sqlite3") =>
-        {
-            SheetTarget::Store(SheetStoreUrl::parse(&s)?)
-        }
+        Some(s) if SheetStoreUrl::names_a_store(&s) => SheetTarget::Store(SheetStoreUrl::parse(&s)?),
         Some(s) => SheetTarget::File(PathBuf::from(s)),
         None => SheetTarget::File(data_dir.join("sheets.ndjson")),
     };

@@ -11,7 +11,7 @@ use chrono::Utc;
 use serde::Serialize;
 
 use super::sheet::{ItemStatus, QaSheet};
-use super::sheet_store::{status_name, SheetFilter, SheetRecord, SqliteSheetStore, Written};
+use super::sheet_store::{SheetFilter, SheetRecord, SqliteSheetStore, Written};
 use super::Inspector;
 
 /// Example sessions kept per rule and change.
@@ -50,17 +50,17 @@ pub fn rerun(
     dry_run: bool,
 ) -> anyhow::Result<RerunReport> {
     let rows = store.list(filter)?;
-    let mut stored = Vec::with_capacity(rows.len());
+    let (mut sessions, mut previous) = (Vec::with_capacity(rows.len()), Vec::with_capacity(rows.len()));
     for row in &rows {
         if let Some(evaluation) = store.evaluation(&row.session_id)? {
-            stored.push(evaluation);
+            sessions.push(Arc::new(evaluation.session));
+            previous.push(evaluation.sheet);
         }
     }
-    let sessions: Vec<Arc<crate::session::Session>> = stored.iter().map(|e| Arc::new(e.session.clone())).collect();
-    let sheets = inspector.inspect_all(sessions);
+    let sheets = inspector.inspect_all(sessions.clone());
 
-    let mut report = RerunReport { sessions: stored.len() as u64, ..RerunReport::default() };
-    for (before, after) in stored.iter().map(|e| &e.sheet).zip(&sheets) {
+    let mut report = RerunReport { sessions: sessions.len() as u64, ..RerunReport::default() };
+    for (before, after) in previous.iter().zip(&sheets) {
         compare(before, after, &mut report);
     }
     if !dry_run {
@@ -68,8 +68,8 @@ pub fn rerun(
         let version = &inspector.ruleset.version;
         let records: Vec<SheetRecord<'_>> = sheets
             .iter()
-            .zip(&stored)
-            .map(|(sheet, e)| SheetRecord { sheet, session: &e.session, ruleset_version: version, evaluated_at })
+            .zip(&sessions)
+            .map(|(sheet, session)| SheetRecord { sheet, session, ruleset_version: version, evaluated_at })
             .collect();
         report.recorded = store.put_all(&records)?.iter().filter(|w| **w == Written::Stored).count() as u64;
     }
@@ -91,7 +91,7 @@ fn compare(before: &QaSheet, after: &QaSheet, report: &mut RerunReport) {
             changes.unchanged += 1;
             continue;
         }
-        let name = |o: Option<ItemStatus>| o.map_or("(none)", status_name);
+        let name = |o: Option<ItemStatus>| o.map_or("(none)", ItemStatus::as_str);
         let change = format!("{} → {}", name(was), name(is));
         *changes.changes.entry(change.clone()).or_default() += 1;
         let examples = changes.examples.entry(change).or_default();

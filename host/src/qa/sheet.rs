@@ -42,6 +42,19 @@ pub enum ItemStatus {
     Quarantined,
 }
 
+impl ItemStatus {
+    /// The name on sheets and in the store (`pass`, `not-applicable`, …).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ItemStatus::Pass => "pass",
+            ItemStatus::Fail => "fail",
+            ItemStatus::NotApplicable => "not-applicable",
+            ItemStatus::Error => "error",
+            ItemStatus::Quarantined => "quarantined",
+        }
+    }
+}
+
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct ItemError {
     /// Stable code: `fuel-exhausted`, `timeout`, `memory-cap`, `panic`, ...

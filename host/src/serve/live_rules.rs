@@ -232,10 +232,9 @@ fn build(
     previous: Option<&Ruleset>,
 ) -> Result<(Ruleset, usize), (Option<String>, anyhow::Error)> {
     let mut ruleset = Ruleset::load(engine, path).map_err(|e| (rule_named_in(&e), e))?;
-    let golden_root = path.parent().unwrap_or(Path::new(".")).join("golden");
     let mut cases_run = 0;
     for entry in &ruleset.rules {
-        let dir = golden_root.join(&*entry.id);
+        let dir = crate::rules::golden::item_cases_dir(path, &entry.id);
         if !dir.is_dir() {
             continue;
         }

@@ -15,7 +15,7 @@ use callqa::session::Session;
 use serde_json::Value;
 
 use crate::common;
-use crate::serve_support::Server;
+use crate::serve_support::{evaluate, Server};
 
 fn scripted_dir() -> std::path::PathBuf {
     common::repo_root().join("samples/scripted")
@@ -405,15 +405,7 @@ async fn serve_refuses_a_broken_script_and_keeps_serving_the_previous_ruleset() 
     assert!(reason.contains("rule `chase`") && reason.contains("(script line 1, column 12)"), "{answer}");
 
     let session = std::fs::read(scripted_dir().join("sessions/old-chase-no-action.json")).unwrap();
-    let response = client
-        .post(server.url("/v1/sessions/evaluate"))
-        .header("Content-Type", "application/json")
-        .body(session)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status().as_u16(), 200);
-    let sheet: Value = response.json().await.unwrap();
+    let sheet = evaluate(&server, &server.token, session).await;
     assert_eq!(sheet["items"][0]["rule_id"], "chase");
     assert_eq!(sheet["items"][0]["outcome"], "fail", "the previous script still serves: {sheet}");
     assert_eq!(sheet["items"][0]["trace"]["trace"]["steps"][0]["return"], 1, "{sheet}");

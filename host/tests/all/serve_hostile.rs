@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use serde_json::{json, Value};
 
-use crate::serve_support::{client, sample_ctrs, session_document, Server};
+use crate::serve_support::{client, evaluate, sample_ctrs, session_document, Server};
 
 const KEY: &str = "hostile-test-key";
 
@@ -315,19 +315,6 @@ fn huge_session(segments: usize) -> Vec<u8> {
         .collect();
     session["segments"] = Value::Array(turns);
     serde_json::to_vec(&session).unwrap()
-}
-
-async fn evaluate(server: &Server, token: &str, session: Vec<u8>) -> Value {
-    let response = client()
-        .post(server.url("/v1/sessions/evaluate"))
-        .bearer_auth(token)
-        .header("Content-Type", "application/json")
-        .body(session)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status().as_u16(), 200);
-    response.json().await.unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -31,6 +31,14 @@ pub enum SheetStoreUrl {
 }
 
 impl SheetStoreUrl {
+    /// Whether `spec` names a sheet store rather than a file of sheets.
+    pub fn names_a_store(spec: &str) -> bool {
+        spec.starts_with("sqlite:")
+            || spec.starts_with("postgres://")
+            || spec.starts_with("postgresql://")
+            || is_sqlite_file(Path::new(spec))
+    }
+
     pub fn parse(spec: &str) -> anyhow::Result<SheetStoreUrl> {
         if let Some(path) = spec.strip_prefix("sqlite:") {
             if path.is_empty() {
@@ -39,7 +47,7 @@ impl SheetStoreUrl {
             return Ok(SheetStoreUrl::Sqlite(PathBuf::from(path)));
         }
         let path = Path::new(spec);
-        if path.extension().is_some_and(|e| e == "db" || e == "sqlite" || e == "sqlite3") {
+        if is_sqlite_file(path) {
             return Ok(SheetStoreUrl::Sqlite(path.to_path_buf()));
         }
         if spec.starts_with("postgres://") || spec.starts_with("postgresql://") {
@@ -53,6 +61,10 @@ impl SheetStoreUrl {
             SheetStoreUrl::Sqlite(path) => SqliteSheetStore::open(path),
         }
     }
+}
+
+fn is_sqlite_file(path: &Path) -> bool {
+    path.extension().is_some_and(|e| e == "db" || e == "sqlite" || e == "sqlite3")
 }
 
 /// What a write did.
@@ -120,17 +132,6 @@ impl SheetFacts {
             agent_id: c.agent.as_ref().map(|a| a.id.clone()),
             team: c.agent.as_ref().filter(|a| !a.hierarchy.is_empty()).map(|a| a.hierarchy.join("/")),
         }
-    }
-}
-
-/// The status of an item as stored (`pass`, `fail`, …).
-pub(crate) fn status_name(status: ItemStatus) -> &'static str {
-    match status {
-        ItemStatus::Pass => "pass",
-        ItemStatus::Fail => "fail",
-        ItemStatus::NotApplicable => "not-applicable",
-        ItemStatus::Error => "error",
-        ItemStatus::Quarantined => "quarantined",
     }
 }
 

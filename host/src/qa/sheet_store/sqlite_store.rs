@@ -10,7 +10,7 @@ use parking_lot::Mutex;
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension};
 
-use super::{status_name, SheetFacts, SheetFilter, SheetRecord, SheetRow, Written};
+use super::{SheetFacts, SheetFilter, SheetRecord, SheetRow, Written};
 
 /// The schema, in order; a store at `user_version` N has the first N applied.
 const MIGRATIONS: &[&str] =
@@ -80,7 +80,7 @@ impl SqliteSheetStore {
                 }
                 let id = tx.last_insert_rowid();
                 for i in &r.sheet.items {
-                    item.execute(params![id, i.rule_id, status_name(i.outcome), i.score])?;
+                    item.execute(params![id, i.rule_id, i.outcome.as_str(), i.score])?;
                 }
                 written.push(Written::Stored);
             }
@@ -144,7 +144,7 @@ impl SqliteSheetStore {
             item.push(format!("i.rule_id = {}", bind(text(rule))));
         }
         if let Some(outcome) = filter.outcome {
-            item.push(format!("i.outcome = {}", bind(text(status_name(outcome)))));
+            item.push(format!("i.outcome = {}", bind(text(outcome.as_str()))));
         }
         // SQLite tests the terms its index holds first, then the rest of
         // the row's, then the subqueries in the order written: the item

@@ -188,6 +188,20 @@ pub fn sample_ctr_ndjson() -> Vec<u8> {
     ndjson
 }
 
+/// `POST /v1/sessions/evaluate` with `token`; the sheet, after a 200.
+pub async fn evaluate(server: &Server, token: &str, session: Vec<u8>) -> serde_json::Value {
+    let response = client()
+        .post(server.url("/v1/sessions/evaluate"))
+        .bearer_auth(token)
+        .header("Content-Type", "application/json")
+        .body(session)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    response.json().await.unwrap()
+}
+
 pub fn session_document(name: &str) -> Vec<u8> {
     std::fs::read(repo_root().join("samples/sessions").join(name)).unwrap()
 }
