@@ -1,20 +1,24 @@
 #!/usr/bin/env bash
-# The servers the shared-store tests and benchmark use: redis-server and
-# dynalite (a DynamoDB-compatible server), on loopback.
+# The servers the shared-store tests and benchmark use: redis-server,
+# dynalite (a DynamoDB-compatible server) and PostgreSQL (the shared sheet
+# store), on loopback.
 #
 #   scripts/test-servers.sh          start both, print the exports, wait (Ctrl-C stops them)
 #   source scripts/test-servers.sh   start both in the background and export the endpoints
 #                                    into this shell (stopped when it exits)
 #
-# Installs what is missing: redis-server with apt-get (as root), dynalite
-# with `npm ci` at the repository root. Ports: CALLQA_REDIS_PORT (16379) and
-# CALLQA_DYNALITE_PORT (18000). Also sources scripts/rule-toolchains.sh, so
+# Installs what is missing: redis-server and postgresql with apt-get (as
+# root), dynalite with `npm ci` at the repository root. Ports:
+# CALLQA_REDIS_PORT (16379), CALLQA_DYNALITE_PORT (18000),
+# CALLQA_POSTGRES_PORT (15432). PostgreSQL runs from a throwaway data
+# directory (as the `postgres` user when run as root: it refuses root). Also sources scripts/rule-toolchains.sh, so
 # the suite has the tools that build its JavaScript and Python rules.
 
 _callqa_servers() {
   local root
   root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
   local redis_port="${CALLQA_REDIS_PORT:-16379}" dynalite_port="${CALLQA_DYNALITE_PORT:-18000}"
+  local postgres_port="${CALLQA_POSTGRES_PORT:-15432}"
 
   # First: its `npm ci` also installs dynalite.
   # shellcheck source=rule-toolchains.sh
@@ -28,6 +32,17 @@ _callqa_servers() {
       return 1
     fi
   fi
+  local pg_bin
+  pg_bin="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)"
+  if [ -z "$pg_bin" ]; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+      apt-get update -qq && apt-get install -y -qq postgresql >/dev/null
+      pg_bin="$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)"
+    else
+      echo "PostgreSQL is missing: install it (Debian/Ubuntu: sudo apt-get install postgresql)" >&2
+      return 1
+    fi
+  fi
   if [ ! -x "$root/node_modules/.bin/dynalite" ]; then
     command -v npm >/dev/null || { echo "npm is missing: install Node.js to run dynalite" >&2; return 1; }
     (cd "$root" && npm ci --no-audit --no-fund --loglevel=error) || return 1
@@ -38,21 +53,38 @@ _callqa_servers() {
   "$root/node_modules/.bin/dynalite" --port "$dynalite_port" --createTableMs 0 >/dev/null 2>&1 &
   CALLQA_DYNALITE_PID=$!
 
+  # fsync off: the tests kill servers on purpose, never this one, and a
+  # throwaway cluster need not survive a power cut.
+  CALLQA_POSTGRES_DIR="$(mktemp -d)"
+  local as_pg=()
+  if [ "$(id -u)" = 0 ]; then
+    chown postgres "$CALLQA_POSTGRES_DIR"
+    as_pg=(runuser -u postgres --)
+  fi
+  "${as_pg[@]}" "$pg_bin/initdb" -D "$CALLQA_POSTGRES_DIR/data" -U callqa --auth=trust -E UTF8 >/dev/null || return 1
+  "${as_pg[@]}" "$pg_bin/postgres" -D "$CALLQA_POSTGRES_DIR/data" -p "$postgres_port" -h 127.0.0.1 \
+    -k "$CALLQA_POSTGRES_DIR" -c fsync=off -c synchronous_commit=off -c full_page_writes=off \
+    -c max_connections=200 >"$CALLQA_POSTGRES_DIR/log" 2>&1 &
+  CALLQA_POSTGRES_PID=$!
+
   local tries=0
-  until (exec 3<>"/dev/tcp/127.0.0.1/$redis_port") 2>/dev/null && (exec 3<>"/dev/tcp/127.0.0.1/$dynalite_port") 2>/dev/null; do
+  until (exec 3<>"/dev/tcp/127.0.0.1/$redis_port") 2>/dev/null && (exec 3<>"/dev/tcp/127.0.0.1/$dynalite_port") 2>/dev/null \
+    && (exec 3<>"/dev/tcp/127.0.0.1/$postgres_port") 2>/dev/null; do
     tries=$((tries + 1))
-    if [ "$tries" -gt 100 ]; then
-      echo "redis-server or dynalite did not start (ports $redis_port, $dynalite_port in use?)" >&2
-      kill "$CALLQA_REDIS_PID" "$CALLQA_DYNALITE_PID" 2>/dev/null
+    if [ "$tries" -gt 150 ]; then
+      echo "redis-server, dynalite or postgres did not start (ports $redis_port, $dynalite_port, $postgres_port in use?)" >&2
+      tail -n 5 "$CALLQA_POSTGRES_DIR/log" >&2
+      kill "$CALLQA_REDIS_PID" "$CALLQA_DYNALITE_PID" "$CALLQA_POSTGRES_PID" 2>/dev/null
       return 1
     fi
     sleep 0.1
   done
 
   # Answered, but by ours? A server already on the port would answer too.
-  if ! kill -0 "$CALLQA_REDIS_PID" 2>/dev/null || ! kill -0 "$CALLQA_DYNALITE_PID" 2>/dev/null; then
-    echo "redis-server or dynalite exited at start: is port $redis_port or $dynalite_port taken?" >&2
-    kill "$CALLQA_REDIS_PID" "$CALLQA_DYNALITE_PID" 2>/dev/null
+  if ! kill -0 "$CALLQA_REDIS_PID" 2>/dev/null || ! kill -0 "$CALLQA_DYNALITE_PID" 2>/dev/null \
+    || ! kill -0 "$CALLQA_POSTGRES_PID" 2>/dev/null; then
+    echo "redis-server, dynalite or postgres exited at start: is port $redis_port, $dynalite_port or $postgres_port taken?" >&2
+    kill "$CALLQA_REDIS_PID" "$CALLQA_DYNALITE_PID" "$CALLQA_POSTGRES_PID" 2>/dev/null
     return 1
   fi
 
@@ -61,11 +93,18 @@ _callqa_servers() {
   # dynalite accepts any credentials; the SDK still wants some.
   export AWS_ACCESS_KEY_ID="${AWS_ACCESS_KEY_ID:-test}" AWS_SECRET_ACCESS_KEY="${AWS_SECRET_ACCESS_KEY:-test}"
   export AWS_REGION="${AWS_REGION:-us-east-1}" AWS_EC2_METADATA_DISABLED=true
-  export CALLQA_REDIS_PID CALLQA_DYNALITE_PID
+  # Each test creates its own database in this cluster.
+  export CALLQA_TEST_POSTGRES_URL="postgres://callqa@127.0.0.1:$postgres_port/postgres"
+  export CALLQA_REDIS_PID CALLQA_DYNALITE_PID CALLQA_POSTGRES_PID CALLQA_POSTGRES_DIR
 }
 
 _callqa_servers_stop() {
-  kill "${CALLQA_REDIS_PID:-}" "${CALLQA_DYNALITE_PID:-}" 2>/dev/null || true
+  kill "${CALLQA_REDIS_PID:-}" "${CALLQA_DYNALITE_PID:-}" "${CALLQA_POSTGRES_PID:-}" 2>/dev/null || true
+  if [ -n "${CALLQA_POSTGRES_DIR:-}" ]; then
+    # postgres exits after its children; its files go once it has.
+    for _ in $(seq 50); do kill -0 "${CALLQA_POSTGRES_PID:-0}" 2>/dev/null || break; sleep 0.1; done
+    rm -rf "$CALLQA_POSTGRES_DIR"
+  fi
 }
 
 if [ "${BASH_SOURCE[0]}" != "$0" ]; then
@@ -75,8 +114,9 @@ else
   set -euo pipefail
   _callqa_servers
   trap _callqa_servers_stop EXIT INT TERM
-  echo "redis-server and dynalite are running; in another shell:"
+  echo "redis-server, dynalite and postgres are running; in another shell:"
   echo "  export CALLQA_TEST_REDIS_URL=$CALLQA_TEST_REDIS_URL AWS_ENDPOINT_URL_DYNAMODB=$AWS_ENDPOINT_URL_DYNAMODB"
+  echo "  export CALLQA_TEST_POSTGRES_URL=$CALLQA_TEST_POSTGRES_URL"
   echo "  export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1"
   echo "Ctrl-C stops them."
   wait

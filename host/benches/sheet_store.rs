@@ -7,7 +7,7 @@
 //!    days of contacts over a few queues, 20–40 segments each; a sheet of 12
 //!    items each with realistic rule ids, about 10% of items failing (each
 //!    rule at its own rate) and some not applicable, findings pointing at
-//!    segments. Stores them through `SqliteSheetStore::put_all`, 1,000 per
+//!    segments. Stores them through `SheetStore::put_all`, 1,000 per
 //!    transaction (`CALLQA_BENCH_BATCH`) as `check` stores a run's sheets,
 //!    into a file in a temporary directory; prints inserts/s (generation
 //!    excluded, JSON encoding included, as `check` pays it) and the size.
@@ -37,7 +37,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use callqa::qa::sheet_store::{SheetFilter, SheetRecord, SqliteSheetStore};
+use callqa::qa::sheet_store::{SheetFilter, SheetRecord, SheetStore, SheetStoreUrl};
 use callqa::qa::{Inspector, ItemStatus, QaSheet, SheetItem};
 use callqa::rules::form::{Form, Grade, Section};
 use callqa::rules::{Finding, RuleEngine, Ruleset};
@@ -291,6 +291,7 @@ impl Month {
                     weight: *weight,
                     section: Some((*section).to_owned()),
                     critical: *critical,
+                    shadow: false,
                     score: None,
                     reason,
                     error: None,
@@ -321,7 +322,7 @@ fn gb(bytes: u64) -> String {
 }
 
 /// Stores `n` generated evaluations; prints the rate as it goes.
-fn fill(store: &SqliteSheetStore, path: &Path, n: usize, batch: usize) {
+fn fill(store: &SheetStore, path: &Path, n: usize, batch: usize) {
     let month = Month::new();
     let mut rng = Rng(42);
     let version = Rng(1).hex(64);
@@ -388,7 +389,7 @@ fn verdict(holds: bool) -> &'static str {
 }
 
 /// The list and fetch timings; returns the p95 of the common filter.
-fn reads(store: &SqliteSheetStore, path: &Path, samples: usize) -> f64 {
+fn reads(store: &SheetStore, path: &Path, samples: usize) -> f64 {
     let count = store.count().unwrap();
     let ids: Vec<String> = {
         let db = rusqlite::Connection::open(path).unwrap();
@@ -458,7 +459,7 @@ fn reads(store: &SqliteSheetStore, path: &Path, samples: usize) -> f64 {
 fn check_cost(
     label: &str,
     inspector: &Inspector,
-    store: &SqliteSheetStore,
+    store: &SheetStore,
     sessions: &[Session],
     batch: usize,
     rounds: usize,
@@ -533,7 +534,7 @@ fn main() {
     println!("the embedded sheet store (SQLite, WAL) at {}; PostgreSQL is not built yet", path.display());
 
     let opened = Instant::now();
-    let store = SqliteSheetStore::open(&path).unwrap();
+    let store = SheetStoreUrl::Sqlite(path.clone()).open().unwrap();
     let existing = store.count().unwrap();
     if existing >= n as u64 {
         println!("reusing {existing} evaluations; open (migrations included) took {:.2?}", opened.elapsed());

@@ -78,7 +78,7 @@ pub struct RerunArgs {
 /// Which stored sheets: the latest evaluation of each session.
 #[derive(clap::Args, Debug)]
 pub struct FilterArgs {
-    /// The sheet store (`sqlite:PATH`), as given to `check --sheets`.
+    /// The sheet store (`sqlite:PATH` or `postgres://USER@HOST/DB`), as given to `check --sheets`.
     #[arg(long, value_name = "URL")]
     pub store: String,
     /// Contacts that began on or after this day (YYYY-MM-DD, in --tz).
@@ -108,6 +108,15 @@ pub struct FilterArgs {
     pub min_score: Option<f64>,
     #[arg(long, value_name = "SCORE")]
     pub max_score: Option<f64>,
+    /// Only sheets a person reviewed (scores and outcomes are then theirs).
+    #[arg(long, conflicts_with = "unreviewed")]
+    pub reviewed: bool,
+    /// Only sheets nobody reviewed yet.
+    #[arg(long)]
+    pub unreviewed: bool,
+    /// Only sheets assigned to this reviewer (see `sheets assign`).
+    #[arg(long, value_name = "USER")]
+    pub assigned_to: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
@@ -216,7 +225,14 @@ impl FilterArgs {
             outcome: args.outcome.map(Into::into),
             min_score: args.min_score,
             max_score: args.max_score,
+            reviewed: match (args.reviewed, args.unreviewed) {
+                (true, _) => Some(true),
+                (_, true) => Some(false),
+                _ => None,
+            },
+            assigned_to: args.assigned_to.clone(),
             all_evaluations: false,
+            after: None,
             limit: 100,
         })
     }

@@ -61,6 +61,7 @@ impl Inspector {
             weight: rule.weight,
             section: rule.section.as_deref().map(str::to_owned),
             critical: rule.critical,
+            shadow: false,
             score: None,
             reason: None,
             error: None,

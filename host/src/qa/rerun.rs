@@ -11,7 +11,7 @@ use chrono::Utc;
 use serde::Serialize;
 
 use super::sheet::{ItemStatus, QaSheet};
-use super::sheet_store::{SheetFilter, SheetRecord, SqliteSheetStore, Written};
+use super::sheet_store::{SheetFilter, SheetRecord, SheetStore, Written};
 use super::Inspector;
 
 /// Example sessions kept per rule and change.
@@ -44,7 +44,7 @@ pub struct RerunReport {
 /// Evaluates the latest stored evaluation of every session `filter` selects
 /// under `inspector`'s ruleset; records the new evaluations unless `dry_run`.
 pub fn rerun(
-    store: &SqliteSheetStore,
+    store: &SheetStore,
     inspector: &Inspector,
     filter: &SheetFilter,
     dry_run: bool,

@@ -1,6 +1,6 @@
 use serde::{Deserialize, Serialize};
 
-use crate::rules::form::{Form, SectionScore};
+use crate::rules::form::{Form, Grade, Section, SectionScore};
 use crate::rules::{Finding, Outcome, Verdict};
 
 /// One session's QA sheet, written as one NDJSON line.
@@ -23,6 +23,10 @@ pub struct QaSheet {
     /// The grade the score reaches, when the ruleset has grades.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub grade: Option<String>,
+    /// The ruleset's grade thresholds, best first: shown beside the grade,
+    /// and what a reviewed sheet is graded by again.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub grades: Vec<Grade>,
     /// False when any item ended in an error or quarantine: the score then
     /// covers only the rules that reached a verdict.
     pub complete: bool,
@@ -73,6 +77,10 @@ pub struct SheetItem {
     pub section: Option<String>,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub critical: bool,
+    /// A rule run in shadow: evaluated and stored, left out of the score,
+    /// the grade, completeness and alerts.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub shadow: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub score: Option<f32>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -90,6 +98,11 @@ pub struct SheetItem {
 }
 
 impl SheetItem {
+    /// Whether the item counts toward the sheet (a shadow rule's does not).
+    pub fn counts(&self) -> bool {
+        !self.shadow
+    }
+
     pub fn apply_verdict(&mut self, v: Verdict) {
         self.outcome = match v.outcome {
             Outcome::Pass => ItemStatus::Pass,
@@ -104,6 +117,9 @@ impl SheetItem {
     /// The item's contribution to the sheet score: its own score, else 1
     /// for pass and 0 for fail; nothing for the others.
     fn scored(&self) -> Option<f64> {
+        if self.shadow {
+            return None;
+        }
         match self.outcome {
             ItemStatus::Pass => Some(self.score.map_or(1.0, f64::from)),
             ItemStatus::Fail => Some(self.score.map_or(0.0, f64::from)),
@@ -147,14 +163,20 @@ impl QaSheet {
             }
             (weights > 0.0).then(|| total / weights)
         };
-        let critical_failed: Vec<String> =
-            items.iter().filter(|i| i.critical && i.outcome == ItemStatus::Fail).map(|i| i.rule_id.clone()).collect();
+        let critical_failed: Vec<String> = items
+            .iter()
+            .filter(|i| i.counts() && i.critical && i.outcome == ItemStatus::Fail)
+            .map(|i| i.rule_id.clone())
+            .collect();
         if !critical_failed.is_empty() {
             score = Some(0.0);
         }
         let score = score.map(round);
         let grade = score.and_then(|s| form.grade(s)).map(str::to_owned);
-        let complete = items.iter().all(|i| !matches!(i.outcome, ItemStatus::Error | ItemStatus::Quarantined));
+        let complete = items
+            .iter()
+            .filter(|i| i.counts())
+            .all(|i| !matches!(i.outcome, ItemStatus::Error | ItemStatus::Quarantined));
         QaSheet {
             session_id,
             contact_id,
@@ -164,9 +186,33 @@ impl QaSheet {
             sections,
             critical_failed,
             grade,
+            grades: form.grades.clone(),
             complete,
             notes: Vec::new(),
         }
+    }
+
+    /// The form this sheet was scored by, as far as the sheet carries it
+    /// (its sections and grade thresholds): enough to score it again with
+    /// other outcomes (a review) without the ruleset that made it.
+    pub fn form(&self) -> Form {
+        Form {
+            sections: self
+                .sections
+                .iter()
+                .map(|s| Section { id: s.id.clone(), title: s.title.clone(), weight: s.weight })
+                .collect(),
+            grades: self.grades.clone(),
+        }
+    }
+
+    /// This sheet scored again with `items` (reviewed outcomes, manual
+    /// items): the same session, form and notes.
+    pub fn rescored(&self, items: Vec<SheetItem>) -> QaSheet {
+        let mut sheet =
+            QaSheet::new(self.session_id.clone(), self.contact_id.clone(), self.channel.clone(), items, &self.form());
+        sheet.notes = self.notes.clone();
+        sheet
     }
 }
 

@@ -39,7 +39,7 @@ pub struct Section {
 }
 
 /// `[[grade]]` as written.
-#[derive(Deserialize, Clone, Debug)]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Grade {
     pub name: String,

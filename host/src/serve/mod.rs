@@ -99,6 +99,9 @@ pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
     .await?;
 
     let evaluations = Arc::new(Semaphore::new(config.max_evaluations));
+    // Blocking: PostgreSQL's client runs its own runtime, not inside ours.
+    let target = config.sheets.clone();
+    let sheets = tokio::task::spawn_blocking(move || SheetSink::open(&target)).await??;
     let realtime = Arc::new(RealtimeQa::new(
         RealtimeSettings {
             analysis: config.analysis.clone(),
@@ -108,7 +111,7 @@ pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
             incomplete_after: config.incomplete_after,
             retention: config.session_retention,
         },
-        SheetSink::open(&config.sheets)?,
+        sheets,
         rules.clone(),
         evaluations.clone(),
         metrics.clone(),

@@ -9,14 +9,14 @@ use anyhow::Context;
 use parking_lot::Mutex;
 
 use super::config::SheetTarget;
-use crate::qa::sheet_store::{SheetRecord, SheetStoreUrl, SqliteSheetStore};
+use crate::qa::sheet_store::{SheetRecord, SheetStore};
 use crate::qa::QaSheet;
 use crate::session::Session;
 
 pub struct SheetSink {
     target: SheetTarget,
     file: Mutex<Option<File>>,
-    store: Option<SqliteSheetStore>,
+    store: Option<SheetStore>,
 }
 
 impl SheetSink {
@@ -47,7 +47,7 @@ impl SheetSink {
         match &self.target {
             SheetTarget::Stdout => "stdout".into(),
             SheetTarget::File(path) => path.display().to_string(),
-            SheetTarget::Store(SheetStoreUrl::Sqlite(path)) => format!("sqlite:{}", path.display()),
+            SheetTarget::Store(url) => url.to_string(),
         }
     }
 

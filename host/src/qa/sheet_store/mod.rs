@@ -1,26 +1,30 @@
 //! The sheet store: every evaluation of a session kept with its sheet and
 //! the session document the rules saw, so sheets can be listed, filtered,
-//! reviewed and re-run later. One module per backend, each with the same
-//! shape (`open`, `put`, `list`); the embedded default is SQLite
-//! ([`sqlite_store`]).
+//! reviewed and re-run later. The queries are written once, over
+//! [`database::Database`]; each backend is a module of the same shape
+//! (`open`, its migrations): SQLite embedded by default
+//! ([`sqlite_database`]), PostgreSQL for several hosts sharing one store
+//! ([`postgres_database`]).
 //!
 //! A write is idempotent by session id and ruleset version: the same
 //! session evaluated again under the same ruleset stores nothing new; under
 //! a new ruleset it adds an evaluation and keeps the old one.
 
-pub mod sqlite_store;
+pub mod database;
+pub mod postgres_database;
+pub mod sqlite_database;
 mod stored_evaluation;
 
 use std::path::{Path, PathBuf};
 
-use anyhow::bail;
-use chrono::{DateTime, Utc};
+use anyhow::{bail, Context};
+use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
 
 use super::sheet::{ItemStatus, QaSheet};
 use crate::session::Session;
+use database::{Database, SqlRow, SqlValue, Transaction};
 
-pub use sqlite_store::SqliteSheetStore;
 pub use stored_evaluation::StoredEvaluation;
 
 /// Where sheets are stored: `sqlite:PATH`, or a path ending in `.db`,
@@ -28,6 +32,8 @@ pub use stored_evaluation::StoredEvaluation;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum SheetStoreUrl {
     Sqlite(PathBuf),
+    /// `postgres://USER[:PASSWORD]@HOST[:PORT]/DB`.
+    Postgres(String),
 }
 
 impl SheetStoreUrl {
@@ -51,14 +57,33 @@ impl SheetStoreUrl {
             return Ok(SheetStoreUrl::Sqlite(path.to_path_buf()));
         }
         if spec.starts_with("postgres://") || spec.starts_with("postgresql://") {
-            bail!("PostgreSQL sheet stores are not built yet (issue #19); use sqlite:PATH");
+            return Ok(SheetStoreUrl::Postgres(spec.to_owned()));
         }
-        bail!("`{spec}` is not a sheet store: give sqlite:PATH (or a path ending in .db, .sqlite, .sqlite3)")
+        bail!(
+            "`{spec}` is not a sheet store: give sqlite:PATH (or a path ending in .db, .sqlite, .sqlite3) or \
+             postgres://USER@HOST/DB"
+        )
     }
 
-    pub fn open(&self) -> anyhow::Result<SqliteSheetStore> {
+    /// Opens the store, creating or migrating its schema.
+    pub fn open(&self) -> anyhow::Result<SheetStore> {
+        let db: Box<dyn Database> = match self {
+            SheetStoreUrl::Sqlite(path) => Box::new(sqlite_database::SqliteDatabase::open(path)?),
+            SheetStoreUrl::Postgres(url) => Box::new(postgres_database::PostgresDatabase::open(url)?),
+        };
+        Ok(SheetStore { db })
+    }
+}
+
+impl std::fmt::Display for SheetStoreUrl {
+    /// The store as messages name it: never a password.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            SheetStoreUrl::Sqlite(path) => SqliteSheetStore::open(path),
+            SheetStoreUrl::Sqlite(path) => write!(f, "sqlite:{}", path.display()),
+            SheetStoreUrl::Postgres(url) => match url.parse::<postgres::Config>() {
+                Ok(config) => f.write_str(&postgres_database::describe(&config)),
+                Err(_) => f.write_str("postgres://(unparsable)"),
+            },
         }
     }
 }
@@ -92,14 +117,45 @@ pub struct SheetFilter {
     pub outcome: Option<ItemStatus>,
     pub min_score: Option<f64>,
     pub max_score: Option<f64>,
+    /// Reviewed by a person (`Some(true)`), or not yet (`Some(false)`).
+    pub reviewed: Option<bool>,
+    /// Sheets assigned to this reviewer.
+    pub assigned_to: Option<String>,
     /// Every evaluation of each session, not only the latest.
     pub all_evaluations: bool,
+    /// Only the rows after this one (the last row of the previous page).
+    pub after: Option<PageCursor>,
     pub limit: usize,
+}
+
+/// Where a page ended: the contact start and id of its last row.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PageCursor {
+    pub started_at: String,
+    pub id: i64,
+}
+
+impl PageCursor {
+    pub fn of(row: &SheetRow) -> PageCursor {
+        PageCursor { started_at: row.started_at.clone().unwrap_or_default(), id: row.id }
+    }
+
+    /// The opaque text an API client passes back: `<id>.<started_at>`.
+    pub fn encode(&self) -> String {
+        format!("{}.{}", self.id, self.started_at)
+    }
+
+    pub fn decode(text: &str) -> anyhow::Result<PageCursor> {
+        let (id, started_at) = text.split_once('.').context("a page cursor is `<id>.<started_at>`")?;
+        Ok(PageCursor { started_at: started_at.to_owned(), id: id.parse().context("a page cursor's id is a number")? })
+    }
 }
 
 /// One stored evaluation, as a list shows it.
 #[derive(Clone, Debug, Serialize, PartialEq)]
 pub struct SheetRow {
+    /// The evaluation's id in the store: what review and dispute name.
+    pub id: i64,
     pub session_id: String,
     pub ruleset_version: String,
     pub evaluated_at: String,
@@ -111,7 +167,11 @@ pub struct SheetRow {
     pub score: Option<f64>,
     pub grade: Option<String>,
     pub complete: bool,
-    /// Items by outcome: `pass`, `fail`, `not-applicable`, `error`, `quarantined`.
+    /// Whether a person reviewed the sheet; its score and grade are then theirs.
+    pub reviewed: bool,
+    pub assigned_to: Option<String>,
+    pub acknowledged_at: Option<String>,
+    /// The rules whose items failed (after review), shadow rules left out.
     pub failed: Vec<String>,
 }
 
@@ -141,4 +201,268 @@ pub struct SheetRecord<'a> {
     pub session: &'a Session,
     pub ruleset_version: &'a str,
     pub evaluated_at: DateTime<Utc>,
+}
+
+/// Instants as the store keeps them: RFC 3339 UTC to the millisecond, which
+/// sorts as time does in both backends.
+pub(crate) fn instant(t: &DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+/// The store: every query, once, over whichever backend it was opened on.
+pub struct SheetStore {
+    pub(crate) db: Box<dyn Database>,
+}
+
+impl SheetStore {
+    pub fn describe(&self) -> String {
+        self.db.describe()
+    }
+
+    /// Stores one evaluation, unless this session is stored under this
+    /// ruleset version already.
+    pub fn put(&self, record: &SheetRecord<'_>) -> anyhow::Result<Written> {
+        self.put_all(std::slice::from_ref(record)).map(|w| w[0])
+    }
+
+    /// Stores evaluations in one transaction.
+    pub fn put_all(&self, records: &[SheetRecord<'_>]) -> anyhow::Result<Vec<Written>> {
+        // Serialised once, outside the transaction a backend may retry.
+        let documents: Vec<(String, String)> = records
+            .iter()
+            .map(|r| Ok((serde_json::to_string(r.sheet)?, serde_json::to_string(r.session)?)))
+            .collect::<anyhow::Result<_>>()?;
+        self.db.transaction(|tx| {
+            let mut written = Vec::with_capacity(records.len());
+            for (r, (sheet, session)) in records.iter().zip(&documents) {
+                written.push(match insert_evaluation(tx, r, sheet, session)? {
+                    Some(_) => Written::Stored,
+                    None => Written::AlreadyStored,
+                });
+            }
+            Ok(written)
+        })
+    }
+
+    /// Evaluations matching `filter`, the contacts that began last first.
+    pub fn list(&self, filter: &SheetFilter) -> anyhow::Result<Vec<SheetRow>> {
+        let dialect = self.db.dialect();
+        self.db.transaction(|tx| {
+            // The team's level, as the hierarchy paths stored that hold it.
+            let paths = match &filter.team {
+                Some(team) => {
+                    let paths = team_paths(tx, team)?;
+                    if paths.is_empty() {
+                        return Ok(Vec::new());
+                    }
+                    paths
+                }
+                None => Vec::new(),
+            };
+            let mut sql = format!("SELECT {ROW_COLUMNS} FROM evaluations e WHERE 1 = 1");
+            let mut args: Vec<SqlValue> = Vec::new();
+            // Each value bound once, named by its position: `?3`.
+            let mut bind = |value: SqlValue| {
+                args.push(value);
+                format!("?{}", args.len())
+            };
+            if let Some(t) = &filter.since {
+                sql.push_str(&format!(" AND e.started_at >= {}", bind(instant(t).into())));
+            }
+            if let Some(t) = &filter.until {
+                sql.push_str(&format!(" AND e.started_at < {}", bind(instant(t).into())));
+            }
+            if let Some(q) = &filter.queue {
+                sql.push_str(&format!(" AND e.queue = {}", bind(q.as_str().into())));
+            }
+            if let Some(a) = &filter.agent {
+                sql.push_str(&format!(" AND e.agent_id = {}", bind(a.as_str().into())));
+            }
+            match paths.as_slice() {
+                [] => {}
+                // One path: its week is a range of `evaluations_team`, in order.
+                [path] => sql.push_str(&format!(" AND e.team = {}", bind(path.as_str().into()))),
+                // Several: walked by start in `evaluations_started_team`, the
+                // team read from the index (SQLite's `+` keeps
+                // `evaluations_team`, which would need every match sorted,
+                // out of the plan).
+                paths => {
+                    let list: Vec<String> = paths.iter().map(|p| bind(p.as_str().into())).collect();
+                    sql.push_str(&format!(" AND {} IN ({})", dialect.unindexed("e.team"), list.join(", ")));
+                }
+            }
+            let mut item = Vec::new();
+            if let Some(rule) = &filter.rule {
+                item.push(format!("i.rule_id = {}", bind(rule.as_str().into())));
+            }
+            if let Some(outcome) = filter.outcome {
+                item.push(format!("COALESCE(i.reviewed_outcome, i.outcome) = {}", bind(outcome.as_str().into())));
+            }
+            // SQLite tests the terms its index holds first, then the rest of
+            // the row's, then the subqueries in the order written: the item
+            // check (one lookup in `items`, and the more selective) before
+            // the latest-evaluation check, which reads the row for its
+            // session id.
+            if !item.is_empty() {
+                sql.push_str(&format!(
+                    " AND EXISTS (SELECT 1 FROM items i WHERE i.evaluation_id = e.id AND {})",
+                    item.join(" AND ")
+                ));
+            }
+            if let Some(min) = filter.min_score {
+                sql.push_str(&format!(" AND COALESCE(e.reviewed_score, e.score) >= {}", bind(min.into())));
+            }
+            if let Some(max) = filter.max_score {
+                sql.push_str(&format!(" AND COALESCE(e.reviewed_score, e.score) <= {}", bind(max.into())));
+            }
+            match filter.reviewed {
+                Some(true) => sql.push_str(" AND e.reviewed_at IS NOT NULL"),
+                Some(false) => sql.push_str(" AND e.reviewed_at IS NULL"),
+                None => {}
+            }
+            if let Some(reviewer) = &filter.assigned_to {
+                sql.push_str(&format!(" AND e.assigned_to = {}", bind(reviewer.as_str().into())));
+            }
+            if !filter.all_evaluations {
+                sql.push_str(
+                    " AND e.id = (SELECT MAX(id) FROM evaluations latest WHERE latest.session_id = e.session_id)",
+                );
+            }
+            if let Some(after) = &filter.after {
+                // Keyset paging: the rows after the last one of the previous page.
+                let (started, id) = (bind(after.started_at.clone().into()), bind(after.id.into()));
+                sql.push_str(&format!(
+                    " AND (COALESCE(e.started_at, '') < {started} OR (COALESCE(e.started_at, '') = {started} AND e.id < {id}))"
+                ));
+            }
+            sql.push_str(&format!(
+                " ORDER BY e.started_at DESC, e.id DESC LIMIT {}",
+                filter.limit.clamp(1, i64::MAX as usize)
+            ));
+            let rows = tx.query(&sql, &args)?;
+            let mut out = Vec::with_capacity(rows.len());
+            for row in rows {
+                let mut sheet = sheet_row(&row)?;
+                sheet.failed = tx
+                    .query(
+                        "SELECT rule_id FROM items WHERE evaluation_id = ?1 AND shadow = 0 \
+                         AND COALESCE(reviewed_outcome, outcome) = 'fail' ORDER BY rule_id",
+                        &[sheet.id.into()],
+                    )?
+                    .iter()
+                    .map(|r| r.text(0))
+                    .collect::<anyhow::Result<_>>()?;
+                out.push(sheet);
+            }
+            Ok(out)
+        })
+    }
+
+    /// The stored sheet (JSON) of a session's latest evaluation.
+    pub fn sheet(&self, session_id: &str) -> anyhow::Result<Option<serde_json::Value>> {
+        let text = self.db.transaction(|tx| {
+            tx.query_one(
+                "SELECT sheet FROM evaluations WHERE session_id = ?1 ORDER BY id DESC LIMIT 1",
+                &[session_id.into()],
+            )?
+            .map(|r| r.text(0))
+            .transpose()
+        })?;
+        text.map(|t| serde_json::from_str(&t).context("a stored sheet is not JSON")).transpose()
+    }
+
+    /// How many evaluations are stored.
+    pub fn count(&self) -> anyhow::Result<u64> {
+        self.db.transaction(|tx| {
+            Ok(tx.query_one("SELECT COUNT(*) FROM evaluations", &[])?.map_or(Ok(0), |r| r.int(0))? as u64)
+        })
+    }
+}
+
+/// The columns [`sheet_row`] reads, in its order.
+const ROW_COLUMNS: &str = "e.id, e.session_id, e.ruleset_version, e.evaluated_at, e.started_at, e.channel, e.queue, \
+     e.agent_id, e.team, COALESCE(e.reviewed_score, e.score), COALESCE(e.reviewed_grade, e.grade), e.complete, \
+     e.reviewed_at IS NOT NULL, e.assigned_to, e.acknowledged_at";
+
+fn sheet_row(row: &SqlRow) -> anyhow::Result<SheetRow> {
+    Ok(SheetRow {
+        id: row.int(0)?,
+        session_id: row.text(1)?,
+        ruleset_version: row.text(2)?,
+        evaluated_at: row.text(3)?,
+        started_at: row.opt_text(4)?,
+        channel: row.text(5)?,
+        queue: row.opt_text(6)?,
+        agent_id: row.opt_text(7)?,
+        team: row.opt_text(8)?,
+        score: row.opt_real(9)?,
+        grade: row.opt_text(10)?,
+        complete: row.bool(11)?,
+        reviewed: row.bool(12)?,
+        assigned_to: row.opt_text(13)?,
+        acknowledged_at: row.opt_text(14)?,
+        failed: Vec::new(),
+    })
+}
+
+/// Inserts one evaluation and its items; `None` when the session is stored
+/// under this ruleset version already.
+pub(crate) fn insert_evaluation(
+    tx: &mut dyn Transaction,
+    r: &SheetRecord<'_>,
+    sheet: &str,
+    session: &str,
+) -> anyhow::Result<Option<i64>> {
+    let facts = SheetFacts::of(r.session);
+    let inserted = tx.query_one(
+        "INSERT INTO evaluations (session_id, ruleset_version, evaluated_at, contact_id, channel, queue, \
+         agent_id, team, started_at, score, grade, complete, sheet, session) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14) \
+         ON CONFLICT (session_id, ruleset_version) DO NOTHING RETURNING id",
+        &[
+            r.sheet.session_id.as_str().into(),
+            r.ruleset_version.into(),
+            instant(&r.evaluated_at).into(),
+            r.sheet.contact_id.as_str().into(),
+            r.sheet.channel.as_str().into(),
+            facts.queue.into(),
+            facts.agent_id.into(),
+            facts.team.into(),
+            facts.started_at.as_ref().map(instant).into(),
+            r.sheet.score.into(),
+            r.sheet.grade.clone().into(),
+            r.sheet.complete.into(),
+            sheet.into(),
+            session.into(),
+        ],
+    )?;
+    let Some(row) = inserted else { return Ok(None) };
+    let id = row.int(0)?;
+    for i in &r.sheet.items {
+        tx.execute(
+            "INSERT INTO items (evaluation_id, rule_id, outcome, score, shadow) VALUES (?1, ?2, ?3, ?4, ?5)",
+            &[id.into(), i.rule_id.as_str().into(), i.outcome.as_str().into(), i.score.into(), i.shadow.into()],
+        )?;
+    }
+    Ok(Some(id))
+}
+
+/// The hierarchy paths stored (`site/department/team`) that hold `team` as
+/// one of their levels: the distinct paths, read by skipping through
+/// `evaluations_team` (one lookup each), matched as the list always did.
+fn team_paths(tx: &mut dyn Transaction, team: &str) -> anyhow::Result<Vec<String>> {
+    tx.query(
+        "WITH RECURSIVE paths (team) AS ( \
+             SELECT MIN(team) FROM evaluations \
+             UNION ALL \
+             SELECT (SELECT MIN(team) FROM evaluations WHERE team > paths.team) FROM paths \
+             WHERE paths.team IS NOT NULL \
+         ) \
+         SELECT team FROM paths WHERE team = ?1 OR team LIKE ?1 || '/%' OR team LIKE '%/' || ?1 \
+             OR team LIKE '%/' || ?1 || '/%'",
+        &[team.into()],
+    )?
+    .iter()
+    .map(|r| r.text(0))
+    .collect()
 }

@@ -19,6 +19,8 @@ use std::time::{Duration, Instant};
 pub use crate::common::test_data::files;
 use crate::common::test_data::{contact_record, Lcg};
 
+pub mod postgres;
+
 pub const SEED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../samples/ctr/connect-ctrs-with-duplicates.json");
 
 pub const PUBLISHED: [&str; 6] = [
