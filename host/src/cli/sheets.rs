@@ -42,6 +42,55 @@ pub enum SheetsCommand {
     ///       --since 2026-11-01 --until 2026-11-30 --dry-run
     #[command(verbatim_doc_comment)]
     Rerun(RerunArgs),
+    /// Assign a sample of each agent's unassigned sheets to reviewers: at
+    /// random within each agent (at least one sheet per agent), dealt to the
+    /// reviewers in turn. The same --seed over the same sheets draws the
+    /// same sample; the seed used is printed.
+    ///
+    /// Example: 5% of last week's sheets of each agent of team B:
+    ///   callqa sheets assign --store sqlite:.callqa/sheets.db --since 2026-11-23 \
+    ///       --until 2026-11-29 --team "Team B" --sample 5% --by agent \
+    ///       --reviewer rita --reviewer sam --seed 20261130
+    #[command(verbatim_doc_comment)]
+    Assign(AssignArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct AssignArgs {
+    #[command(flatten)]
+    pub filter: FilterArgs,
+    /// The share of each agent's sheets: `5%` or `0.05`.
+    #[arg(long, value_name = "SHARE", value_parser = parse_share)]
+    pub sample: f64,
+    /// What the sample is drawn within (only `agent`: every agent is reviewed).
+    #[arg(long, value_enum, default_value_t = SampleBy::Agent)]
+    pub by: SampleBy,
+    /// The draw's seed; without one, a random seed is drawn and printed.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// A reviewer (user name) to assign to; repeat for several.
+    #[arg(long = "reviewer", value_name = "USER", required = true)]
+    pub reviewers: Vec<String>,
+    #[arg(long, value_enum, default_value_t = ReportFormat::Table)]
+    pub format: ReportFormat,
+}
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum SampleBy {
+    Agent,
+}
+
+fn parse_share(text: &str) -> Result<f64, String> {
+    let (number, scale) = match text.trim().strip_suffix('%') {
+        Some(n) => (n, 100.0),
+        None => (text.trim(), 1.0),
+    };
+    let share = number.parse::<f64>().map_err(|_| format!("`{text}` is not a share: write 5% or 0.05"))? / scale;
+    if share > 0.0 && share <= 1.0 {
+        Ok(share)
+    } else {
+        Err(format!("`{text}` is not a share above 0 and at most 100%"))
+    }
 }
 
 #[derive(clap::Args, Debug)]
@@ -144,7 +193,49 @@ pub fn run(args: SheetsArgs) -> anyhow::Result<ExitCode> {
     match args.command {
         SheetsCommand::List(args) => list(args),
         SheetsCommand::Rerun(args) => rerun(args),
+        SheetsCommand::Assign(args) => assign(args),
     }
+}
+
+fn assign(args: AssignArgs) -> anyhow::Result<ExitCode> {
+    let filter = SheetFilter { limit: usize::MAX, ..args.filter.resolve()? };
+    let store = SheetStoreUrl::parse(&args.filter.store)?.open()?;
+    let seed = match args.seed {
+        Some(seed) => seed,
+        None => {
+            let mut bytes = [0u8; 8];
+            getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("cannot draw a seed: {e}"))?;
+            u64::from_le_bytes(bytes)
+        }
+    };
+    let actor = format!("cli:{}", std::env::var("USER").unwrap_or_else(|_| "unknown".into()));
+    let report = store.assign(&filter, args.sample, seed, &args.reviewers, &actor, Utc::now())?;
+    let mut out = std::io::stdout().lock();
+    if args.format == ReportFormat::Json {
+        serde_json::to_writer_pretty(
+            &mut out,
+            &serde_json::json!({"seed": seed, "candidates": report.candidates, "assigned": report.assigned}),
+        )?;
+        writeln!(out)?;
+    } else {
+        let header: Vec<String> = ["reviewer", "session", "sheets"].map(String::from).to_vec();
+        let cells: Vec<Vec<String>> = report
+            .assigned
+            .iter()
+            .flat_map(|(reviewer, sessions)| {
+                sessions.iter().map(move |s| vec![reviewer.clone(), s.clone(), "1".into()])
+            })
+            .collect();
+        args.format.write_cells(&header, &cells, 2, &mut out)?;
+    }
+    out.flush().context("cannot write to stdout")?;
+    let assigned: usize = report.assigned.values().map(Vec::len).sum();
+    eprintln!(
+        "{assigned} sheets assigned of {} unassigned, from {} agents (seed {seed})",
+        report.candidates.values().sum::<u64>(),
+        report.candidates.len()
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 fn list(args: ListArgs) -> anyhow::Result<ExitCode> {

@@ -35,6 +35,7 @@ mod serve_metrics;
 mod serve_rules_api;
 mod session_adapters;
 mod session_assembly;
+mod sheet_review;
 mod sheet_store;
 mod stats;
 mod validate;

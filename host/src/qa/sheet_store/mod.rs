@@ -10,8 +10,11 @@
 //! session evaluated again under the same ruleset stores nothing new; under
 //! a new ruleset it adds an evaluation and keeps the old one.
 
+pub mod assignment;
+pub mod calibration;
 pub mod database;
 pub mod postgres_database;
+pub mod review;
 pub mod sqlite_database;
 mod stored_evaluation;
 
