@@ -209,6 +209,11 @@ pub struct ServeArgs {
     #[arg(long, value_name = "DURATION", env = "CALLQA_SESSION_RETENTION")]
     pub session_retention: Option<String>,
 
+    /// How long after a sheet's verdict (its evaluation or latest review)
+    /// its agent may dispute an item [default: 7d].
+    #[arg(long, value_name = "DURATION", env = "CALLQA_DISPUTE_WINDOW")]
+    pub dispute_window: Option<String>,
+
     /// Log format: human (default) or json.
     #[arg(long, value_enum, env = "CALLQA_LOG_FORMAT")]
     pub log_format: Option<LogFormat>,
@@ -260,6 +265,7 @@ struct ConfigFile {
     settle: Option<String>,
     incomplete_after: Option<String>,
     session_retention: Option<String>,
+    dispute_window: Option<String>,
     log_format: Option<LogFormat>,
     cache_dir: Option<PathBuf>,
     no_cache: Option<bool>,
@@ -371,6 +377,13 @@ fn resolve(args: &ServeArgs) -> anyhow::Result<ServeConfig> {
         settle: duration("settle", &args.settle, &file.settle, "1s")?,
         incomplete_after: duration("incomplete-after", &args.incomplete_after, &file.incomplete_after, "1h")?,
         session_retention: duration("session-retention", &args.session_retention, &file.session_retention, "1h")?,
+        dispute_window: chrono::Duration::from_std(duration(
+            "dispute-window",
+            &args.dispute_window,
+            &file.dispute_window,
+            "7d",
+        )?)
+        .context("--dispute-window is too long")?,
         log_format: args.log_format.or(file.log_format).unwrap_or(LogFormat::Human),
         cache_dir,
     })

@@ -6,11 +6,10 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context;
-use chrono::{NaiveDate, TimeZone, Utc};
-use chrono_tz::Tz;
+use chrono::{NaiveDate, Utc};
 
 use super::check::CacheArgs;
-use crate::qa::sheet_store::{SheetFilter, SheetRow, SheetStoreUrl};
+use crate::qa::sheet_store::{day_range, SheetFilter, SheetRow, SheetStoreUrl};
 use crate::qa::{Inspector, ItemStatus};
 use crate::rules::Ruleset;
 use crate::stats::ReportFormat;
@@ -289,26 +288,10 @@ fn rerun(args: RerunArgs) -> anyhow::Result<ExitCode> {
 impl FilterArgs {
     fn resolve(&self) -> anyhow::Result<SheetFilter> {
         let args = self;
-        let tz: Tz = args
-            .tz
-            .parse()
-            .map_err(|_| anyhow::anyhow!("--tz {} is not an IANA time zone name like UTC or Asia/Shanghai", args.tz))?;
-        // A day in the zone, as the instant it begins (the earliest, where a
-        // change of clocks makes midnight ambiguous or absent).
-        let day_start = |day: NaiveDate| {
-            let midnight = day.and_hms_opt(0, 0, 0).expect("midnight exists");
-            tz.from_local_datetime(&midnight)
-                .earliest()
-                .or_else(|| tz.from_local_datetime(&(midnight + chrono::Duration::hours(1))).earliest())
-                .map(|t| t.with_timezone(&Utc))
-                .with_context(|| format!("{day} has no start in {tz}"))
-        };
-        if let (Some(since), Some(until)) = (args.since, args.until) {
-            anyhow::ensure!(since <= until, "--since {since} is after --until {until}");
-        }
+        let (since, until) = day_range(args.since, args.until, &args.tz).context("--since/--until/--tz")?;
         Ok(SheetFilter {
-            since: args.since.map(day_start).transpose()?,
-            until: args.until.map(|d| day_start(d.succ_opt().unwrap_or(d))).transpose()?,
+            since,
+            until,
             queue: args.queue.clone(),
             agent: args.agent.clone(),
             team: args.team.clone(),
@@ -322,6 +305,7 @@ impl FilterArgs {
                 _ => None,
             },
             assigned_to: args.assigned_to.clone(),
+            visible_teams: None,
             all_evaluations: false,
             after: None,
             limit: 100,

@@ -20,6 +20,8 @@ pub struct AppState {
     pub rules: Arc<LiveRules>,
     pub ingestor: Ingestor,
     pub realtime: Arc<RealtimeQa>,
+    /// The sheet store, when `--sheets` names one: what `/v1/sheets` reads.
+    pub sheet_store: Option<Arc<crate::qa::sheet_store::SheetStore>>,
     pub metrics: Arc<Metrics>,
     /// Bounds evaluations in flight (HTTP and real-time together) below the
     /// engine's instance pool.

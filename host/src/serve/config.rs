@@ -70,6 +70,8 @@ pub struct ServeConfig {
     pub settle: Duration,
     pub incomplete_after: Duration,
     pub session_retention: Duration,
+    /// How long after a sheet's verdict its agent may dispute an item.
+    pub dispute_window: chrono::Duration,
     pub log_format: LogFormat,
     /// `None`: compile every module afresh.
     pub cache_dir: Option<PathBuf>,

@@ -20,6 +20,7 @@ pub mod ctr_routes;
 pub mod firehose;
 pub mod http_server;
 pub mod ingestor;
+pub mod json_body;
 pub mod live_rules;
 pub mod metrics;
 pub mod realtime_qa;
@@ -101,7 +102,14 @@ pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
     let evaluations = Arc::new(Semaphore::new(config.max_evaluations));
     // Blocking: PostgreSQL's client runs its own runtime, not inside ours.
     let target = config.sheets.clone();
-    let sheets = tokio::task::spawn_blocking(move || SheetSink::open(&target)).await??;
+    let (sheets, sheet_store) = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+        let store = match &target {
+            SheetTarget::Store(url) => Some(Arc::new(url.open()?)),
+            _ => None,
+        };
+        Ok((SheetSink::open(&target)?, store))
+    })
+    .await??;
     let realtime = Arc::new(RealtimeQa::new(
         RealtimeSettings {
             analysis: config.analysis.clone(),
@@ -134,6 +142,7 @@ pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
         rules,
         ingestor,
         realtime,
+        sheet_store,
         metrics,
         evaluations,
         bodies: BodyBudget::new(config.max_buffered_bytes, config.body_timeout),

@@ -21,7 +21,8 @@ mod stored_evaluation;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, NaiveDate, SecondsFormat, TimeZone, Utc};
+use chrono_tz::Tz;
 use serde::Serialize;
 
 use super::sheet::{ItemStatus, QaSheet};
@@ -124,6 +125,9 @@ pub struct SheetFilter {
     pub reviewed: Option<bool>,
     /// Sheets assigned to this reviewer.
     pub assigned_to: Option<String>,
+    /// Only sheets of agents in one of these hierarchy levels (what a
+    /// reviewer may see); `None`: no such limit.
+    pub visible_teams: Option<Vec<String>>,
     /// Every evaluation of each session, not only the latest.
     pub all_evaluations: bool,
     /// Only the rows after this one (the last row of the previous page).
@@ -206,6 +210,31 @@ pub struct SheetRecord<'a> {
     pub evaluated_at: DateTime<Utc>,
 }
 
+/// A range of days in a time zone (IANA name) as the instants that bound
+/// it: from the start of `since` to the start of the day after `until`.
+pub fn day_range(
+    since: Option<NaiveDate>,
+    until: Option<NaiveDate>,
+    tz: &str,
+) -> anyhow::Result<(Option<DateTime<Utc>>, Option<DateTime<Utc>>)> {
+    let zone: Tz =
+        tz.parse().map_err(|_| anyhow::anyhow!("{tz} is not an IANA time zone name like UTC or Asia/Shanghai"))?;
+    // A day in the zone, as the instant it begins (the earliest, where a
+    // change of clocks makes midnight ambiguous or absent).
+    let day_start = |day: NaiveDate| {
+        let midnight = day.and_hms_opt(0, 0, 0).expect("midnight exists");
+        zone.from_local_datetime(&midnight)
+            .earliest()
+            .or_else(|| zone.from_local_datetime(&(midnight + chrono::Duration::hours(1))).earliest())
+            .map(|t| t.with_timezone(&Utc))
+            .with_context(|| format!("{day} has no start in {zone}"))
+    };
+    if let (Some(since), Some(until)) = (since, until) {
+        anyhow::ensure!(since <= until, "since {since} is after until {until}");
+    }
+    Ok((since.map(day_start).transpose()?, until.map(|d| day_start(d.succ_opt().unwrap_or(d))).transpose()?))
+}
+
 /// Instants as the store keeps them: RFC 3339 UTC to the millisecond, which
 /// sorts as time does in both backends.
 pub(crate) fn instant(t: &DateTime<Utc>) -> String {
@@ -251,17 +280,26 @@ impl SheetStore {
     pub fn list(&self, filter: &SheetFilter) -> anyhow::Result<Vec<SheetRow>> {
         let dialect = self.db.dialect();
         self.db.transaction(|tx| {
-            // The team's level, as the hierarchy paths stored that hold it.
-            let paths = match &filter.team {
-                Some(team) => {
-                    let paths = team_paths(tx, team)?;
-                    if paths.is_empty() {
-                        return Ok(Vec::new());
-                    }
-                    paths
-                }
-                None => Vec::new(),
+            // The team's level, as the hierarchy paths stored that hold it;
+            // within the teams the caller may see.
+            let mut paths = match &filter.team {
+                Some(team) => Some(team_paths(tx, team)?),
+                None => None,
             };
+            if let Some(teams) = &filter.visible_teams {
+                let mut allowed = Vec::new();
+                for team in teams {
+                    allowed.extend(team_paths(tx, team)?);
+                }
+                paths = Some(match paths {
+                    Some(asked) => asked.into_iter().filter(|p| allowed.contains(p)).collect(),
+                    None => allowed,
+                });
+            }
+            if paths.as_ref().is_some_and(Vec::is_empty) {
+                return Ok(Vec::new());
+            }
+            let paths = paths.unwrap_or_default();
             let mut sql = format!("SELECT {ROW_COLUMNS} FROM evaluations e WHERE 1 = 1");
             let mut args: Vec<SqlValue> = Vec::new();
             // Each value bound once, named by its position: `?3`.
