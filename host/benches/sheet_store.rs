@@ -31,7 +31,8 @@
 //! directory, and reuses it when it holds the evaluations already (to try
 //! a schema change on the same data: the migration runs at open and is
 //! timed); step 3's evaluations are deleted at the end, so it stays as
-//! generated. The store is SQLite only: PostgreSQL is not built yet.
+//! generated. `CALLQA_BENCH_STORE=postgres://USER@HOST:PORT/DB` runs the
+//! same steps on PostgreSQL (an empty database, or one this bench filled).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -312,9 +313,68 @@ impl Month {
     }
 }
 
-fn file_size(path: &Path) -> u64 {
-    let wal = PathBuf::from(format!("{}-wal", path.display()));
-    [path.to_path_buf(), wal].iter().filter_map(|p| std::fs::metadata(p).ok()).map(|m| m.len()).sum()
+/// Where the store is: a SQLite file, or a PostgreSQL database.
+enum Place {
+    Sqlite(PathBuf),
+    Postgres(String),
+}
+
+impl Place {
+    fn url(&self) -> SheetStoreUrl {
+        match self {
+            Place::Sqlite(path) => SheetStoreUrl::Sqlite(path.clone()),
+            Place::Postgres(url) => SheetStoreUrl::Postgres(url.clone()),
+        }
+    }
+
+    /// The data's size on disk: the file with its WAL, or the database.
+    fn size(&self) -> String {
+        match self {
+            Place::Sqlite(path) => {
+                let wal = PathBuf::from(format!("{}-wal", path.display()));
+                gb([path.to_path_buf(), wal].iter().filter_map(|p| std::fs::metadata(p).ok()).map(|m| m.len()).sum())
+            }
+            Place::Postgres(url) => {
+                let url = url.clone();
+                // Its own thread: the blocking client cannot nest in another's runtime.
+                std::thread::spawn(move || {
+                    let mut client = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+                    let row = client.query_one("SELECT pg_database_size(current_database())", &[]).unwrap();
+                    gb(row.get::<_, i64>(0) as u64)
+                })
+                .join()
+                .unwrap()
+            }
+        }
+    }
+
+    /// Deletes the evaluations after the first `generated` (step 3's).
+    fn truncate(&self, generated: i64) {
+        let statements = [
+            "DELETE FROM items WHERE evaluation_id > $1",
+            "DELETE FROM evaluations WHERE id > $1",
+        ];
+        match self {
+            Place::Sqlite(path) => {
+                let db = rusqlite::Connection::open(path).unwrap();
+                db.busy_timeout(Duration::from_secs(10)).unwrap();
+                for sql in statements {
+                    db.execute(&sql.replace("$1", "?1"), [generated]).unwrap();
+                }
+            }
+            Place::Postgres(url) => {
+                let url = url.clone();
+                std::thread::spawn(move || {
+                    let mut client = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+                    for sql in statements {
+                        client.execute(sql, &[&generated]).unwrap();
+                    }
+                })
+                .join()
+                .unwrap();
+            }
+        }
+    }
 }
 
 fn gb(bytes: u64) -> String {
@@ -322,7 +382,7 @@ fn gb(bytes: u64) -> String {
 }
 
 /// Stores `n` generated evaluations; prints the rate as it goes.
-fn fill(store: &SheetStore, path: &Path, n: usize, batch: usize) {
+fn fill(store: &SheetStore, place: &Place, n: usize, batch: usize) {
     let month = Month::new();
     let mut rng = Rng(42);
     let version = Rng(1).hex(64);
@@ -359,7 +419,7 @@ fn fill(store: &SheetStore, path: &Path, n: usize, batch: usize) {
         k += size;
         if since_report >= report_every || k == n {
             let rate = since_report as f64 / time_since_report.as_secs_f64();
-            println!("  {k:>9} stored   {rate:>8.0}/s over the last {since_report}   {} on disk", gb(file_size(path)));
+            println!("  {k:>9} stored   {rate:>8.0}/s over the last {since_report}   {} on disk", place.size());
             (since_report, time_since_report) = (0, Duration::ZERO);
         }
     }
@@ -389,13 +449,18 @@ fn verdict(holds: bool) -> &'static str {
 }
 
 /// The list and fetch timings; returns the p95 of the common filter.
-fn reads(store: &SheetStore, path: &Path, samples: usize) -> f64 {
+fn reads(store: &SheetStore, samples: usize) -> f64 {
     let count = store.count().unwrap();
+    // Sessions to fetch, spread over the month: the first of a random hour.
     let ids: Vec<String> = {
-        let db = rusqlite::Connection::open(path).unwrap();
         let mut rng = Rng(99);
-        let mut select = db.prepare("SELECT session_id FROM evaluations WHERE id = ?1").unwrap();
-        (0..samples).map(|_| select.query_row([1 + rng.below(count) as i64], |r| r.get(0)).unwrap()).collect()
+        (0..samples)
+            .filter_map(|_| {
+                let hour = MONTH_START + rng.below(DAYS as u64 * 24) as i64 * 3600;
+                let filter = SheetFilter { since: Some(at(hour)), limit: 1, ..SheetFilter::default() };
+                store.list(&filter).unwrap().pop().map(|r| r.session_id)
+            })
+            .collect()
     };
     let mut rng = Rng(2026);
     let filters: Vec<(SheetFilter, SheetFilter, SheetFilter)> = (0..samples)
@@ -530,21 +595,28 @@ fn main() {
     let check_batch: usize = env("CALLQA_BENCH_CHECK_BATCH", 1_000);
     let rounds: usize = env("CALLQA_BENCH_ROUNDS", 10);
     let temp = tempfile::tempdir().unwrap();
-    let path = std::env::var_os("CALLQA_BENCH_STORE").map_or_else(|| temp.path().join("sheets.db"), PathBuf::from);
-    println!("the embedded sheet store (SQLite, WAL) at {}; PostgreSQL is not built yet", path.display());
+    let place = match std::env::var("CALLQA_BENCH_STORE") {
+        Ok(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => Place::Postgres(url),
+        Ok(path) => Place::Sqlite(PathBuf::from(path)),
+        Err(_) => Place::Sqlite(temp.path().join("sheets.db")),
+    };
+    match &place {
+        Place::Sqlite(path) => println!("the embedded sheet store (SQLite, WAL) at {}", path.display()),
+        Place::Postgres(_) => println!("the shared sheet store at {}", place.url()),
+    }
 
     let opened = Instant::now();
-    let store = SheetStoreUrl::Sqlite(path.clone()).open().unwrap();
+    let store = place.url().open().unwrap();
     let existing = store.count().unwrap();
     if existing >= n as u64 {
         println!("reusing {existing} evaluations; open (migrations included) took {:.2?}", opened.elapsed());
     } else {
-        assert_eq!(existing, 0, "{} holds some evaluations but fewer than {n}", path.display());
-        fill(&store, &path, n, batch);
+        assert_eq!(existing, 0, "{} holds some evaluations but fewer than {n}", place.url());
+        fill(&store, &place, n, batch);
     }
-    println!("file: {} (with the WAL)", gb(file_size(&path)));
+    println!("on disk: {}", place.size());
 
-    let list_p95 = reads(&store, &path, samples);
+    let list_p95 = reads(&store, samples);
 
     let engine = Arc::new(RuleEngine::new(None).unwrap());
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
@@ -577,11 +649,7 @@ fn main() {
         rounds,
     );
     // Leave the store as generated, for a reuse with `CALLQA_BENCH_STORE`.
-    let db = rusqlite::Connection::open(&path).unwrap();
-    db.busy_timeout(Duration::from_secs(10)).unwrap();
-    let generated = i64::try_from(n.max(existing as usize)).unwrap();
-    db.execute("DELETE FROM items WHERE evaluation_id > ?1", [generated]).unwrap();
-    db.execute("DELETE FROM evaluations WHERE id > ?1", [generated]).unwrap();
+    place.truncate(i64::try_from(n.max(existing as usize)).unwrap());
 
     println!("\ntargets:");
     println!(

@@ -264,15 +264,13 @@ impl SheetStore {
             .iter()
             .map(|r| Ok((serde_json::to_string(r.sheet)?, serde_json::to_string(r.session)?)))
             .collect::<anyhow::Result<_>>()?;
+        let rows: Vec<(&SheetRecord<'_>, &str, &str)> =
+            records.iter().zip(&documents).map(|(r, (sheet, session))| (r, sheet.as_str(), session.as_str())).collect();
         self.db.transaction(|tx| {
-            let mut written = Vec::with_capacity(records.len());
-            for (r, (sheet, session)) in records.iter().zip(&documents) {
-                written.push(match insert_evaluation(tx, r, sheet, session)? {
-                    Some(_) => Written::Stored,
-                    None => Written::AlreadyStored,
-                });
-            }
-            Ok(written)
+            Ok(insert_evaluations(tx, &rows)?
+                .into_iter()
+                .map(|id| if id.is_some() { Written::Stored } else { Written::AlreadyStored })
+                .collect())
         })
     }
 
@@ -454,38 +452,97 @@ pub(crate) fn insert_evaluation(
     sheet: &str,
     session: &str,
 ) -> anyhow::Result<Option<i64>> {
-    let facts = SheetFacts::of(r.session);
-    let inserted = tx.query_one(
-        "INSERT INTO evaluations (session_id, ruleset_version, evaluated_at, contact_id, channel, queue, \
-         agent_id, team, started_at, score, grade, complete, sheet, session) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14) \
-         ON CONFLICT (session_id, ruleset_version) DO NOTHING RETURNING id",
-        &[
-            r.sheet.session_id.as_str().into(),
-            r.ruleset_version.into(),
-            instant(&r.evaluated_at).into(),
-            r.sheet.contact_id.as_str().into(),
-            r.sheet.channel.as_str().into(),
-            facts.queue.into(),
-            facts.agent_id.into(),
-            facts.team.into(),
-            facts.started_at.as_ref().map(instant).into(),
-            r.sheet.score.into(),
-            r.sheet.grade.clone().into(),
-            r.sheet.complete.into(),
-            sheet.into(),
-            session.into(),
-        ],
-    )?;
-    let Some(row) = inserted else { return Ok(None) };
-    let id = row.int(0)?;
-    for i in &r.sheet.items {
+    Ok(insert_evaluations(tx, &[(r, sheet, session)])?[0])
+}
+
+/// Evaluations (and items) inserted per statement: a few statements per
+/// batch instead of 13 per sheet, which is what a network round trip to
+/// PostgreSQL costs; within SQLite's 32,766 parameters.
+const EVALUATIONS_PER_STATEMENT: usize = 200;
+const ITEMS_PER_STATEMENT: usize = 1_000;
+
+/// Inserts evaluations and their items; per record its id, or `None` when
+/// the session is stored under this ruleset version already (before, or
+/// earlier in the same batch).
+pub(crate) fn insert_evaluations(
+    tx: &mut dyn Transaction,
+    records: &[(&SheetRecord<'_>, &str, &str)],
+) -> anyhow::Result<Vec<Option<i64>>> {
+    const COLUMNS: usize = 14;
+    let mut ids = Vec::with_capacity(records.len());
+    for chunk in records.chunks(EVALUATIONS_PER_STATEMENT) {
+        let mut params: Vec<SqlValue> = Vec::with_capacity(chunk.len() * COLUMNS);
+        for (r, sheet, session) in chunk {
+            let facts = SheetFacts::of(r.session);
+            params.extend([
+                r.sheet.session_id.as_str().into(),
+                r.ruleset_version.into(),
+                instant(&r.evaluated_at).into(),
+                r.sheet.contact_id.as_str().into(),
+                r.sheet.channel.as_str().into(),
+                facts.queue.into(),
+                facts.agent_id.into(),
+                facts.team.into(),
+                facts.started_at.as_ref().map(instant).into(),
+                r.sheet.score.into(),
+                r.sheet.grade.clone().into(),
+                r.sheet.complete.into(),
+                (*sheet).into(),
+                (*session).into(),
+            ]);
+        }
+        let sql = format!(
+            "INSERT INTO evaluations (session_id, ruleset_version, evaluated_at, contact_id, channel, queue, \
+             agent_id, team, started_at, score, grade, complete, sheet, session) VALUES {} \
+             ON CONFLICT (session_id, ruleset_version) DO NOTHING RETURNING id, session_id, ruleset_version",
+            placeholders(chunk.len(), COLUMNS)
+        );
+        let mut inserted: std::collections::HashMap<(String, String), i64> = tx
+            .query(&sql, &params)?
+            .iter()
+            .map(|row| Ok(((row.text(1)?, row.text(2)?), row.int(0)?)))
+            .collect::<anyhow::Result<_>>()?;
+        // A session twice in the batch was inserted once: the first has it.
+        ids.extend(chunk.iter().map(|(r, _, _)| {
+            inserted.remove(&(r.sheet.session_id.clone(), r.ruleset_version.to_owned()))
+        }));
+    }
+    let items: Vec<(i64, &crate::qa::SheetItem)> = records
+        .iter()
+        .zip(&ids)
+        .filter_map(|((r, _, _), id)| id.map(|id| r.sheet.items.iter().map(move |i| (id, i))))
+        .flatten()
+        .collect();
+    for chunk in items.chunks(ITEMS_PER_STATEMENT) {
+        let params: Vec<SqlValue> = chunk
+            .iter()
+            .flat_map(|(id, i)| {
+                [
+                    (*id).into(),
+                    i.rule_id.as_str().into(),
+                    i.outcome.as_str().into(),
+                    i.score.into(),
+                    i.shadow.into(),
+                ]
+            })
+            .collect();
         tx.execute(
-            "INSERT INTO items (evaluation_id, rule_id, outcome, score, shadow) VALUES (?1, ?2, ?3, ?4, ?5)",
-            &[id.into(), i.rule_id.as_str().into(), i.outcome.as_str().into(), i.score.into(), i.shadow.into()],
+            &format!(
+                "INSERT INTO items (evaluation_id, rule_id, outcome, score, shadow) VALUES {}",
+                placeholders(chunk.len(), 5)
+            ),
+            &params,
         )?;
     }
-    Ok(Some(id))
+    Ok(ids)
+}
+
+/// `(?1, ?2), (?3, ?4)` for `rows` rows of `columns` values.
+fn placeholders(rows: usize, columns: usize) -> String {
+    (0..rows)
+        .map(|r| format!("({})", (1..=columns).map(|c| format!("?{}", r * columns + c)).collect::<Vec<_>>().join(", ")))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The hierarchy paths stored (`site/department/team`) that hold `team` as
