@@ -350,10 +350,7 @@ impl Place {
 
     /// Deletes the evaluations after the first `generated` (step 3's).
     fn truncate(&self, generated: i64) {
-        let statements = [
-            "DELETE FROM items WHERE evaluation_id > $1",
-            "DELETE FROM evaluations WHERE id > $1",
-        ];
+        let statements = ["DELETE FROM items WHERE evaluation_id > $1", "DELETE FROM evaluations WHERE id > $1"];
         match self {
             Place::Sqlite(path) => {
                 let db = rusqlite::Connection::open(path).unwrap();
@@ -451,13 +448,13 @@ fn verdict(holds: bool) -> &'static str {
 /// The list and fetch timings; returns the p95 of the common filter.
 fn reads(store: &SheetStore, samples: usize) -> f64 {
     let count = store.count().unwrap();
-    // Sessions to fetch, spread over the month: the first of a random hour.
+    // Sessions to fetch, spread over the month: the last before a random hour.
     let ids: Vec<String> = {
         let mut rng = Rng(99);
         (0..samples)
             .filter_map(|_| {
                 let hour = MONTH_START + rng.below(DAYS as u64 * 24) as i64 * 3600;
-                let filter = SheetFilter { since: Some(at(hour)), limit: 1, ..SheetFilter::default() };
+                let filter = SheetFilter { until: Some(at(hour)), limit: 1, ..SheetFilter::default() };
                 store.list(&filter).unwrap().pop().map(|r| r.session_id)
             })
             .collect()

@@ -8,6 +8,7 @@
 //! `serve` runs both as one service; `cli` is the command line, and nothing
 //! else imports it.
 
+pub mod alerts;
 pub mod atomic_write;
 pub mod cli;
 pub mod ctr;

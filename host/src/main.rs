@@ -33,6 +33,8 @@ enum Command {
     Serve(Box<cli::serve::ServeArgs>),
     /// Create, list and revoke the machine tokens `serve` requires.
     Tokens(cli::tokens::TokensArgs),
+    /// Add, list and disable the people who log in (admins, reviewers, agents); tokens for their scripts.
+    Users(cli::users::UsersArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -48,6 +50,7 @@ fn main() -> std::process::ExitCode {
         Command::Validate(args) => cli::validate::run(args),
         Command::Serve(args) => cli::serve::run(*args),
         Command::Tokens(args) => cli::tokens::run(args),
+        Command::Users(args) => cli::users::run(args),
     };
     match result {
         Ok(code) => code,

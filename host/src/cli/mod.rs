@@ -10,4 +10,5 @@ pub mod sheets;
 pub mod stats;
 pub mod store;
 pub mod tokens;
+pub mod users;
 pub mod validate;

@@ -21,15 +21,20 @@ flag names as keys: `listen = \"0.0.0.0:8080\"`, `max-body-bytes = 1048576`,
 durations as strings: `ttl = \"24h\"`), or the default.
 
 Endpoints, and the credential each needs: a token of that role
-(`Authorization: Bearer TOKEN`, from `callqa tokens create`; an admin token
-passes everywhere), or the Firehose access key:
+(`Authorization: Bearer TOKEN`, from `callqa tokens create`, or `callqa users
+token` for a person's scripts), a person's session (the cookie POST
+/v1/login sets; writes also send `X-CSRF-Token`), or the Firehose access key.
+Admin passes everywhere:
   POST /v1/firehose              access key  Firehose HTTP endpoint delivery
   POST /v1/firehose/transform    ingest      Firehose data transformation
   POST /v1/ctr                   ingest      contact records as JSON or NDJSON; per-record results
   POST /v1/sessions/evaluate     evaluate    a session document in, its QA sheet out
-  GET  /v1/rules                 any token   rules: version, module SHA-256, state, counts
+  GET  /v1/rules                 any         rules: version, module SHA-256, state, counts
   POST /v1/rules/reload          admin       reload the rules now (also on SIGHUP)
   POST /v1/rules/{id}/release    admin       end a rule's quarantine
+  POST /v1/login                 none        {\"username\", \"password\"}: session cookie, csrf_token
+  POST /v1/logout                none        ends the session
+  GET  /v1/me                    any         who the credential is (and the csrf_token)
   GET  /metrics                  none        Prometheus (OpenMetrics text)
   GET  /healthz                  none
 A write that a browser sends from another site's page (Sec-Fetch-Site:
@@ -117,10 +122,21 @@ pub struct ServeArgs {
 
     /// Where real-time QA sheets go: an NDJSON file they are appended to,
     /// `-` for stdout, or a sheet store that keeps each with its session
-    /// (`sqlite:PATH`, or a path ending in .db, .sqlite, .sqlite3; list it
-    /// with `callqa sheets list`) [default: sheets.ndjson in --data-dir].
+    /// (`sqlite:PATH`, or a path ending in .db, .sqlite, .sqlite3, or
+    /// postgres://USER@HOST/DB; list it with `callqa sheets list`)
+    /// [default: sheets.ndjson in --data-dir]. With a store, the sessions
+    /// waiting to be evaluated are kept there too and resumed after a
+    /// restart (even kill -9), by the same host and --out; with NDJSON they
+    /// live in memory only and a restart forgets them.
     #[arg(long, value_name = "FILE|-|URL", env = "CALLQA_SHEETS")]
     pub sheets: Option<String>,
+
+    /// Webhooks that get an alert, signed, for each failing item of a rule
+    /// marked `alert` (TOML: [[webhook]] name, url, secret_env or secret,
+    /// min_severity, link_base; see docs/alerts.md). Needs --sheets to be a
+    /// store: alerts wait in its outbox until delivered.
+    #[arg(long, value_name = "FILE", env = "CALLQA_WEBHOOKS")]
+    pub webhooks: Option<PathBuf>,
 
     /// The key Firehose sends in `X-Amz-Firehose-Access-Key`; requests
     /// without it, or with another, get 401. Without a key configured,
@@ -134,6 +150,23 @@ pub struct ServeArgs {
     /// --data-dir].
     #[arg(long, value_name = "FILE", env = "CALLQA_TOKENS")]
     pub tokens: Option<PathBuf>,
+
+    /// The people who log in (POST /v1/login) or act through their tokens,
+    /// as `callqa users` writes them; re-read when it changes [default:
+    /// users.json in --data-dir].
+    #[arg(long, value_name = "FILE", env = "CALLQA_USERS")]
+    pub users: Option<PathBuf>,
+
+    /// How long a login session lasts, in hours [default: 12]. The cookie is
+    /// signed with session.key in --data-dir, so sessions survive a restart.
+    #[arg(long, value_name = "HOURS", env = "CALLQA_SESSION_HOURS")]
+    pub session_hours: Option<u32>,
+
+    /// Session cookies without the Secure attribute, so a browser sends them
+    /// over plain HTTP: only behind a proxy that terminates TLS on the same
+    /// host, or for local testing.
+    #[arg(long, env = "CALLQA_INSECURE_COOKIES")]
+    pub insecure_cookies: bool,
 
     /// Largest request body, compressed or not (413 past it) [default:
     /// 64 MiB, Firehose's largest buffer].
@@ -248,8 +281,12 @@ struct ConfigFile {
     lease: Option<String>,
     dead_letter: Option<PathBuf>,
     sheets: Option<String>,
+    webhooks: Option<PathBuf>,
     firehose_access_key: Option<String>,
     tokens: Option<PathBuf>,
+    users: Option<PathBuf>,
+    session_hours: Option<u32>,
+    insecure_cookies: Option<bool>,
     max_body_bytes: Option<u64>,
     max_record_bytes: Option<u64>,
     max_evaluations: Option<usize>,
@@ -312,6 +349,19 @@ fn resolve(args: &ServeArgs) -> anyhow::Result<ServeConfig> {
         Some(s) => SheetTarget::File(PathBuf::from(s)),
         None => SheetTarget::File(data_dir.join("sheets.ndjson")),
     };
+    let webhooks = match args.webhooks.clone().or(file.webhooks) {
+        None => None,
+        Some(path) => {
+            if !matches!(sheets, SheetTarget::Store(_)) {
+                bail!(
+                    "--webhooks {} needs a sheet store: alerts wait in its outbox until delivered, so a restart loses \
+                     none. Pass --sheets sqlite:PATH (or postgres://USER@HOST/DB)",
+                    path.display()
+                );
+            }
+            Some(crate::alerts::WebhookSettings::load(&path)?)
+        }
+    };
     let no_cache = args.cache.no_cache || file.no_cache.unwrap_or(false);
     let cache_dir = if no_cache {
         None
@@ -339,6 +389,12 @@ fn resolve(args: &ServeArgs) -> anyhow::Result<ServeConfig> {
     }
     let key = args.firehose_access_key.clone().or(file.firehose_access_key).filter(|k| !k.is_empty());
     let tokens = args.tokens.clone().or(file.tokens).unwrap_or_else(|| data_dir.join("tokens.json"));
+    let users = args.users.clone().or(file.users).unwrap_or_else(|| data_dir.join("users.json"));
+    let session_hours = args.session_hours.or(file.session_hours).unwrap_or(12);
+    // A year: past it, a stolen cookie is worth more than the convenience.
+    if !(1..=8760).contains(&session_hours) {
+        bail!("--session-hours must be between 1 and 8760");
+    }
     Ok(ServeConfig {
         listen,
         ready_file: args.ready_file.clone().or(file.ready_file),
@@ -358,8 +414,12 @@ fn resolve(args: &ServeArgs) -> anyhow::Result<ServeConfig> {
         lease: duration("lease", &args.lease, &file.lease, "30s")?,
         dead_letter: args.dead_letter.clone().or(file.dead_letter),
         sheets,
+        webhooks,
         firehose_access_key: key,
         tokens,
+        users,
+        session_lifetime: Duration::from_secs(u64::from(session_hours) * 3600),
+        insecure_cookies: args.insecure_cookies || file.insecure_cookies.unwrap_or(false),
         max_body_bytes,
         max_record_bytes: args.max_record_bytes.or(file.max_record_bytes).unwrap_or(1 << 20),
         max_evaluations,

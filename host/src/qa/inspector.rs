@@ -61,7 +61,7 @@ impl Inspector {
             weight: rule.weight,
             section: rule.section.as_deref().map(str::to_owned),
             critical: rule.critical,
-            shadow: false,
+            shadow: rule.shadow,
             score: None,
             reason: None,
             error: None,

@@ -44,6 +44,7 @@ use super::module::RuleModule;
 use super::params;
 use super::program::{ProgramSource, SpannedTable, PROGRAM_PARAM};
 use super::warm_instance::{WarmPool, DEFAULT_RECYCLE_AFTER};
+use crate::alerts::Severity;
 use crate::session::{Channel, Session};
 
 #[derive(Deserialize)]
@@ -71,6 +72,18 @@ struct RuleConfig {
     /// A failed critical item sets the sheet's score to 0.
     #[serde(default)]
     critical: bool,
+    /// Evaluated and stored, but left out of the score, the grade,
+    /// completeness and alerts: a candidate watched before it is promoted.
+    #[serde(default)]
+    shadow: bool,
+    /// The active rule a shadow rule would replace: each sheet then
+    /// compares their outcomes (`serve`: `GET /v1/rules`, `/metrics`).
+    shadows: Option<String>,
+    /// `true` (a warning), `"warning"` or `"critical"`: a failed item is
+    /// sent to the webhooks (`serve --webhooks`). Read as any value so a
+    /// wrong one is named by [`Severity::of_rule_setting`].
+    #[serde(default)]
+    alert: Option<toml::Value>,
     channels: Option<Vec<Channel>>,
     queues: Option<Vec<String>>,
     scenarios: Option<Vec<String>>,
@@ -113,6 +126,12 @@ pub struct RuleEntry {
     pub weight: f64,
     pub section: Option<Arc<str>>,
     pub critical: bool,
+    /// Run in shadow: its items are on the sheet, marked, and never count.
+    pub shadow: bool,
+    /// The active rule this shadow rule is a candidate replacement for.
+    pub shadows: Option<Arc<str>>,
+    /// `Some`: a failed item of this rule is an alert of this severity.
+    pub alert: Option<Severity>,
     pub params: Vec<(String, Value)>,
     /// The parameters as the ruleset gave them (a scripted item's
     /// `program` included): the base a golden case's `params` override.
@@ -180,6 +199,7 @@ impl Ruleset {
             bail!("the ruleset has no [[rule]] entries");
         }
         let form = Form::new(file.sections, file.grades)?;
+        check_shadows(&file.rules)?;
         let mut modules: HashMap<String, Arc<RuleModule>> = HashMap::new();
         let mut rules = Vec::with_capacity(file.rules.len());
         for config in file.rules {
@@ -275,6 +295,9 @@ fn build_entry(
         weight: config.weight,
         section: config.section.map(Into::into),
         critical: config.critical,
+        shadow: config.shadow,
+        shadows: config.shadows.map(Into::into),
+        alert: config.alert.as_ref().map(Severity::of_rule_setting).transpose()?.flatten(),
         params,
         given,
         limits,
@@ -298,6 +321,33 @@ fn build_entry(
         }
     }
     Ok(entry)
+}
+
+/// `shadows` names an active rule of this ruleset, and only a shadow rule
+/// says it: checked before any module is loaded.
+fn check_shadows(rules: &[RuleConfig]) -> anyhow::Result<()> {
+    for rule in rules {
+        let Some(target) = &rule.shadows else { continue };
+        let id = &rule.id;
+        if !rule.shadow {
+            bail!(
+                "rule `{id}`: `shadows = \"{target}\"` is for a shadow rule; add `shadow = true` to run it beside \
+                 `{target}` without counting, or remove `shadows`"
+            );
+        }
+        match rules.iter().find(|r| r.id == *target) {
+            None => {
+                let active: Vec<&str> = rules.iter().filter(|r| !r.shadow).map(|r| r.id.as_str()).collect();
+                bail!("rule `{id}`: `shadows = \"{target}\"` names no rule of this ruleset (active rules: {active:?})")
+            }
+            Some(other) if other.shadow => bail!(
+                "rule `{id}`: `shadows = \"{target}\"` names a shadow rule; a shadow rule is compared with the active \
+                 rule it would replace"
+            ),
+            Some(_) => {}
+        }
+    }
+    Ok(())
 }
 
 /// Defaults, then the ruleset's `[limits]`, then the rule's own.

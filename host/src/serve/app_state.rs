@@ -28,6 +28,12 @@ pub struct AppState {
     pub evaluations: Arc<Semaphore>,
     /// The machine tokens, re-read when `callqa tokens` changes them.
     pub tokens: Arc<super::token_store::TokenStore>,
+    /// The people, re-read when `callqa users` changes them.
+    pub users: Arc<super::user_store::UserStore>,
+    /// Signs and checks session cookies.
+    pub sessions: Arc<super::web_session::WebSessions>,
+    /// Login throttling and the password checks in flight.
+    pub login: super::login_routes::LoginState,
     /// Request bodies held at once, and the time to send one.
     pub bodies: BodyBudget,
     /// Firehose HTTP deliveries answered 200, by request id.
@@ -47,7 +53,7 @@ impl AppState {
         let app = self.clone();
         tokio::spawn(async move {
             let report = app.ingestor.ingest(&input, records).await?;
-            app.realtime.offer(&report.stored);
+            app.realtime.offer(&report.stored).await;
             Ok(report)
         })
         .await

@@ -46,9 +46,17 @@ pub struct ServeConfig {
     pub lease: Duration,
     pub dead_letter: Option<PathBuf>,
     pub sheets: SheetTarget,
+    /// Where alerts go (`--webhooks FILE`); `Some` only with a sheet store.
+    pub webhooks: Option<crate::alerts::WebhookSettings>,
     pub firehose_access_key: Option<String>,
     /// The machine tokens file (`callqa tokens`).
     pub tokens: PathBuf,
+    /// The users file (`callqa users`).
+    pub users: PathBuf,
+    /// How long a login session lasts.
+    pub session_lifetime: Duration,
+    /// Session cookies without `Secure`, for plain-HTTP setups and tests.
+    pub insecure_cookies: bool,
     pub max_body_bytes: u64,
     pub max_record_bytes: u64,
     pub max_evaluations: usize,

@@ -61,7 +61,7 @@ pub async fn serve(
     let live = Arc::new(AtomicUsize::new(0));
     tokio::pin!(shutdown);
     loop {
-        let (stream, _peer) = tokio::select! {
+        let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
                 Err(err) => {
@@ -85,7 +85,14 @@ pub async fn serve(
             if overloaded { (overflow.clone(), OVERFLOW_HEADER_TIMEOUT) } else { (app.clone(), limits.header_timeout) };
         let mut builder = http1::Builder::new();
         builder.timer(TokioTimer::new()).header_read_timeout(header_timeout).keep_alive(!overloaded);
-        let connection = builder.serve_connection(TokioIo::new(stream), TowerToHyperService::new(router));
+        let service = TowerToHyperService::new(router);
+        // Each request carries the client's address (login throttling
+        // counts failures per client).
+        let service = hyper::service::service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
+            request.extensions_mut().insert(axum::extract::ConnectInfo(peer));
+            hyper::service::Service::call(&service, request)
+        });
+        let connection = builder.serve_connection(TokioIo::new(stream), service);
         let connection = graceful.watch(connection);
         tokio::spawn(async move {
             let _live = guard;

@@ -44,6 +44,17 @@ pub struct SourceLabel {
     pub source: String,
 }
 
+/// An alert webhook, by its name in the webhooks file.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct WebhookLabel {
+    pub webhook: String,
+}
+
+fn alert_latency_histogram() -> Histogram {
+    // 10 ms .. ~11 min: a retried alert waits up to the retry cap.
+    Histogram::new(exponential_buckets(0.01, 2.0, 17))
+}
+
 type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
 
 fn latency_histogram() -> Histogram {
@@ -69,7 +80,13 @@ pub struct Metrics {
     pub quarantines: Family<RuleLabel, Counter>,
     pub quarantined: Family<RuleLabel, Gauge>,
     pub sessions_pending: Gauge,
+    /// Shadow rules against the active rules they shadow.
+    pub shadow: super::shadow_report::ShadowReport,
     pub http_requests: Family<RouteLabels, Counter>,
+    pub alerts_delivered: Family<WebhookLabel, Counter>,
+    pub alert_attempts_failed: Family<WebhookLabel, Counter>,
+    pub alerts_pending: Family<WebhookLabel, Gauge>,
+    pub alert_delivery_latency: HistogramFamily<WebhookLabel>,
     /// Quarantines already counted, per rule id and ruleset generation:
     /// health counts restart with a new module, the counter must not.
     seen_quarantines: Mutex<HashMap<(String, u64), u64>>,
@@ -101,7 +118,12 @@ impl Metrics {
             quarantines: Family::default(),
             quarantined: Family::default(),
             sessions_pending: Gauge::default(),
+            shadow: Default::default(),
             http_requests: Family::default(),
+            alerts_delivered: Family::default(),
+            alert_attempts_failed: Family::default(),
+            alerts_pending: Family::default(),
+            alert_delivery_latency: Family::new_with_constructor(alert_latency_histogram as fn() -> Histogram),
             seen_quarantines: Mutex::new(HashMap::new()),
             registry: Registry::default(),
         };
@@ -149,7 +171,24 @@ impl Metrics {
             "Sessions waiting to be complete before real-time QA",
             m.sessions_pending.clone(),
         );
+        registry.register(
+            "shadow_items",
+            "Items of shadow rules, by the active rule they shadow and whether their outcomes agree",
+            m.shadow.items(),
+        );
         registry.register("http_requests", "HTTP requests by route and status", m.http_requests.clone());
+        registry.register("alerts_delivered", "Alerts a webhook accepted (2xx)", m.alerts_delivered.clone());
+        registry.register(
+            "alert_attempts_failed",
+            "Alert deliveries that failed (no answer or not 2xx) and will be retried",
+            m.alert_attempts_failed.clone(),
+        );
+        registry.register("alerts_pending", "Alerts in the outbox not yet delivered", m.alerts_pending.clone());
+        registry.register(
+            "alert_delivery_latency_seconds",
+            "Time from a sheet's alert being enqueued to its delivery, retries included",
+            m.alert_delivery_latency.clone(),
+        );
         Metrics { registry, ..m }
     }
 

@@ -10,7 +10,8 @@
 //!   [`router`]: the HTTP API.
 //! - [`realtime_qa`] and [`sheet_sink`]: sessions evaluated when complete.
 //! - [`metrics`]: what `GET /metrics` reports.
-//! - [`auth`], [`role`] and [`token_store`]: who may call what.
+//! - [`auth`], [`role`], [`token_store`], [`user_store`], [`web_session`]
+//!   and [`login_routes`]: who may call what, and logging people in.
 
 pub mod api_error;
 pub mod app_state;
@@ -22,6 +23,7 @@ pub mod http_server;
 pub mod ingestor;
 pub mod json_body;
 pub mod live_rules;
+pub mod login_routes;
 pub mod metrics;
 pub mod realtime_qa;
 pub mod request_body;
@@ -30,8 +32,12 @@ pub mod router;
 pub mod rules_routes;
 pub mod rules_watcher;
 pub mod session_routes;
+pub mod shadow_report;
+pub mod sheet_routes;
 pub mod sheet_sink;
 pub mod token_store;
+pub mod user_store;
+pub mod web_session;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -102,14 +108,22 @@ pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
     let evaluations = Arc::new(Semaphore::new(config.max_evaluations));
     // Blocking: PostgreSQL's client runs its own runtime, not inside ours.
     let target = config.sheets.clone();
+    let webhooks = config.webhooks.as_ref().map(|w| w.webhooks.clone()).unwrap_or_default();
     let (sheets, sheet_store) = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
         let store = match &target {
             SheetTarget::Store(url) => Some(Arc::new(url.open()?)),
             _ => None,
         };
-        Ok((SheetSink::open(&target)?, store))
+        Ok((SheetSink::open(&target, &webhooks)?, store))
     })
     .await??;
+    // Alerts owed from now on, and any a previous run left in the outbox.
+    let alerts = match (config.webhooks.clone(), sheets.outbox()) {
+        (Some(settings), Some((store, wake))) => {
+            Some(crate::alerts::Delivery::spawn(store, settings, wake, metrics.clone())?)
+        }
+        _ => None,
+    };
     let realtime = Arc::new(RealtimeQa::new(
         RealtimeSettings {
             analysis: config.analysis.clone(),
@@ -118,12 +132,18 @@ pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
             settle: config.settle,
             incomplete_after: config.incomplete_after,
             retention: config.session_retention,
+            owner: realtime_qa::owner_of(&config.out),
         },
         sheets,
         rules.clone(),
         evaluations.clone(),
         metrics.clone(),
     ));
+    // Before the listener opens: a record must find its session resumed.
+    let resumed = realtime.resume().await?;
+    if resumed > 0 {
+        tracing::info!(sessions = resumed, "pending sessions resumed from the sheet store");
+    }
     tokio::spawn(realtime.clone().run());
     let watcher = rules_watcher::spawn(rules.clone(), config.rules_poll);
     tokio::spawn(reload_on_sighup(rules.clone()));
@@ -134,8 +154,14 @@ pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let address = listener.local_addr()?;
     let tokens = Arc::new(token_store::TokenStore::open(config.tokens.clone())?);
+    let users = Arc::new(user_store::UserStore::open(config.users.clone())?);
+    let sessions =
+        Arc::new(web_session::WebSessions::open(&config.data_dir, config.session_lifetime, !config.insecure_cookies)?);
     let state = Arc::new(AppState {
         tokens,
+        users,
+        sessions,
+        login: login_routes::LoginState::new()?,
         delivered: RecentAnswers::new(100_000, config.ttl),
         transformed: RecentAnswers::new(10_000, config.ttl),
         config: config.clone(),
@@ -163,6 +189,9 @@ pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
     };
     http_server::serve(listener, app, overflow, limits, shutdown_signal()).await;
     watcher.abort();
+    if let Some(alerts) = alerts {
+        alerts.shutdown(config.shutdown_timeout).await;
+    }
     tracing::info!("shutting down: closing the dedup store");
     state.ingestor.close().await
 }

@@ -17,7 +17,7 @@ use super::app_state::AppState;
 use super::auth;
 use super::metrics::RouteLabels;
 use super::role::Action;
-use super::{ctr_routes, firehose, rules_routes, session_routes};
+use super::{ctr_routes, firehose, rules_routes, session_routes, sheet_routes};
 
 pub fn build(state: Arc<AppState>) -> Router {
     // Route layers, so the token is checked before any body is read.
@@ -31,6 +31,38 @@ pub fn build(state: Arc<AppState>) -> Router {
         .route("/v1/rules", get(rules_routes::list).route_layer(needs(Action::ReadRules)))
         .route("/v1/rules/reload", post(rules_routes::reload).route_layer(needs(Action::ManageRules)))
         .route("/v1/rules/{id}/release", post(rules_routes::release).route_layer(needs(Action::ManageRules)))
+        // The sheet store: who sees which sheet is decided per sheet in sheet_routes.rs.
+        .route("/v1/sheets", get(sheet_routes::list).route_layer(needs(Action::ReadSheets)))
+        .route("/v1/sheets/assign", post(sheet_routes::assign).route_layer(needs(Action::AssignSheets)))
+        .route("/v1/sheets/rerun", post(sheet_routes::rerun).route_layer(needs(Action::ManageRules)))
+        .route("/v1/sheets/{session_id}", get(sheet_routes::show).route_layer(needs(Action::ReadSheets)))
+        .route("/v1/sheets/{session_id}/items", post(sheet_routes::add_item).route_layer(needs(Action::ReviewSheets)))
+        .route(
+            "/v1/sheets/{session_id}/items/{rule_id}/review",
+            post(sheet_routes::review).route_layer(needs(Action::ReviewSheets)),
+        )
+        .route(
+            "/v1/sheets/{session_id}/items/{rule_id}/dispute",
+            post(sheet_routes::dispute).route_layer(needs(Action::RespondToSheets)),
+        )
+        .route(
+            "/v1/sheets/{session_id}/acknowledge",
+            post(sheet_routes::acknowledge).route_layer(needs(Action::RespondToSheets)),
+        )
+        .route(
+            "/v1/sheets/{session_id}/items/{rule_id}/calibration",
+            post(sheet_routes::calibrate).route_layer(needs(Action::ReviewSheets)),
+        )
+        .route(
+            "/v1/sheets/{session_id}/calibration",
+            get(sheet_routes::calibration).route_layer(needs(Action::ReviewSheets)),
+        )
+        .route("/v1/disputes", get(sheet_routes::disputes).route_layer(needs(Action::ReviewSheets)))
+        .route("/v1/disputes/{id}/resolve", post(sheet_routes::resolve).route_layer(needs(Action::ReviewSheets)))
+        // People log in here; these check their own credentials.
+        .route("/v1/login", post(super::login_routes::login))
+        .route("/v1/logout", post(super::login_routes::logout))
+        .route("/v1/me", get(super::login_routes::me))
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
         .fallback(|| async { ApiError::not_found("no such endpoint") })

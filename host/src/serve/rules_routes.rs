@@ -6,14 +6,34 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde_json::json;
+use serde_json::{json, Value};
 
 use super::api_error::ApiError;
 use super::app_state::AppState;
 use super::live_rules::{reload_in_background, ReloadOutcome};
 
+/// The rules' status; a shadow rule also shows the rule it shadows and how
+/// their outcomes agreed since the start (`serve/shadow_report.rs`).
 pub async fn list(State(app): State<Arc<AppState>>) -> Response {
-    Json(app.rules.status()).into_response()
+    let mut status = app.rules.status();
+    let active = app.rules.current();
+    if let Some(shown) = status.get_mut("rules").and_then(Value::as_array_mut) {
+        for rule in shown {
+            // By id: a reload between the two reads leaves a rule unmatched, not mismatched.
+            let Some(entry) = rule["id"].as_str().and_then(|id| active.ruleset.rules.iter().find(|r| *r.id == *id))
+            else {
+                continue;
+            };
+            rule["shadow"] = entry.shadow.into();
+            if entry.shadow {
+                rule["shadows"] = json!(entry.shadows.as_deref());
+                if let Some(target) = entry.shadows.as_deref() {
+                    rule["agreement"] = json!(app.metrics.shadow.agreement(&entry.id, target));
+                }
+            }
+        }
+    }
+    Json(status).into_response()
 }
 
 /// Reloads even when nothing changed on disk (a module cache cleared, a

@@ -31,6 +31,7 @@ pub async fn evaluate(State(app): State<Arc<AppState>>, headers: HeaderMap, body
     let active = app.rules.current();
     let permit = app.evaluations.clone().acquire_owned().await.map_err(|_| ApiError::unavailable("shutting down"))?;
     let engine = app.rules.engine().clone();
+    let ruleset = active.ruleset.clone();
     let sheet = tokio::task::spawn_blocking(move || {
         let _permit = permit;
         // One caller's document must not switch a rule off for everyone.
@@ -39,5 +40,6 @@ pub async fn evaluate(State(app): State<Arc<AppState>>, headers: HeaderMap, body
     .await
     .map_err(|e| ApiError::internal(format!("the evaluation failed: {e}")))?;
     app.metrics.record_sheet(&sheet, "http");
+    app.metrics.shadow.record(&sheet, &ruleset);
     Ok(Json(sheet).into_response())
 }

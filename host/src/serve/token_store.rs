@@ -1,5 +1,8 @@
 //! Machine tokens: created and revoked by `callqa tokens`, checked by
-//! `callqa serve` on every protected request.
+//! `callqa serve` on every protected request. A token may also act for a
+//! person (`callqa users token NAME`, for their scripts): it then names the
+//! user, and the server gives it that user's current role and refuses it
+//! while the user is disabled (`serve/user_store.rs`).
 //!
 //! The file (default `<data-dir>/tokens.json`, mode 0600) holds, per token,
 //! a public id, a name, a role, when it was created and the SHA-256 of the
@@ -54,6 +57,10 @@ pub struct TokenRecord {
     pub created: String,
     /// SHA-256 of the secret, lowercase hex.
     pub sha256: String,
+    /// The user the token acts for; absent for a machine's token (and in
+    /// every file written before users existed, which still load).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
 }
 
 /// Unknown fields are refused rather than ignored: a later version may add
@@ -82,8 +89,27 @@ pub fn load(path: &Path) -> anyhow::Result<Vec<TokenRecord>> {
     }
 }
 
-/// Adds a token with a fresh secret to the file (created when absent).
+/// Adds a machine's token with a fresh secret to the file (created when
+/// absent).
 pub fn create(path: &Path, name: &str, role: Role) -> anyhow::Result<NewToken> {
+    if matches!(role, Role::Reviewer | Role::Agent) {
+        // A reviewer or agent token without a user would see every team's
+        // sheets, or none: what it may see comes from the user.
+        bail!(
+            "the role {role} is held by people: add the user with `callqa users add NAME --role {role}`, then \
+             `callqa users token NAME` gives their scripts a token"
+        );
+    }
+    insert(path, name, role, None)
+}
+
+/// Adds a token that acts for `user` (whose role it records, for `callqa
+/// tokens list`; the server uses the user's role at each request).
+pub fn create_for_user(path: &Path, name: &str, user: &str, role: Role) -> anyhow::Result<NewToken> {
+    insert(path, name, role, Some(user))
+}
+
+fn insert(path: &Path, name: &str, role: Role, user: Option<&str>) -> anyhow::Result<NewToken> {
     check_name(name)?;
     edit(path, |tokens| {
         let id = loop {
@@ -102,6 +128,7 @@ pub fn create(path: &Path, name: &str, role: Role) -> anyhow::Result<NewToken> {
             role,
             created: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
             sha256: hex::encode(Sha256::digest(secret.as_bytes())),
+            user: user.map(str::to_owned),
         };
         tokens.push(record.clone());
         Ok(NewToken { record, secret })
@@ -138,6 +165,19 @@ fn check_name(name: &str) -> anyhow::Result<()> {
 /// Reads, changes and writes the file under an exclusive lock, so two
 /// `callqa tokens` at once cannot lose each other's change.
 fn edit<T>(path: &Path, change: impl FnOnce(&mut Vec<TokenRecord>) -> anyhow::Result<T>) -> anyhow::Result<T> {
+    locked(path, || {
+        let mut tokens = load(path)?;
+        let result = change(&mut tokens)?;
+        let mut text = serde_json::to_string_pretty(&TokenFile { version: FILE_VERSION, tokens })?;
+        text.push('\n');
+        crate::atomic_write::write_private_atomically(path, text.as_bytes())?;
+        Ok(result)
+    })
+}
+
+/// Runs `work` holding an exclusive lock on `path` (a `.lock` file beside
+/// it, so the lock survives the rename that replaces the file).
+pub(super) fn locked<T>(path: &Path, work: impl FnOnce() -> anyhow::Result<T>) -> anyhow::Result<T> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         fs::create_dir_all(dir).with_context(|| format!("cannot create the directory {}", dir.display()))?;
     }
@@ -148,12 +188,7 @@ fn edit<T>(path: &Path, change: impl FnOnce(&mut Vec<TokenRecord>) -> anyhow::Re
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
     let lock = options.open(&lock_path).with_context(|| format!("cannot open {}", lock_path.display()))?;
     lock.lock().with_context(|| format!("cannot lock {}", lock_path.display()))?;
-    let mut tokens = load(path)?;
-    let result = change(&mut tokens)?;
-    let mut text = serde_json::to_string_pretty(&TokenFile { version: FILE_VERSION, tokens })?;
-    text.push('\n');
-    crate::atomic_write::write_private_atomically(path, text.as_bytes())?;
-    Ok(result)
+    work()
 }
 
 fn sibling(path: &Path, suffix: &str) -> PathBuf {
@@ -162,7 +197,7 @@ fn sibling(path: &Path, suffix: &str) -> PathBuf {
     PathBuf::from(name)
 }
 
-fn random_bytes<const N: usize>() -> anyhow::Result<[u8; N]> {
+pub(super) fn random_bytes<const N: usize>() -> anyhow::Result<[u8; N]> {
     let mut bytes = [0u8; N];
     getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("the system's random number generator failed: {e}"))?;
     Ok(bytes)
@@ -224,14 +259,14 @@ struct Loaded {
 /// it because `callqa tokens` replaces the file by a rename, which changes
 /// the inode even when size and mtime (coarse on some file systems) do not.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
-struct Stamp {
+pub(super) struct Stamp {
     len: u64,
     modified: Option<SystemTime>,
     inode: (u64, u64),
 }
 
 impl Stamp {
-    fn of(meta: &fs::Metadata) -> Stamp {
+    pub(super) fn of(meta: &fs::Metadata) -> Stamp {
         #[cfg(unix)]
         let inode = {
             use std::os::unix::fs::MetadataExt;
@@ -407,6 +442,41 @@ mod tests {
         assert!(matches!(store.authenticate(&made.secret), Lookup::Valid(_)));
         fs::remove_file(&path).unwrap();
         assert!(matches!(store.authenticate(&made.secret), Lookup::NoTokens));
+    }
+
+    #[test]
+    fn a_file_from_before_users_loads_and_user_tokens_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tokens.json");
+        let old = r#"{"version": 1, "tokens": [{"id": "0a0b0c0d", "name": "lambda", "role": "ingest",
+            "created": "2026-01-01T00:00:00Z", "sha256": "0000000000000000000000000000000000000000000000000000000000000000"}]}"#;
+        fs::write(&path, old).unwrap();
+        assert_eq!(load(&path).unwrap()[0].user, None);
+
+        let made = create_for_user(&path, "alice-scripts", "alice", Role::Reviewer).unwrap();
+        let tokens = load(&path).unwrap();
+        assert_eq!(tokens.len(), 2);
+        assert_eq!(tokens[1].user.as_deref(), Some("alice"));
+        assert_eq!(tokens[1].role, Role::Reviewer);
+        let store = TokenStore::open(path.clone()).unwrap();
+        match store.authenticate(&made.secret) {
+            Lookup::Valid(token) => assert_eq!(token.user.as_deref(), Some("alice")),
+            _ => panic!("a user's token is refused"),
+        }
+        // A machine token never names a user, so its file stays readable
+        // by a server from before users.
+        assert!(!fs::read_to_string(&path).unwrap().contains("\"user\": null"));
+    }
+
+    #[test]
+    fn people_roles_need_a_user() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tokens.json");
+        for role in [Role::Reviewer, Role::Agent] {
+            let err = create(&path, "x", role).err().unwrap();
+            assert!(format!("{err}").contains("callqa users add"), "{err}");
+        }
+        assert!(!path.exists());
     }
 
     #[test]

@@ -13,6 +13,8 @@
 pub mod assignment;
 pub mod calibration;
 pub mod database;
+pub mod outbox;
+pub mod pending_sessions;
 pub mod postgres_database;
 pub mod review;
 pub mod sqlite_database;
@@ -210,13 +212,12 @@ pub struct SheetRecord<'a> {
     pub evaluated_at: DateTime<Utc>,
 }
 
+/// From (inclusive) and until (exclusive), each open when `None`.
+pub type InstantRange = (Option<DateTime<Utc>>, Option<DateTime<Utc>>);
+
 /// A range of days in a time zone (IANA name) as the instants that bound
 /// it: from the start of `since` to the start of the day after `until`.
-pub fn day_range(
-    since: Option<NaiveDate>,
-    until: Option<NaiveDate>,
-    tz: &str,
-) -> anyhow::Result<(Option<DateTime<Utc>>, Option<DateTime<Utc>>)> {
+pub fn day_range(since: Option<NaiveDate>, until: Option<NaiveDate>, tz: &str) -> anyhow::Result<InstantRange> {
     let zone: Tz =
         tz.parse().map_err(|_| anyhow::anyhow!("{tz} is not an IANA time zone name like UTC or Asia/Shanghai"))?;
     // A day in the zone, as the instant it begins (the earliest, where a
@@ -503,9 +504,9 @@ pub(crate) fn insert_evaluations(
             .map(|row| Ok(((row.text(1)?, row.text(2)?), row.int(0)?)))
             .collect::<anyhow::Result<_>>()?;
         // A session twice in the batch was inserted once: the first has it.
-        ids.extend(chunk.iter().map(|(r, _, _)| {
-            inserted.remove(&(r.sheet.session_id.clone(), r.ruleset_version.to_owned()))
-        }));
+        ids.extend(
+            chunk.iter().map(|(r, _, _)| inserted.remove(&(r.sheet.session_id.clone(), r.ruleset_version.to_owned()))),
+        );
     }
     let items: Vec<(i64, &crate::qa::SheetItem)> = records
         .iter()
@@ -517,13 +518,7 @@ pub(crate) fn insert_evaluations(
         let params: Vec<SqlValue> = chunk
             .iter()
             .flat_map(|(id, i)| {
-                [
-                    (*id).into(),
-                    i.rule_id.as_str().into(),
-                    i.outcome.as_str().into(),
-                    i.score.into(),
-                    i.shadow.into(),
-                ]
+                [(*id).into(), i.rule_id.as_str().into(), i.outcome.as_str().into(), i.score.into(), i.shadow.into()]
             })
             .collect();
         tx.execute(

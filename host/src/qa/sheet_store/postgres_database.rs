@@ -21,6 +21,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/postgres/0001_evaluations.sql"),
     include_str!("migrations/postgres/0002_list_indexes.sql"),
     include_str!("migrations/postgres/0003_workflow.sql"),
+    include_str!("migrations/postgres/0004_list_order.sql"),
 ];
 
 /// Any number, so two hosts migrating one database take turns.

@@ -15,6 +15,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/sqlite/0001_evaluations.sql"),
     include_str!("migrations/sqlite/0002_list_indexes.sql"),
     include_str!("migrations/sqlite/0003_workflow.sql"),
+    include_str!("migrations/sqlite/0004_list_order.sql"),
 ];
 
 pub struct SqliteDatabase {

@@ -84,11 +84,17 @@ CREATE TABLE outbox (
 CREATE INDEX outbox_due ON outbox (next_attempt_at) WHERE delivered_at IS NULL;
 
 -- Sessions real-time QA is waiting to inspect (legs arrived, analysis not
--- yet): kept here so a restart resumes them.
+-- yet): kept here so a restart resumes them. `owner` is the host holding
+-- the session (`<hostname>:<sink>`, as the dedup store names hosts): a
+-- host resumes only its own. `version` counts the session's changes, so a
+-- late write never replaces a newer state, nor removes one.
 CREATE TABLE pending_sessions (
     session_id    TEXT PRIMARY KEY,
     state         TEXT NOT NULL,   -- JSON, as real-time QA keeps it
     first_seen_at TEXT NOT NULL,
-    due_at        TEXT NOT NULL
+    due_at        TEXT NOT NULL,
+    owner         TEXT NOT NULL DEFAULT '',
+    version       BIGINT NOT NULL DEFAULT 0
 );
 CREATE INDEX pending_sessions_due ON pending_sessions (due_at);
+CREATE INDEX pending_sessions_owner ON pending_sessions (owner);

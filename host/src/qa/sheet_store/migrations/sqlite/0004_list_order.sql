@@ -1,0 +1,3 @@
+-- Nothing for SQLite: its 0002 indexes already serve the list in order (the
+-- rowid is the tie-breaker inside every index). The number keeps the two
+-- backends' schema versions alike; PostgreSQL's 0004 adds covering indexes.
