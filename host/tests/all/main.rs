@@ -22,6 +22,7 @@ mod ingest_seed;
 mod ingest_ttl;
 mod memory_reset;
 mod no_std_rules;
+mod openapi;
 mod quarantine;
 mod rule_faults;
 mod rule_languages;

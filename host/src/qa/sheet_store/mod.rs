@@ -299,7 +299,10 @@ impl SheetStore {
                 return Ok(Vec::new());
             }
             let paths = paths.unwrap_or_default();
-            let mut sql = format!("SELECT {ROW_COLUMNS} FROM evaluations e WHERE 1 = 1");
+            // The page's ids first, then their rows: the ids come from the
+            // indexes alone, where asking for the columns too leads
+            // PostgreSQL to fetch every row of the week from the heap.
+            let mut sql = String::from("SELECT e.id FROM evaluations e WHERE 1 = 1");
             let mut args: Vec<SqlValue> = Vec::new();
             // Each value bound once, named by its position: `?3`.
             let mut bind = |value: SqlValue| {
@@ -379,20 +382,30 @@ impl SheetStore {
                 " ORDER BY e.started_at DESC, e.id DESC LIMIT {}",
                 filter.limit.clamp(1, i64::MAX as usize)
             ));
-            let rows = tx.query(&sql, &args)?;
-            let mut out = Vec::with_capacity(rows.len());
-            for row in rows {
-                let mut sheet = sheet_row(&row)?;
-                sheet.failed = tx
-                    .query(
-                        "SELECT rule_id FROM items WHERE evaluation_id = ?1 AND shadow = 0 \
+            let sql = format!(
+                "SELECT {ROW_COLUMNS} FROM evaluations e WHERE e.id IN ({sql}) ORDER BY e.started_at DESC, e.id DESC"
+            );
+            let mut out = tx.query(&sql, &args)?.iter().map(sheet_row).collect::<anyhow::Result<Vec<_>>>()?;
+            // The failed items of the whole page in one query: a round trip
+            // per row is what PostgreSQL makes expensive.
+            if !out.is_empty() {
+                let ids: Vec<SqlValue> = out.iter().map(|r| r.id.into()).collect();
+                let list: Vec<String> = (1..=ids.len()).map(|i| format!("?{i}")).collect();
+                let failed = tx.query(
+                    &format!(
+                        "SELECT evaluation_id, rule_id FROM items WHERE evaluation_id IN ({}) AND shadow = 0 \
                          AND COALESCE(reviewed_outcome, outcome) = 'fail' ORDER BY rule_id",
-                        &[sheet.id.into()],
-                    )?
-                    .iter()
-                    .map(|r| r.text(0))
-                    .collect::<anyhow::Result<_>>()?;
-                out.push(sheet);
+                        list.join(", ")
+                    ),
+                    &ids,
+                )?;
+                let mut by_id: std::collections::HashMap<i64, Vec<String>> = std::collections::HashMap::new();
+                for row in failed {
+                    by_id.entry(row.int(0)?).or_default().push(row.text(1)?);
+                }
+                for sheet in &mut out {
+                    sheet.failed = by_id.remove(&sheet.id).unwrap_or_default();
+                }
             }
             Ok(out)
         })

@@ -40,7 +40,13 @@ struct Connection {
 
 impl PostgresDatabase {
     pub fn open(url: &str) -> anyhow::Result<PostgresDatabase> {
-        let config: Config = url.parse().context("not a PostgreSQL URL (postgres://USER[:PASSWORD]@HOST[:PORT]/DB)")?;
+        let mut config: Config =
+            url.parse().context("not a PostgreSQL URL (postgres://USER[:PASSWORD]@HOST[:PORT]/DB)")?;
+        // The list's statements are prepared once, but how selective a
+        // team's week is depends on the values: a generic plan (chosen
+        // after five runs) reads the whole week from the heap and sorts it.
+        let options = config.get_options().map(|o| format!("{o} ")).unwrap_or_default();
+        config.options(&format!("{options}-c plan_cache_mode=force_custom_plan"));
         let described = describe(&config);
         let db = PostgresDatabase { config, described, connection: Mutex::new(None) };
         let mut connection = db.connect()?;
