@@ -36,6 +36,7 @@ pub mod shadow_report;
 pub mod sheet_routes;
 pub mod sheet_sink;
 pub mod token_store;
+pub mod user_routes;
 pub mod user_store;
 pub mod web_session;
 

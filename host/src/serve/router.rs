@@ -17,7 +17,7 @@ use super::app_state::AppState;
 use super::auth;
 use super::metrics::RouteLabels;
 use super::role::Action;
-use super::{ctr_routes, firehose, rules_routes, session_routes, sheet_routes};
+use super::{ctr_routes, firehose, rules_routes, session_routes, sheet_routes, user_routes};
 
 pub fn build(state: Arc<AppState>) -> Router {
     // Route layers, so the token is checked before any body is read.
@@ -59,6 +59,8 @@ pub fn build(state: Arc<AppState>) -> Router {
         )
         .route("/v1/disputes", get(sheet_routes::disputes).route_layer(needs(Action::ReviewSheets)))
         .route("/v1/disputes/{id}/resolve", post(sheet_routes::resolve).route_layer(needs(Action::ReviewSheets)))
+        .route("/v1/users", get(user_routes::list).post(user_routes::add).route_layer(needs(Action::ManageUsers)))
+        .route("/v1/users/{name}/disable", post(user_routes::disable).route_layer(needs(Action::ManageUsers)))
         // People log in here; these check their own credentials.
         .route("/v1/login", post(super::login_routes::login))
         .route("/v1/logout", post(super::login_routes::logout))

@@ -20,7 +20,8 @@ fn kebab(name: &str) -> String {
     out
 }
 
-/// (method, path, action) of each `.route(...)` in router.rs's `build`.
+/// (method, path, action) of each method of each `.route(...)` in
+/// router.rs's `build`.
 fn routes() -> BTreeSet<(String, String, Option<String>)> {
     let text = std::fs::read_to_string(common::repo_root().join("host/src/serve/router.rs")).unwrap();
     // `build` ends where `overflow` (the over-capacity router) begins.
@@ -31,12 +32,11 @@ fn routes() -> BTreeSet<(String, String, Option<String>)> {
     build
         .split(".route(")
         .skip(1)
-        .map(|chunk| {
+        .flat_map(|chunk| {
             let p =
                 path.captures(chunk).unwrap_or_else(|| panic!("a route without a path literal: {chunk}"))[1].to_owned();
-            let m = method.captures(chunk).unwrap()[1].to_owned();
             let a = action.captures(chunk).map(|c| kebab(&c[1]));
-            (m, p, a)
+            method.captures_iter(chunk).map(move |m| (m[1].to_owned(), p.clone(), a.clone())).collect::<Vec<_>>()
         })
         .collect()
 }

@@ -110,6 +110,9 @@ async fn every_role_against_every_endpoint() {
         ("POST", "/v1/sheets/rerun".into(), Some(json!({"ruleset": "rules.toml"})), "UFFAFFFF"),
         ("POST", "/v1/sessions/evaluate".into(), Some(serde_json::from_slice(&session).unwrap()), "UFAAFFFF"),
         ("POST", "/v1/ctr".into(), Some(serde_json::from_slice(&ctr).unwrap()), "UAFAFFFF"),
+        ("GET", "/v1/users".into(), None, "UFFAFFFF"),
+        ("POST", "/v1/users".into(), Some(json!({"name": "new.reviewer", "role": "reviewer", "password": "a long enough passphrase"})), "UFFAFFFF"),
+        ("POST", "/v1/users/new.reviewer/disable".into(), None, "UFFAFFFF"),
     ];
     let mut failures = Vec::new();
     for (method, path, body, codes) in &table {
@@ -138,6 +141,23 @@ async fn every_role_against_every_endpoint() {
         }
     }
     assert!(failures.is_empty(), "{} of the role table failed:\n{}", failures.len(), failures.join("\n"));
+
+    // The users API never shows a password hash; the user added is disabled.
+    let users = client().get(server.url("/v1/users")).bearer_auth(tokens[3].as_deref().unwrap()).send().await.unwrap();
+    let text = users.text().await.unwrap();
+    assert!(!text.contains("argon2"), "{text}");
+    let users: Value = serde_json::from_str(&text).unwrap();
+    let added = users["users"].as_array().unwrap().iter().find(|u| u["name"] == "new.reviewer").unwrap();
+    assert_eq!((added["role"].as_str(), added["disabled"].as_bool()), (Some("reviewer"), Some(true)));
+    // A weak password is refused with the reason, as the CLI refuses it.
+    let weak = client()
+        .post(server.url("/v1/users"))
+        .bearer_auth(tokens[3].as_deref().unwrap())
+        .json(&json!({"name": "weak", "role": "agent", "agent_id": "agent-1", "password": "short"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(weak.status().as_u16(), 422);
 
     // Within what they may read, each sees only theirs.
     let list = |who: usize| {
