@@ -4,14 +4,12 @@
 //! who may not see it, fails here. An agent asking for another agent's
 //! sheet gets 404, exactly like a sheet that does not exist.
 
-use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Stdio};
 
 use serde_json::{json, Value};
 
 use crate::common;
-use crate::serve_support::{client, sample_ctrs, session_document, Server};
+use crate::serve_support::{client, sample_ctrs, session_document, users_in, Server};
 
 /// agent-3318, Austin/Billing/Tier 1.
 const CALL: &str = "3baf6490-0382-537a-b41c-4c732c1da523";
@@ -34,22 +32,9 @@ fn expected(code: char, status: u16) -> bool {
 }
 
 fn users(data: &Path, args: &[&str]) -> String {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_callqa"))
-        .arg("users")
-        .args(args)
-        .arg("--data-dir")
-        .arg(data)
-        .env_remove("CALLQA_USERS")
-        .env_remove("CALLQA_TOKENS")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(b"correct horse battery staple\n").unwrap();
-    let output = child.wait_with_output().unwrap();
-    assert!(output.status.success(), "callqa users {args:?}: {}", String::from_utf8_lossy(&output.stderr));
-    String::from_utf8(output.stdout).unwrap()
+    let (ok, stdout, stderr) = users_in(data, args, "correct horse battery staple\n");
+    assert!(ok, "callqa users {args:?}: {stderr}");
+    stdout
 }
 
 #[tokio::test(flavor = "multi_thread")]

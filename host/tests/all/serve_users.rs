@@ -5,36 +5,13 @@
 //! the next request; a user's token acts as the user; and reviewers and
 //! agents get what their role allows of the existing endpoints.
 
-use std::io::Write;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use serde_json::{json, Value};
 
-use crate::serve_support::{client, sample_ctrs, session_document, Server};
+use crate::serve_support::{client, sample_ctrs, session_document, users_in, Server};
 
 const PASSWORD: &str = "correct horse battery staple";
-
-/// `callqa users ARGS --data-dir DATA` with `stdin` piped in: success,
-/// stdout, stderr.
-fn users_in(data: &std::path::Path, args: &[&str], stdin: &str) -> (bool, String, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_callqa"))
-        .arg("users")
-        .args(args)
-        .arg("--data-dir")
-        .arg(data)
-        .env_remove("CALLQA_USERS")
-        .env_remove("CALLQA_TOKENS")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run callqa users");
-    // A command that fails before reading its stdin closes it: not our error.
-    let _ = child.stdin.take().unwrap().write_all(stdin.as_bytes());
-    let output = child.wait_with_output().unwrap();
-    let text = |b: Vec<u8>| String::from_utf8(b).unwrap();
-    (output.status.success(), text(output.stdout), text(output.stderr))
-}
 
 fn users(server: &Server, args: &[&str]) -> String {
     let (ok, stdout, stderr) = users_in(&server.path("data"), args, "");

@@ -2,6 +2,7 @@
 //! serve_* tests, and the helpers they share.
 #![allow(dead_code)]
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -244,4 +245,26 @@ impl Server {
         }
         None
     }
+}
+
+/// `callqa users ARGS --data-dir DATA` with `stdin` piped in: success,
+/// stdout, stderr.
+pub fn users_in(data: &std::path::Path, args: &[&str], stdin: &str) -> (bool, String, String) {
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_callqa"))
+        .arg("users")
+        .args(args)
+        .arg("--data-dir")
+        .arg(data)
+        .env_remove("CALLQA_USERS")
+        .env_remove("CALLQA_TOKENS")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run callqa users");
+    // A command that fails before reading its stdin closes it: not our error.
+    let _ = child.stdin.take().unwrap().write_all(stdin.as_bytes());
+    let output = child.wait_with_output().unwrap();
+    let text = |b: Vec<u8>| String::from_utf8(b).unwrap();
+    (output.status.success(), text(output.stdout), text(output.stderr))
 }
