@@ -10,6 +10,7 @@
 
 pub mod alerts;
 pub mod atomic_write;
+pub mod aws;
 pub mod cli;
 pub mod ctr;
 pub mod data_dir;

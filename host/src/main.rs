@@ -15,8 +15,10 @@ struct Cli {
 enum Command {
     /// Evaluate QA rules over session documents and write one QA sheet per session.
     Check(cli::check::CheckArgs),
-    /// Deduplicate contact trace records into a sink (files, stdin, Firehose events).
+    /// Deduplicate contact trace records into a sink (files, stdin, Firehose events, Kinesis streams).
     Ingest(cli::ingest::IngestArgs),
+    /// Put contact records from files on a Kinesis data stream (tests, demos, migrations).
+    Replay(cli::replay::ReplayArgs),
     /// Daily contact figures from a sink written by `callqa ingest`.
     Stats(cli::stats::StatsArgs),
     /// Session documents from Amazon Connect data (contact records, Contact Lens, events).
@@ -43,6 +45,7 @@ fn main() -> std::process::ExitCode {
         Command::Check(args) => cli::check::run(args),
         Command::Sheets(args) => cli::sheets::run(args),
         Command::Ingest(args) => cli::ingest::run(args),
+        Command::Replay(args) => cli::replay::run(args),
         Command::Stats(args) => cli::stats::run(args),
         Command::Session(args) => cli::session::run(args),
         Command::Store(args) => cli::store::run(args),

@@ -1,20 +1,21 @@
 //! `callqa ingest`: deduplicate contact trace records into a sink.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 
-use crate::ctr::FingerprintMode;
+use crate::ctr::{FingerprintMode, RecordDecoder};
 use crate::data_dir::default_data_dir;
 use crate::dedup::{Clock, ManualClock, StoreSettings, StoreUrl, SystemClock};
 use crate::duration::parse_duration;
 use crate::ingest::{Counts, IngestOptions, IngestPipeline, IngestSummary};
-use crate::sinks::{DeadLetterSink, DirectorySink, Sink, StdoutSink};
+use crate::sinks::{DeadLetterSink, Sink, SinkUrl};
 use crate::sources::expand_inputs;
+use crate::sources::kinesis::{self, KinesisOptions, Scheduler, SinkSetup, StartPosition, StreamProgress};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -26,6 +27,11 @@ Examples:
 
   # As a Firehose data-transformation step: event in, response out:
   callqa ingest --firehose-response response.json event.json
+
+  # A Kinesis data stream into S3, shards shared by every host running this
+  # (leases in the table `callqa store init --leases` created):
+  callqa ingest --from kinesis://connect-ctr --store dynamodb://ctr-dedup \
+    --leases dynamodb://ctr-leases --out s3://ctr-lake/ctr --gzip --follow
 
 Counts go to stderr at the end (and to --summary-json). Exit status: 0 when
 the run completed, dead letters included; 2 on an error (nothing is
@@ -45,17 +51,47 @@ pub struct IngestArgs {
     /// files), or `-` for stdin. Without any, reads stdin. Plain files are
     /// read through a memory map: pipe a file that another process may still
     /// truncate in on stdin instead (a truncated mapped file stops the run).
-    #[arg(value_name = "INPUT")]
+    #[arg(value_name = "INPUT", conflicts_with = "from")]
     pub inputs: Vec<String>,
+
+    /// Read a Kinesis data stream instead of files: `kinesis://STREAM`. The
+    /// shards are shared with every other host reading the stream with the
+    /// same --leases table; without --follow the run stops once every shard
+    /// was read to its tip.
+    #[arg(long, value_name = "kinesis://STREAM")]
+    pub from: Option<String>,
+
+    /// With --from: keep reading new records until interrupted (Ctrl-C or
+    /// SIGTERM give every lease back first).
+    #[arg(long, requires = "from")]
+    pub follow: bool,
+
+    /// With --from: the DynamoDB table of shard leases and checkpoints
+    /// (create it with `callqa store init --leases`). Defaults to the dedup
+    /// table's name with `-leases` when --store is DynamoDB.
+    #[arg(long, value_name = "dynamodb://TABLE", env = "CALLQA_LEASES")]
+    pub leases: Option<String>,
+
+    /// With --from: where a shard callqa has never read starts:
+    /// `trim-horizon` (its oldest record), `latest`, or an RFC 3339 instant.
+    #[arg(long, value_name = "POSITION", default_value = "trim-horizon")]
+    pub start_position: String,
+
+    /// With --from: how long a lease may go unrenewed before another host
+    /// takes the shard over (KCL's failover time).
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
+    pub failover: Duration,
 
     /// Where unique records go: a directory, written as NDJSON files
     /// partitioned by the contact's InitiationTimestamp UTC date
     /// (`year=YYYY/month=MM/day=DD/part-<store>-<batch>.ndjson`, readable by
-    /// Athena, DuckDB and Spark), or `-` for NDJSON on stdout.
-    #[arg(long, short = 'o', value_name = "DIR|-")]
+    /// Athena, DuckDB and Spark); `s3://BUCKET/PREFIX` for the same layout
+    /// in S3 (one object per batch and day; `AWS_ENDPOINT_URL_S3` for
+    /// another endpoint); or `-` for NDJSON on stdout.
+    #[arg(long, short = 'o', value_name = "DIR|s3://BUCKET/PREFIX|-")]
     pub out: Option<String>,
 
-    /// Gzip the files written to --out DIR (`.ndjson.gz`).
+    /// Gzip the files or objects written to --out (`.ndjson.gz`).
     #[arg(long)]
     pub gzip: bool,
 
@@ -135,9 +171,12 @@ pub struct IngestArgs {
 
 pub fn run(args: IngestArgs) -> anyhow::Result<ExitCode> {
     if args.out.is_none() && args.firehose_response.is_none() {
-        anyhow::bail!("nothing would be written: pass --out DIR, --out - (stdout) or --firehose-response FILE");
+        anyhow::bail!(
+            "nothing would be written: pass --out DIR, --out s3://BUCKET/PREFIX, --out - (stdout) or \
+             --firehose-response FILE"
+        );
     }
-    let sources = expand_inputs(&args.inputs)?;
+    let sources = if args.from.is_some() { Vec::new() } else { expand_inputs(&args.inputs)? };
     let clock: Arc<dyn Clock> = match &args.now {
         None => Arc::new(SystemClock),
         Some(text) => {
@@ -147,17 +186,21 @@ pub fn run(args: IngestArgs) -> anyhow::Result<ExitCode> {
         }
     };
     let settings = StoreSettings { ttl: args.ttl, lease: args.lease, clock };
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let url = StoreUrl::resolve(args.store.as_deref(), &default_data_dir(args.data_dir.as_deref())?)?;
-    let store = runtime.block_on(url.open(settings, args.out.as_deref().unwrap_or("-"), args.store_concurrency))?;
+    let out = args.out.as_deref().map(SinkUrl::parse).transpose()?;
+    let dead_letters = DeadLetterSink::open(args.dead_letter.as_deref())?;
+    if let Some(from) = &args.from {
+        let out = out.context("--from needs --out: a directory, s3://BUCKET/PREFIX or -")?;
+        return run_kinesis(&args, from, url, settings, out, dead_letters);
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let sink_name = out.as_ref().map(SinkUrl::identity).unwrap_or_else(|| "-".into());
+    let store = runtime.block_on(url.open(settings, &sink_name, args.store_concurrency))?;
 
     let mut sinks: Vec<Box<dyn Sink>> = Vec::new();
-    match args.out.as_deref() {
-        None => {}
-        Some("-") => sinks.push(Box::new(StdoutSink::new())),
-        Some(dir) => sinks.push(Box::new(DirectorySink::open(Path::new(dir), store.instance_id(), args.gzip)?)),
+    if let Some(out) = &out {
+        sinks.push(out.open(store.instance_id(), args.gzip)?);
     }
-    let dead_letters = DeadLetterSink::open(args.dead_letter.as_deref())?;
     let options = IngestOptions {
         fingerprint: args.fingerprint,
         batch_size: args.batch_size as usize,
@@ -178,6 +221,110 @@ pub fn run(args: IngestArgs) -> anyhow::Result<ExitCode> {
     }
     print_summary(&summary, args.verbose)?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// `--from kinesis://STREAM`: this host's share of the stream's shards.
+fn run_kinesis(
+    args: &IngestArgs,
+    from: &str,
+    store: StoreUrl,
+    settings: StoreSettings,
+    out: SinkUrl,
+    dead_letters: DeadLetterSink,
+) -> anyhow::Result<ExitCode> {
+    let stream = kinesis::parse_stream(from).context("--from takes kinesis://STREAM")??;
+    anyhow::ensure!(
+        args.firehose_response.is_none(),
+        "--firehose-response answers a Firehose event; it has no meaning with --from kinesis://"
+    );
+    let lease_table = lease_table(args.leases.as_deref(), &store)?;
+    let options = KinesisOptions {
+        stream,
+        lease_table,
+        start: StartPosition::parse(&args.start_position)?,
+        follow: args.follow,
+        failover: args.failover,
+        batch_size: args.batch_size.min(10_000) as usize,
+        max_record_bytes: args.max_record_bytes,
+    };
+    let setup = SinkSetup {
+        store,
+        settings,
+        concurrency: args.store_concurrency,
+        sink: out,
+        gzip: args.gzip,
+        decoder: RecordDecoder::new(args.fingerprint),
+    };
+    // Shard events (taken, finished, lost) are what an operator follows.
+    crate::serve::init_logging(crate::serve::LogFormat::Human);
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let summary = runtime.block_on(async {
+        let scheduler = Scheduler::new(options, setup, dead_letters, StreamProgress::default()).await?;
+        tracing::info!(worker = scheduler.worker(), "reading the stream");
+        let follow = args.follow;
+        scheduler
+            .run(async move {
+                if follow {
+                    crate::serve::shutdown_signal().await
+                } else {
+                    std::future::pending::<()>().await
+                }
+            })
+            .await
+    })?;
+    if let Some(path) = &args.summary_json {
+        let mut bytes = serde_json::to_vec_pretty(&summary)?;
+        bytes.push(b'\n');
+        crate::atomic_write::write_atomically(path, &bytes)
+            .with_context(|| format!("cannot write the summary {}", path.display()))?;
+    }
+    let mut err = std::io::stderr().lock();
+    for (shard, progress) in &summary.shards {
+        let c = &progress.counts;
+        writeln!(
+            err,
+            "kinesis://{}/{shard}: {} read, {} unique ({} updates), {} duplicates, {} dead-lettered{}",
+            summary.stream,
+            c.read,
+            c.unique,
+            c.updates,
+            c.duplicates,
+            c.dead_lettered,
+            if progress.finished { " (shard ended)" } else { "" }
+        )?;
+    }
+    let c = &summary.total;
+    writeln!(
+        err,
+        "total: {} read, {} unique ({} updates), {} duplicates, {} dead-lettered in {:.2}s ({:.0} records/s); \
+         {} shards, at most {} leases at once, worker {}",
+        c.read,
+        c.unique,
+        c.updates,
+        c.duplicates,
+        c.dead_lettered,
+        summary.elapsed_seconds,
+        summary.records_per_second,
+        summary.shards.len(),
+        summary.max_leases_held,
+        summary.worker
+    )?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `--leases dynamodb://TABLE`, or the dedup table's name with `-leases`.
+pub(crate) fn lease_table(leases: Option<&str>, store: &StoreUrl) -> anyhow::Result<String> {
+    match (leases, store) {
+        (Some(spec), _) => match StoreUrl::parse(spec)? {
+            StoreUrl::DynamoDb { table } => Ok(table),
+            _ => anyhow::bail!("--leases {spec}: shard leases live in DynamoDB: use --leases dynamodb://TABLE"),
+        },
+        (None, StoreUrl::DynamoDb { table }) => Ok(format!("{table}-leases")),
+        (None, _) => anyhow::bail!(
+            "reading a Kinesis stream needs a DynamoDB table of shard leases: pass --leases dynamodb://TABLE \
+             (create it with `callqa store init --leases dynamodb://TABLE`)"
+        ),
+    }
 }
 
 fn parse_concurrency(text: &str) -> Result<usize, String> {

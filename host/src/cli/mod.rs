@@ -3,6 +3,7 @@
 
 pub mod check;
 pub mod ingest;
+pub mod replay;
 pub mod rule;
 pub mod serve;
 pub mod session;

@@ -1,15 +1,16 @@
 //! `callqa stats`: daily contact figures from a sink written by `callqa ingest`.
 
 use std::io::Write;
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
 use chrono_tz::Tz;
 
+use crate::sinks::SinkUrl;
 use crate::stats::{DailyFigures, GroupBy, LatestVersions, ReportFormat};
 
-/// Daily contact figures from a sink written by `callqa ingest --out DIR`.
+/// Daily contact figures from a sink written by `callqa ingest --out` (a
+/// directory or an S3 prefix).
 ///
 /// Per day (in --tz), each ContactId is counted once, at its latest version:
 /// contacts; by initiation method (inbound, outbound, transfer, callback,
@@ -20,10 +21,10 @@ use crate::stats::{DailyFigures, GroupBy, LatestVersions, ReportFormat};
 /// Durations are in seconds.
 #[derive(clap::Args, Debug)]
 pub struct StatsArgs {
-    /// The directory `callqa ingest --out` wrote (all .ndjson and .ndjson.gz
-    /// files below it are read).
-    #[arg(long, value_name = "DIR")]
-    pub sink: PathBuf,
+    /// The directory or `s3://BUCKET/PREFIX` that `callqa ingest --out`
+    /// wrote (all .ndjson and .ndjson.gz files or objects below it are read).
+    #[arg(long, value_name = "DIR|s3://BUCKET/PREFIX")]
+    pub sink: String,
 
     /// IANA time zone whose calendar days the figures are per, e.g. Asia/Seoul.
     #[arg(long, value_name = "ZONE", default_value = "UTC")]
@@ -43,7 +44,11 @@ pub fn run(args: StatsArgs) -> anyhow::Result<ExitCode> {
         .tz
         .parse()
         .map_err(|_| anyhow::anyhow!("--tz {} is not an IANA time zone name like UTC or Asia/Seoul", args.tz))?;
-    let latest = LatestVersions::read_sink(&args.sink)?;
+    let latest = match SinkUrl::parse(&args.sink)? {
+        SinkUrl::Directory(dir) => LatestVersions::read_sink(&dir)?,
+        SinkUrl::S3(location) => LatestVersions::read_bucket(&location)?,
+        SinkUrl::Stdout => anyhow::bail!("--sink -: stats reads a sink back; name the directory or bucket"),
+    };
     let mut figures = DailyFigures::new(tz, args.by.clone());
     let mut contacts: Vec<_> = latest.contacts.values().collect();
     contacts.sort_by(|a, b| a.contact_id.cmp(&b.contact_id));
@@ -61,7 +66,7 @@ pub fn run(args: StatsArgs) -> anyhow::Result<ExitCode> {
         latest.contacts.len(),
         latest.records,
         latest.files,
-        args.sink.display(),
+        args.sink,
         if undated > 0 { format!("; {undated} without InitiationTimestamp left out") } else { String::new() },
         if latest.unreadable > 0 { format!("; {} unreadable lines skipped", latest.unreadable) } else { String::new() },
     );

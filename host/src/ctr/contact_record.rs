@@ -21,7 +21,8 @@ pub enum Delivery {
     /// A whole file or stdin holding one object: its bytes without the
     /// surrounding whitespace.
     Document,
-    /// The base64-decoded `data` of one Firehose record, byte for byte.
+    /// The base64-decoded `data` of one Firehose record, or the data of one
+    /// Kinesis Data Streams record: byte for byte.
     FirehoseRecord,
 }
 

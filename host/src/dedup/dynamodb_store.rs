@@ -15,10 +15,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use aws_config::retry::RetryConfig;
-use aws_config::timeout::TimeoutConfig;
-use aws_config::BehaviorVersion;
-use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, ReturnValue,
     ReturnValuesOnConditionCheckFailure, ScalarAttributeType, TableStatus, TimeToLiveSpecification,
@@ -56,24 +53,8 @@ impl DynamoDbStore {
         if table.is_empty() {
             return Err(StoreError::backend("dynamodb://", "no table name: use --store dynamodb://TABLE"));
         }
-        let config = aws_config::defaults(BehaviorVersion::latest())
-            .retry_config(
-                RetryConfig::standard()
-                    .with_max_attempts(6)
-                    .with_initial_backoff(Duration::from_millis(50))
-                    .with_max_backoff(Duration::from_secs(2)),
-            )
-            .timeout_config(
-                TimeoutConfig::builder()
-                    .connect_timeout(Duration::from_secs(3))
-                    .operation_attempt_timeout(Duration::from_secs(10))
-                    .build(),
-            )
-            .load()
-            .await;
-        let endpoint = ["AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL"]
-            .iter()
-            .find_map(|name| std::env::var(name).ok().filter(|v| !v.is_empty()));
+        let config = crate::aws::sdk_config().await;
+        let endpoint = crate::aws::endpoint_override("dynamodb");
         Ok(DynamoDbStore { client: Client::new(&config), table: table.to_string(), endpoint })
     }
 
@@ -90,7 +71,7 @@ impl DynamoDbStore {
         };
         StoreError::Backend {
             context: format!("{} ({action})", self.describe()),
-            message: format!("{}{hint}", brief(&err)),
+            message: format!("{}{hint}", crate::aws::brief(&err)),
         }
     }
 
@@ -165,7 +146,7 @@ impl DynamoDbStore {
                         "TTL could not be enabled on {}: {}; expired entries stay in the table (they still count as \
                          absent), delete them yourself or enable TTL on `expires_at` where the server supports it",
                         self.table,
-                        brief(&err)
+                        crate::aws::brief(&err)
                     ))
                 }
             }
@@ -482,19 +463,6 @@ impl ClaimTable for DynamoDbStore {
 
 /// `Code: message` for an error the service answered; the whole chain
 /// (connection refused, timeout after retries) for the others.
-fn brief<E, R>(err: &SdkError<E, R>) -> String
-where
-    E: std::error::Error + ProvideErrorMetadata + Send + Sync + 'static,
-    R: std::fmt::Debug + Send + Sync + 'static,
-{
-    match err.as_service_error() {
-        Some(service) => {
-            format!("{}: {}", service.code().unwrap_or("ServiceError"), service.message().unwrap_or("(no message)"))
-        }
-        None => DisplayErrorContext(err).to_string(),
-    }
-}
-
 fn s(value: impl Into<String>) -> AttributeValue {
     AttributeValue::S(value.into())
 }

@@ -50,8 +50,8 @@ impl StoreUrl {
         !matches!(self, StoreUrl::File(_))
     }
 
-    /// Opens the store, whatever its kind. `sink` names where this host
-    /// writes records (a directory, `-` for stdout): with the host name it
+    /// Opens the store, whatever its kind, for this host. `sink` names
+    /// where it writes records (`SinkUrl::identity`): with the host name it
     /// is a shared store's owner identity ([`host_identity`]), since only a
     /// process that sees the same sink can settle its unfinished batches.
     pub async fn open(
@@ -60,33 +60,32 @@ impl StoreUrl {
         sink: &str,
         concurrency: usize,
     ) -> Result<Box<dyn DedupStore>, StoreError> {
-        let owner = || host_identity(&sink_identity(sink));
+        self.open_for(settings, host_identity(sink), concurrency).await
+    }
+
+    /// Opens the store with another owner identity than this host's: a
+    /// Kinesis shard's, whose unfinished batches whoever holds the shard's
+    /// lease settles. The embedded store has one process, and no owners.
+    pub async fn open_for(
+        &self,
+        settings: StoreSettings,
+        owner: String,
+        concurrency: usize,
+    ) -> Result<Box<dyn DedupStore>, StoreError> {
         Ok(match self {
             StoreUrl::File(path) => Box::new(EmbeddedStore::open(path, settings)?),
             StoreUrl::DynamoDb { table } => {
                 let table = table.clone();
                 let connect = async move { DynamoDbStore::connect(&table).await };
-                Box::new(SharedStore::open(connect, owner(), settings, concurrency).await?)
+                Box::new(SharedStore::open(connect, owner, settings, concurrency).await?)
             }
             StoreUrl::Redis { url } => {
                 let url = url.clone();
                 let connect = async move { RedisStore::connect(&url).await };
-                Box::new(SharedStore::open(connect, owner(), settings, concurrency).await?)
+                Box::new(SharedStore::open(connect, owner, settings, concurrency).await?)
             }
         })
     }
-}
-
-/// The sink part of a host identity: a directory as an absolute path, so a
-/// restart from another working directory is the same host.
-fn sink_identity(sink: &str) -> String {
-    if sink == "-" {
-        return sink.to_string();
-    }
-    std::fs::create_dir_all(sink)
-        .and_then(|_| std::fs::canonicalize(sink))
-        .map(|p| p.display().to_string())
-        .unwrap_or_else(|_| sink.to_string())
 }
 
 #[cfg(test)]

@@ -19,5 +19,5 @@ mod writer_thread;
 pub use options::IngestOptions;
 pub use pipeline::IngestPipeline;
 pub use record_outcome::RecordOutcome;
-pub use recovery::recover_store;
+pub use recovery::{recover_store, settle_stale_batches};
 pub use summary::{Counts, IngestSummary, InputSummary, RecordDecision};

@@ -222,7 +222,8 @@ async fn reload_on_sighup(rules: Arc<LiveRules>) {
     drop(rules);
 }
 
-async fn shutdown_signal() {
+/// Resolves on SIGINT or SIGTERM (`callqa serve`, `callqa ingest --follow`).
+pub async fn shutdown_signal() {
     let interrupt = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {

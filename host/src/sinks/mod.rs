@@ -1,12 +1,17 @@
-//! Where unique records go: a directory of Hive-style partitions, or stdout;
+//! Where unique records go: a directory of Hive-style partitions, the same
+//! layout in S3, or stdout;
 //! and where unusable records go: the dead letters.
 
 mod dead_letter_sink;
 mod directory_sink;
+mod s3_sink;
+mod sink_url;
 mod stdout_sink;
 
 pub use dead_letter_sink::DeadLetterSink;
 pub use directory_sink::DirectorySink;
+pub use s3_sink::{list_record_objects, read_record_object, s3_client, S3Location, S3Sink};
+pub use sink_url::SinkUrl;
 pub use stdout_sink::StdoutSink;
 
 use crate::ctr::UtcDay;

@@ -14,6 +14,8 @@ pub enum Position {
     Firehose { index: u64, record_id: String },
     /// The input is one record.
     Document,
+    /// A Kinesis Data Streams record (the input names the stream and shard).
+    Kinesis { sequence_number: String },
 }
 
 impl Position {
@@ -22,6 +24,11 @@ impl Position {
         match self {
             Position::Line(n) | Position::Index(n) | Position::Firehose { index: n, .. } => *n,
             Position::Document => 0,
+            // Sequence numbers outgrow 64 bits; their low digits still
+            // increase within a shard, which is all a claim's source needs.
+            Position::Kinesis { sequence_number } => {
+                sequence_number[sequence_number.len().saturating_sub(18)..].parse().unwrap_or(0)
+            }
         }
     }
 }
@@ -33,6 +40,7 @@ impl fmt::Display for Position {
             Position::Index(n) => write!(f, "element {n}"),
             Position::Firehose { index, record_id } => write!(f, "record {index} (recordId {record_id})"),
             Position::Document => f.write_str("document"),
+            Position::Kinesis { sequence_number } => write!(f, "sequence number {sequence_number}"),
         }
     }
 }
@@ -49,6 +57,7 @@ impl serde::Serialize for Position {
                 map.serialize_entry("recordId", record_id)?;
             }
             Position::Document => map.serialize_entry("document", &true)?,
+            Position::Kinesis { sequence_number } => map.serialize_entry("sequenceNumber", sequence_number)?,
         }
         map.end()
     }

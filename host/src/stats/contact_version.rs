@@ -6,6 +6,8 @@ use anyhow::Context;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
+use crate::sinks::{list_record_objects, read_record_object, s3_client, S3Location};
+
 /// The fields of one contact version the daily figures use.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ContactVersion {
@@ -118,6 +120,21 @@ impl LatestVersions {
         Ok(latest)
     }
 
+    /// Reads every `.ndjson` / `.ndjson.gz` object under an `s3://` sink.
+    pub fn read_bucket(location: &S3Location) -> anyhow::Result<Self> {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        runtime.block_on(async {
+            let client = s3_client().await;
+            let mut latest = LatestVersions::default();
+            for key in list_record_objects(&client, location).await? {
+                // Unzipped by the reader, so the lines are read as from a plain file.
+                let bytes = read_record_object(&client, &location.bucket, &key).await?;
+                latest.read_lines(&bytes[..]).with_context(|| format!("cannot read s3://{}/{key}", location.bucket))?;
+            }
+            Ok(latest)
+        })
+    }
+
     fn read_file(&mut self, path: &Path) -> anyhow::Result<()> {
         let file = std::fs::File::open(path)?;
         let reader: Box<dyn BufRead> = if path.extension().is_some_and(|e| e == "gz") {
@@ -125,6 +142,10 @@ impl LatestVersions {
         } else {
             Box::new(BufReader::with_capacity(1 << 20, file))
         };
+        self.read_lines(reader)
+    }
+
+    fn read_lines(&mut self, reader: impl BufRead) -> anyhow::Result<()> {
         self.files += 1;
         for line in reader.split(b'\n') {
             let line = line?;

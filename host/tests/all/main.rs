@@ -20,6 +20,7 @@ mod ingest_hostile;
 mod ingest_malformed;
 mod ingest_seed;
 mod ingest_ttl;
+mod kinesis_s3;
 mod memory_reset;
 mod no_std_rules;
 mod openapi;

@@ -1,10 +1,12 @@
-//! Real DynamoDB-compatible (dynalite) and Redis servers for the shared-store
-//! tests, and the scenarios both backends must pass.
+//! Real DynamoDB-compatible (dynalite), Redis, Kinesis-compatible
+//! (kinesalite) and S3-compatible (s3rver) servers for the tests, and the
+//! scenarios both shared-store backends must pass.
 //!
-//! `AWS_ENDPOINT_URL_DYNAMODB` and `CALLQA_TEST_REDIS_URL` name servers CI
+//! `AWS_ENDPOINT_URL_DYNAMODB`, `CALLQA_TEST_REDIS_URL`,
+//! `AWS_ENDPOINT_URL_KINESIS` and `AWS_ENDPOINT_URL_S3` name servers CI
 //! started; a test fails (never skips) when one is set and does not answer.
 //! Unset, a test starts its own server on a free loopback port: `redis-server`
-//! from PATH, dynalite from `node_modules/.bin` (run `npm ci` at the
+//! from PATH, the others from `node_modules/.bin` (run `npm ci` at the
 //! repository root, or `scripts/test-servers.sh`).
 #![allow(dead_code)]
 
@@ -40,7 +42,24 @@ pub fn repo_root() -> PathBuf {
 pub enum Kind {
     DynamoDb,
     Redis,
+    Kinesis,
+    S3,
 }
+
+impl Kind {
+    /// The variable naming a running server of this kind.
+    fn endpoint_var(self) -> &'static str {
+        match self {
+            Kind::DynamoDb => "AWS_ENDPOINT_URL_DYNAMODB",
+            Kind::Redis => "CALLQA_TEST_REDIS_URL",
+            Kind::Kinesis => "AWS_ENDPOINT_URL_KINESIS",
+            Kind::S3 => "AWS_ENDPOINT_URL_S3",
+        }
+    }
+}
+
+/// s3rver checks the access key; dynalite and kinesalite take any.
+pub const AWS_KEY: &str = "S3RVER";
 
 /// A server for one test: either the one CI started, or a child process
 /// this test owns (killed on drop).
@@ -57,10 +76,7 @@ pub struct Server {
 impl Server {
     /// The CI server if one is configured, else a private one.
     pub fn shared(kind: Kind) -> Server {
-        let var = match kind {
-            Kind::DynamoDb => "AWS_ENDPOINT_URL_DYNAMODB",
-            Kind::Redis => "CALLQA_TEST_REDIS_URL",
-        };
+        let var = kind.endpoint_var();
         match std::env::var(var).ok().filter(|v| !v.is_empty()) {
             Some(endpoint) => {
                 let port = endpoint
@@ -78,7 +94,7 @@ impl Server {
                 let endpoint = match kind {
                     // Keep the scheme and host, drop any database number.
                     Kind::Redis => format!("redis://127.0.0.1:{port}"),
-                    Kind::DynamoDb => endpoint,
+                    Kind::DynamoDb | Kind::Kinesis | Kind::S3 => endpoint,
                 };
                 Server { kind, port, endpoint, child: None, args: Vec::new(), program: PathBuf::new() }
             }
@@ -90,15 +106,50 @@ impl Server {
     /// [`stop`](Self::stop) and [`start`](Self::start).
     pub fn private(kind: Kind, data: Option<&Path>) -> Server {
         let port = free_port();
+        let node_server = |name: &str| {
+            let local = repo_root().join("node_modules/.bin").join(name);
+            assert!(
+                local.exists(),
+                "{name} is not installed: run `npm ci` at the repository root (needs Node.js), \
+                 or scripts/test-servers.sh, or set {} to a running server",
+                kind.endpoint_var()
+            );
+            local
+        };
         let (program, mut args) = match kind {
-            Kind::DynamoDb => {
-                let local = repo_root().join("node_modules/.bin/dynalite");
-                assert!(
-                    local.exists(),
-                    "dynalite is not installed: run `npm ci` at the repository root (needs Node.js), \
-                     or scripts/test-servers.sh, or set AWS_ENDPOINT_URL_DYNAMODB to a running server"
-                );
-                (local, vec!["--port".to_string(), port.to_string(), "--createTableMs".into(), "0".into()])
+            Kind::DynamoDb => (
+                node_server("dynalite"),
+                vec!["--port".to_string(), port.to_string(), "--createTableMs".into(), "0".into()],
+            ),
+            Kind::Kinesis => (
+                node_server("kinesalite"),
+                [
+                    "--port",
+                    &port.to_string(),
+                    "--createStreamMs",
+                    "0",
+                    "--deleteStreamMs",
+                    "0",
+                    "--updateStreamMs",
+                    "0",
+                ]
+                .into_iter()
+                .chain(["--shardLimit", "1000"])
+                .map(String::from)
+                .collect(),
+            ),
+            Kind::S3 => {
+                let dir = std::env::temp_dir().join(format!("callqa-s3rver-{}-{port}", std::process::id()));
+                let dir = data.map(Path::to_path_buf).unwrap_or(dir);
+                std::fs::create_dir_all(&dir).unwrap();
+                (
+                    node_server("s3rver"),
+                    ["--directory", &dir.display().to_string(), "--port", &port.to_string(), "--address", "127.0.0.1"]
+                        .into_iter()
+                        .chain(["--silent"])
+                        .map(String::from)
+                        .collect(),
+                )
             }
             Kind::Redis => {
                 let found = std::env::var_os("PATH").and_then(|paths| {
@@ -130,11 +181,11 @@ impl Server {
                     .map(String::from),
             ),
             (Kind::Redis, None) => args.extend(["--appendonly".to_string(), "no".to_string()]),
-            (Kind::DynamoDb, None) => {}
+            (Kind::DynamoDb, None) | (Kind::Kinesis, _) | (Kind::S3, _) => {}
         }
         let endpoint = match kind {
-            Kind::DynamoDb => format!("http://127.0.0.1:{port}"),
             Kind::Redis => format!("redis://127.0.0.1:{port}"),
+            Kind::DynamoDb | Kind::Kinesis | Kind::S3 => format!("http://127.0.0.1:{port}"),
         };
         let mut server = Server { kind, port, endpoint, child: None, args, program };
         server.start();
@@ -193,6 +244,7 @@ impl Server {
                 redis::cmd("FLUSHDB").exec(&mut connection).unwrap();
                 store
             }
+            Kind::Kinesis | Kind::S3 => panic!("{:?} holds streams or buckets, not dedup stores", self.kind),
         }
     }
 
@@ -200,14 +252,14 @@ impl Server {
     pub fn callqa(&self) -> Command {
         let mut command = Command::new(env!("CARGO_BIN_EXE_callqa"));
         command
-            .env("AWS_ACCESS_KEY_ID", "test")
-            .env("AWS_SECRET_ACCESS_KEY", "test")
+            .env("AWS_ACCESS_KEY_ID", AWS_KEY)
+            .env("AWS_SECRET_ACCESS_KEY", AWS_KEY)
             .env("AWS_REGION", "us-east-1")
             .env_remove("AWS_PROFILE")
             .env("AWS_EC2_METADATA_DISABLED", "true")
             .stdin(Stdio::null());
-        if self.kind == Kind::DynamoDb {
-            command.env("AWS_ENDPOINT_URL_DYNAMODB", &self.endpoint);
+        if self.kind != Kind::Redis {
+            command.env(self.kind.endpoint_var(), &self.endpoint);
         }
         command
     }
