@@ -1,16 +1,16 @@
 #!/usr/bin/env bash
-# The servers the shared-store tests and benchmark use: redis-server,
-# dynalite (a DynamoDB-compatible server) and PostgreSQL (the shared sheet
-# store), on loopback.
+# The servers the tests and benchmarks use: redis-server, dynalite (a
+# DynamoDB-compatible server), kinesalite (Kinesis Data Streams), s3rver
+# (S3) and PostgreSQL (the shared sheet store), on loopback.
 #
 #   scripts/test-servers.sh          start both, print the exports, wait (Ctrl-C stops them)
 #   source scripts/test-servers.sh   start both in the background and export the endpoints
 #                                    into this shell (stopped when it exits)
 #
 # Installs what is missing: redis-server and postgresql with apt-get (as
-# root), dynalite with `npm ci` at the repository root. Ports:
-# CALLQA_REDIS_PORT (16379), CALLQA_DYNALITE_PORT (18000),
-# CALLQA_POSTGRES_PORT (15432). PostgreSQL runs from a throwaway data
+# root), dynalite, kinesalite and s3rver with `npm ci` at the repository
+# root. Ports: CALLQA_REDIS_PORT (16379), CALLQA_DYNALITE_PORT (18000),
+# CALLQA_KINESIS_PORT (14567), CALLQA_S3_PORT (14568), CALLQA_POSTGRES_PORT (15432). PostgreSQL runs from a throwaway data
 # directory (as the `postgres` user when run as root: it refuses root). Also sources scripts/rule-toolchains.sh, so
 # the suite has the tools that build its JavaScript and Python rules.
 
@@ -19,6 +19,7 @@ _callqa_servers() {
   root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
   local redis_port="${CALLQA_REDIS_PORT:-16379}" dynalite_port="${CALLQA_DYNALITE_PORT:-18000}"
   local postgres_port="${CALLQA_POSTGRES_PORT:-15432}"
+  local kinesis_port="${CALLQA_KINESIS_PORT:-14567}" s3_port="${CALLQA_S3_PORT:-14568}"
 
   # First: its `npm ci` also installs dynalite.
   # shellcheck source=rule-toolchains.sh
@@ -43,8 +44,9 @@ _callqa_servers() {
       return 1
     fi
   fi
-  if [ ! -x "$root/node_modules/.bin/dynalite" ]; then
-    command -v npm >/dev/null || { echo "npm is missing: install Node.js to run dynalite" >&2; return 1; }
+  if [ ! -x "$root/node_modules/.bin/dynalite" ] || [ ! -x "$root/node_modules/.bin/kinesalite" ] \
+    || [ ! -x "$root/node_modules/.bin/s3rver" ]; then
+    command -v npm >/dev/null || { echo "npm is missing: install Node.js to run dynalite, kinesalite and s3rver" >&2; return 1; }
     (cd "$root" && npm ci --no-audit --no-fund --loglevel=error) || return 1
   fi
 
@@ -52,6 +54,13 @@ _callqa_servers() {
   CALLQA_REDIS_PID=$!
   "$root/node_modules/.bin/dynalite" --port "$dynalite_port" --createTableMs 0 >/dev/null 2>&1 &
   CALLQA_DYNALITE_PID=$!
+  "$root/node_modules/.bin/kinesalite" --port "$kinesis_port" --createStreamMs 0 --deleteStreamMs 0 \
+    --updateStreamMs 0 --shardLimit 1000 >/dev/null 2>&1 &
+  CALLQA_KINESIS_PID=$!
+  CALLQA_S3_DIR="$(mktemp -d)"
+  "$root/node_modules/.bin/s3rver" --directory "$CALLQA_S3_DIR" --port "$s3_port" --address 127.0.0.1 --silent \
+    >/dev/null 2>&1 &
+  CALLQA_S3_PID=$!
 
   # fsync off: the tests kill servers on purpose, never this one, and a
   # throwaway cluster need not survive a power cut.
@@ -68,38 +77,49 @@ _callqa_servers() {
   CALLQA_POSTGRES_PID=$!
 
   local tries=0
-  until (exec 3<>"/dev/tcp/127.0.0.1/$redis_port") 2>/dev/null && (exec 3<>"/dev/tcp/127.0.0.1/$dynalite_port") 2>/dev/null \
-    && (exec 3<>"/dev/tcp/127.0.0.1/$postgres_port") 2>/dev/null; do
+  local port
+  _callqa_all_answer() {
+    for port in "$redis_port" "$dynalite_port" "$kinesis_port" "$s3_port" "$postgres_port"; do
+      (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null || return 1
+    done
+  }
+  until _callqa_all_answer; do
     tries=$((tries + 1))
     if [ "$tries" -gt 150 ]; then
-      echo "redis-server, dynalite or postgres did not start (ports $redis_port, $dynalite_port, $postgres_port in use?)" >&2
+      echo "a server did not start (ports $redis_port, $dynalite_port, $kinesis_port, $s3_port, $postgres_port in use?)" >&2
       tail -n 5 "$CALLQA_POSTGRES_DIR/log" >&2
-      kill "$CALLQA_REDIS_PID" "$CALLQA_DYNALITE_PID" "$CALLQA_POSTGRES_PID" 2>/dev/null
+      _callqa_servers_stop
       return 1
     fi
     sleep 0.1
   done
 
   # Answered, but by ours? A server already on the port would answer too.
-  if ! kill -0 "$CALLQA_REDIS_PID" 2>/dev/null || ! kill -0 "$CALLQA_DYNALITE_PID" 2>/dev/null \
-    || ! kill -0 "$CALLQA_POSTGRES_PID" 2>/dev/null; then
-    echo "redis-server, dynalite or postgres exited at start: is port $redis_port, $dynalite_port or $postgres_port taken?" >&2
-    kill "$CALLQA_REDIS_PID" "$CALLQA_DYNALITE_PID" "$CALLQA_POSTGRES_PID" 2>/dev/null
-    return 1
-  fi
+  local pid
+  for pid in "$CALLQA_REDIS_PID" "$CALLQA_DYNALITE_PID" "$CALLQA_KINESIS_PID" "$CALLQA_S3_PID" "$CALLQA_POSTGRES_PID"; do
+    if ! kill -0 "$pid" 2>/dev/null; then
+      echo "a server exited at start: is one of ports $redis_port, $dynalite_port, $kinesis_port, $s3_port, $postgres_port taken?" >&2
+      _callqa_servers_stop
+      return 1
+    fi
+  done
 
   export CALLQA_TEST_REDIS_URL="redis://127.0.0.1:$redis_port"
   export AWS_ENDPOINT_URL_DYNAMODB="http://127.0.0.1:$dynalite_port"
-  # dynalite accepts any credentials; the SDK still wants some.
-  export AWS_ACCESS_KEY_ID="${AWS_ACCESS_KEY_ID:-test}" AWS_SECRET_ACCESS_KEY="${AWS_SECRET_ACCESS_KEY:-test}"
+  export AWS_ENDPOINT_URL_KINESIS="http://127.0.0.1:$kinesis_port" AWS_ENDPOINT_URL_S3="http://127.0.0.1:$s3_port"
+  # s3rver checks the access key (S3RVER); dynalite and kinesalite take any.
+  export AWS_ACCESS_KEY_ID=S3RVER AWS_SECRET_ACCESS_KEY=S3RVER
   export AWS_REGION="${AWS_REGION:-us-east-1}" AWS_EC2_METADATA_DISABLED=true
   # Each test creates its own database in this cluster.
   export CALLQA_TEST_POSTGRES_URL="postgres://callqa@127.0.0.1:$postgres_port/postgres"
-  export CALLQA_REDIS_PID CALLQA_DYNALITE_PID CALLQA_POSTGRES_PID CALLQA_POSTGRES_DIR
+  export CALLQA_REDIS_PID CALLQA_DYNALITE_PID CALLQA_KINESIS_PID CALLQA_S3_PID CALLQA_S3_DIR
+  export CALLQA_POSTGRES_PID CALLQA_POSTGRES_DIR
 }
 
 _callqa_servers_stop() {
-  kill "${CALLQA_REDIS_PID:-}" "${CALLQA_DYNALITE_PID:-}" "${CALLQA_POSTGRES_PID:-}" 2>/dev/null || true
+  kill "${CALLQA_REDIS_PID:-}" "${CALLQA_DYNALITE_PID:-}" "${CALLQA_KINESIS_PID:-}" "${CALLQA_S3_PID:-}" \
+    "${CALLQA_POSTGRES_PID:-}" 2>/dev/null || true
+  [ -n "${CALLQA_S3_DIR:-}" ] && rm -rf "$CALLQA_S3_DIR"
   if [ -n "${CALLQA_POSTGRES_DIR:-}" ]; then
     # postgres exits after its children; its files go once it has.
     for _ in $(seq 50); do kill -0 "${CALLQA_POSTGRES_PID:-0}" 2>/dev/null || break; sleep 0.1; done
@@ -114,10 +134,11 @@ else
   set -euo pipefail
   _callqa_servers
   trap _callqa_servers_stop EXIT INT TERM
-  echo "redis-server, dynalite and postgres are running; in another shell:"
+  echo "redis-server, dynalite, kinesalite, s3rver and postgres are running; in another shell:"
   echo "  export CALLQA_TEST_REDIS_URL=$CALLQA_TEST_REDIS_URL AWS_ENDPOINT_URL_DYNAMODB=$AWS_ENDPOINT_URL_DYNAMODB"
+  echo "  export AWS_ENDPOINT_URL_KINESIS=$AWS_ENDPOINT_URL_KINESIS AWS_ENDPOINT_URL_S3=$AWS_ENDPOINT_URL_S3"
   echo "  export CALLQA_TEST_POSTGRES_URL=$CALLQA_TEST_POSTGRES_URL"
-  echo "  export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1"
+  echo "  export AWS_ACCESS_KEY_ID=S3RVER AWS_SECRET_ACCESS_KEY=S3RVER AWS_REGION=us-east-1"
   echo "Ctrl-C stops them."
   wait
 fi

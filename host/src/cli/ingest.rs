@@ -249,11 +249,13 @@ fn run_kinesis(
     };
     let setup = SinkSetup {
         store,
+        opened: None,
         settings,
         concurrency: args.store_concurrency,
         sink: out,
         gzip: args.gzip,
         decoder: RecordDecoder::new(args.fingerprint),
+        on_stored: None,
     };
     // Shard events (taken, finished, lost) are what an operator follows.
     crate::serve::init_logging(crate::serve::LogFormat::Human);

@@ -10,9 +10,12 @@ use serde::Deserialize;
 
 use crate::ctr::FingerprintMode;
 use crate::data_dir::default_data_dir;
+use crate::dedup::StoreUrl;
 use crate::duration::parse_duration;
 use crate::qa::sheet_store::SheetStoreUrl;
 use crate::serve::{find_ruleset, LogFormat, ServeConfig, SheetTarget};
+use crate::sinks::SinkUrl;
+use crate::sources::kinesis::{KinesisOptions, StartPosition};
 
 const AFTER_HELP: &str = "\
 Every setting can come from, in order of precedence: the flag, its
@@ -79,9 +82,33 @@ pub struct ServeArgs {
     pub rules_poll: Option<String>,
 
     /// Where unique contact records go: a directory of Hive-style
-    /// partitions, as `callqa ingest --out DIR` writes it. Required.
-    #[arg(long, short = 'o', value_name = "DIR", env = "CALLQA_OUT")]
-    pub out: Option<PathBuf>,
+    /// partitions, or `s3://BUCKET/PREFIX` for the same layout in S3, as
+    /// `callqa ingest --out` writes them. Required.
+    #[arg(long, short = 'o', value_name = "DIR|s3://BUCKET/PREFIX", env = "CALLQA_OUT")]
+    pub out: Option<String>,
+
+    /// Also read contact records from this Kinesis data stream
+    /// (`kinesis://STREAM` or its name), continuously, sharing its shards
+    /// with every host using the same --leases table; they go through the
+    /// same dedup, sink and real-time QA as records posted over HTTP. Its
+    /// unusable records go to the --dead-letter file with `.kinesis` added.
+    #[arg(long, value_name = "STREAM", env = "CALLQA_KINESIS")]
+    pub kinesis: Option<String>,
+
+    /// With --kinesis: the DynamoDB table of shard leases [default: the
+    /// dedup table's name with `-leases`].
+    #[arg(long, value_name = "dynamodb://TABLE", env = "CALLQA_LEASES")]
+    pub leases: Option<String>,
+
+    /// With --kinesis: where a shard never read before starts:
+    /// trim-horizon, latest or an RFC 3339 instant [default: trim-horizon].
+    #[arg(long, value_name = "POSITION", env = "CALLQA_START_POSITION")]
+    pub start_position: Option<String>,
+
+    /// With --kinesis: how long a lease may go unrenewed before another
+    /// host takes the shard [default: 10s].
+    #[arg(long, value_name = "DURATION", env = "CALLQA_FAILOVER")]
+    pub failover: Option<String>,
 
     /// Gzip the record files written to --out.
     #[arg(long, env = "CALLQA_GZIP")]
@@ -271,7 +298,11 @@ struct ConfigFile {
     ready_file: Option<PathBuf>,
     rules: Option<PathBuf>,
     rules_poll: Option<String>,
-    out: Option<PathBuf>,
+    out: Option<String>,
+    kinesis: Option<String>,
+    leases: Option<String>,
+    start_position: Option<String>,
+    failover: Option<String>,
     gzip: Option<bool>,
     store: Option<String>,
     store_concurrency: Option<usize>,
@@ -333,9 +364,35 @@ fn resolve(args: &ServeArgs) -> anyhow::Result<ServeConfig> {
         args.rules.clone().or(file.rules).context("no rules: pass --rules DIR (or `rules = \"DIR\"` in --config)")?;
     let ruleset = find_ruleset(&rules)?;
     let out = args.out.clone().or(file.out).context("no sink for contact records: pass --out DIR")?;
+    let out = SinkUrl::parse(&out)?;
+    anyhow::ensure!(out != SinkUrl::Stdout, "--out -: serve writes records to a directory or s3://BUCKET/PREFIX");
     let data_dir = match args.data_dir.clone().or(file.data_dir) {
         Some(dir) => dir,
         None => default_data_dir(None)?,
+    };
+    let store = args.store.clone().or(file.store);
+    let kinesis = match args.kinesis.clone().or(file.kinesis) {
+        None => None,
+        Some(stream) => {
+            let stream = match crate::sources::kinesis::parse_stream(&stream) {
+                Some(parsed) => parsed?,
+                None => {
+                    crate::sources::kinesis::parse_stream(&format!("kinesis://{stream}")).expect("a kinesis URL")?
+                }
+            };
+            let store_url = StoreUrl::resolve(store.as_deref(), &data_dir)?;
+            let leases = args.leases.clone().or(file.leases);
+            let start = args.start_position.clone().or(file.start_position).unwrap_or_else(|| "trim-horizon".into());
+            Some(KinesisOptions {
+                stream,
+                lease_table: crate::cli::ingest::lease_table(leases.as_deref(), &store_url)?,
+                start: StartPosition::parse(&start)?,
+                follow: true,
+                failover: duration("failover", &args.failover, &file.failover, "10s")?.max(Duration::from_millis(400)),
+                batch_size: 1000,
+                max_record_bytes: args.max_record_bytes.or(file.max_record_bytes).unwrap_or(1 << 20),
+            })
+        }
     };
     let fingerprint = match (&args.fingerprint, &file.fingerprint) {
         (Some(mode), _) => *mode,
@@ -401,8 +458,9 @@ fn resolve(args: &ServeArgs) -> anyhow::Result<ServeConfig> {
         ruleset,
         rules_poll: duration("rules-poll", &args.rules_poll, &file.rules_poll, "1s")?.max(Duration::from_millis(50)),
         out,
+        kinesis,
         gzip: args.gzip || file.gzip.unwrap_or(false),
-        store: args.store.clone().or(file.store),
+        store,
         store_concurrency: args
             .store_concurrency
             .or(file.store_concurrency)

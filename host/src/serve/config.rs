@@ -35,7 +35,10 @@ pub struct ServeConfig {
     /// The ruleset file; its directory is the one watched.
     pub ruleset: PathBuf,
     pub rules_poll: Duration,
-    pub out: PathBuf,
+    pub out: crate::sinks::SinkUrl,
+    /// `--kinesis STREAM`: also read the stream, sharing its shards with the
+    /// other hosts that hold leases in the same table.
+    pub kinesis: Option<crate::sources::kinesis::KinesisOptions>,
     pub gzip: bool,
     /// `None`: the embedded store at `data_dir/dedup.redb`.
     pub store: Option<String>,

@@ -44,6 +44,12 @@ pub struct SourceLabel {
     pub source: String,
 }
 
+/// A Kinesis shard this host reads or read.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ShardLabel {
+    pub shard: String,
+}
+
 /// An alert webhook, by its name in the webhooks file.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct WebhookLabel {
@@ -87,6 +93,11 @@ pub struct Metrics {
     pub alert_attempts_failed: Family<WebhookLabel, Counter>,
     pub alerts_pending: Family<WebhookLabel, Gauge>,
     pub alert_delivery_latency: HistogramFamily<WebhookLabel>,
+    pub shard_millis_behind: Family<ShardLabel, Gauge>,
+    pub shard_records: Family<ShardLabel, Gauge>,
+    pub leases_held: Gauge,
+    /// The `--kinesis` reader's progress, read at each scrape.
+    stream: std::sync::OnceLock<crate::sources::kinesis::StreamProgress>,
     /// Quarantines already counted, per rule id and ruleset generation:
     /// health counts restart with a new module, the counter must not.
     seen_quarantines: Mutex<HashMap<(String, u64), u64>>,
@@ -124,6 +135,10 @@ impl Metrics {
             alert_attempts_failed: Family::default(),
             alerts_pending: Family::default(),
             alert_delivery_latency: Family::new_with_constructor(alert_latency_histogram as fn() -> Histogram),
+            shard_millis_behind: Family::default(),
+            shard_records: Family::default(),
+            leases_held: Gauge::default(),
+            stream: std::sync::OnceLock::new(),
             seen_quarantines: Mutex::new(HashMap::new()),
             registry: Registry::default(),
         };
@@ -189,7 +204,23 @@ impl Metrics {
             "Time from a sheet's alert being enqueued to its delivery, retries included",
             m.alert_delivery_latency.clone(),
         );
+        registry.register(
+            "kinesis_shard_millis_behind",
+            "How far this host's reading of a shard trails its newest record (MillisBehindLatest)",
+            m.shard_millis_behind.clone(),
+        );
+        registry.register(
+            "kinesis_shard_records",
+            "Records this host read from a shard since it started",
+            m.shard_records.clone(),
+        );
+        registry.register("kinesis_leases_held", "Shard leases this host holds", m.leases_held.clone());
         Metrics { registry, ..m }
+    }
+
+    /// Reports the `--kinesis` reader's progress from now on.
+    pub fn watch_stream(&self, progress: crate::sources::kinesis::StreamProgress) {
+        let _ = self.stream.set(progress);
     }
 
     pub fn record_sheet(&self, sheet: &QaSheet, source: &str) {
@@ -248,6 +279,15 @@ impl Metrics {
     }
 
     pub fn encode(&self) -> String {
+        if let Some(stream) = self.stream.get() {
+            let shards = stream.snapshot();
+            for (shard, progress) in &shards {
+                let label = ShardLabel { shard: shard.clone() };
+                self.shard_millis_behind.get_or_create(&label).set(progress.millis_behind);
+                self.shard_records.get_or_create(&label).set(progress.counts.read as i64);
+            }
+            self.leases_held.set(shards.values().filter(|p| p.held).count() as i64);
+        }
         let mut out = String::new();
         // Writing into a String cannot fail.
         let _ = encode(&mut out, &self.registry);

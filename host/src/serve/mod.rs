@@ -60,7 +60,6 @@ use sheet_sink::SheetSink;
 use crate::ctr::RecordDecoder;
 use crate::dedup::{DedupStore, StoreSettings, StoreUrl, SystemClock};
 use crate::rules::RuleEngine;
-use crate::sinks::DirectorySink;
 
 /// Human-readable logs on stderr, or JSON lines; `RUST_LOG` filters
 /// (default `info`).
@@ -96,10 +95,13 @@ pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
     tracing::info!(ruleset = %config.ruleset.display(), rules = rules.current().ruleset.rules.len(), elapsed_ms = rules_ms, "rules loaded");
 
     let store = open_store(&config).await?;
-    let sink = DirectorySink::open(&config.out, store.instance_id(), config.gzip)?;
+    let sink = {
+        let (out, id, gzip) = (config.out.clone(), store.instance_id().to_string(), config.gzip);
+        tokio::task::spawn_blocking(move || out.open(&id, gzip)).await.context("opening the sink failed")??
+    };
     let ingestor = Ingestor::open(
-        store,
-        Box::new(sink),
+        store.clone(),
+        sink,
         config.dead_letter.as_deref(),
         RecordDecoder::new(config.fingerprint),
         metrics.clone(),
@@ -146,6 +148,14 @@ pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
         tracing::info!(sessions = resumed, "pending sessions resumed from the sheet store");
     }
     tokio::spawn(realtime.clone().run());
+    let (stop_stream, stream_stopped) = tokio::sync::watch::channel(false);
+    let stream = match &config.kinesis {
+        Some(options) => Some(tokio::spawn(
+            read_stream(&config, options.clone(), store.clone(), realtime.clone(), metrics.clone(), stream_stopped)
+                .await?,
+        )),
+        None => None,
+    };
     let watcher = rules_watcher::spawn(rules.clone(), config.rules_poll);
     tokio::spawn(reload_on_sighup(rules.clone()));
 
@@ -181,7 +191,7 @@ pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
         crate::atomic_write::write_atomically(path, address.to_string().as_bytes())
             .with_context(|| format!("cannot write --ready-file {}", path.display()))?;
     }
-    tracing::info!(%address, startup_ms = started.elapsed().as_millis() as u64, rules_ms, store = %state.ingestor.describe_store(), sink = %config.out.display(), sheets = %state.realtime.describe_sink(), "callqa serve listening");
+    tracing::info!(%address, startup_ms = started.elapsed().as_millis() as u64, rules_ms, store = %state.ingestor.describe_store(), sink = %config.out, sheets = %state.realtime.describe_sink(), "callqa serve listening");
 
     let limits = ConnectionLimits {
         max_connections: config.max_connections,
@@ -193,15 +203,67 @@ pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
     if let Some(alerts) = alerts {
         alerts.shutdown(config.shutdown_timeout).await;
     }
+    if let Some(stream) = stream {
+        tracing::info!("shutting down: giving the shard leases back");
+        let _ = stop_stream.send(true);
+        match stream.await {
+            Ok(Ok(summary)) => {
+                tracing::info!(read = summary.total.read, unique = summary.total.unique, "stream reader stopped")
+            }
+            Ok(Err(err)) => tracing::error!("the stream reader failed: {err:#}"),
+            Err(err) => tracing::error!("the stream reader panicked: {err}"),
+        }
+    }
     tracing::info!("shutting down: closing the dedup store");
     state.ingestor.close().await
+}
+
+/// `--kinesis`: the stream's shards under leases, into the same store (the
+/// embedded one is opened once per process), sink and real-time QA.
+async fn read_stream(
+    config: &ServeConfig,
+    options: crate::sources::kinesis::KinesisOptions,
+    store: Arc<dyn DedupStore>,
+    realtime: Arc<RealtimeQa>,
+    metrics: Arc<Metrics>,
+    mut stopped: tokio::sync::watch::Receiver<bool>,
+) -> anyhow::Result<impl std::future::Future<Output = anyhow::Result<crate::sources::kinesis::KinesisSummary>>> {
+    use crate::sources::kinesis::{Scheduler, SinkSetup, StreamProgress};
+    let url = StoreUrl::resolve(config.store.as_deref(), &config.data_dir)?;
+    let setup = SinkSetup {
+        opened: (!url.is_shared()).then_some(store),
+        store: url,
+        settings: StoreSettings { ttl: config.ttl, lease: config.lease, clock: Arc::new(SystemClock) },
+        concurrency: config.store_concurrency,
+        sink: config.out.clone(),
+        gzip: config.gzip,
+        decoder: RecordDecoder::new(config.fingerprint),
+        on_stored: Some(Arc::new(move |stored: Vec<Vec<u8>>| {
+            let realtime = realtime.clone();
+            Box::pin(async move { realtime.offer(&stored).await }) as futures::future::BoxFuture<'static, ()>
+        })),
+    };
+    // Its own file: two writers appending to one dead-letter file could
+    // interleave their lines.
+    let letters = config.dead_letter.as_ref().map(|path| {
+        let mut name = path.clone().into_os_string();
+        name.push(".kinesis");
+        std::path::PathBuf::from(name)
+    });
+    let dead_letters = crate::sinks::DeadLetterSink::open(letters.as_deref())?;
+    let progress = StreamProgress::default();
+    metrics.watch_stream(progress.clone());
+    let scheduler = Scheduler::new(options, setup, dead_letters, progress).await?;
+    tracing::info!(worker = scheduler.worker(), "reading the Kinesis stream");
+    Ok(scheduler.run(async move {
+        let _ = stopped.wait_for(|stop| *stop).await;
+    }))
 }
 
 async fn open_store(config: &ServeConfig) -> anyhow::Result<Arc<dyn DedupStore>> {
     let settings = StoreSettings { ttl: config.ttl, lease: config.lease, clock: Arc::new(SystemClock) };
     let url = StoreUrl::resolve(config.store.as_deref(), &config.data_dir)?;
-    let sink = config.out.display().to_string();
-    Ok(Arc::from(url.open(settings, &sink, config.store_concurrency).await?))
+    Ok(Arc::from(url.open(settings, &config.out.identity(), config.store_concurrency).await?))
 }
 
 async fn reload_on_sighup(rules: Arc<LiveRules>) {

@@ -44,7 +44,7 @@
 //! memory only, and a restart forgets them.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -80,9 +80,8 @@ pub struct RealtimeSettings {
 /// This host's name for its pending sessions: `<hostname>:<sink>`, the
 /// dedup store's name for it, so a host restarted with the same `--out`
 /// resumes its own sessions and never those of a host sharing the store.
-pub fn owner_of(out: &Path) -> String {
-    let sink = std::fs::canonicalize(out).unwrap_or_else(|_| out.to_path_buf());
-    crate::dedup::host_identity(&sink.display().to_string())
+pub fn owner_of(out: &crate::sinks::SinkUrl) -> String {
+    crate::dedup::host_identity(&out.identity())
 }
 
 /// A time of a pending session: milliseconds on the monotonic clock since

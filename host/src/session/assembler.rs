@@ -313,22 +313,35 @@ fn join_transcripts(
     }
 
     let mut segments = Vec::new();
-    let mut seen_ids: HashSet<String> = HashSet::new();
+    // Segment id → the leg whose analysis used it first. The adapters make
+    // ids unique within one analysis, so a repeat here is another leg's.
+    let mut seen_ids: HashMap<String, usize> = HashMap::new();
     let mut segment_fields = Map::new();
     let mut transcript_events = Vec::new();
     let mut contacts = Map::new();
-    for (leg, analysis, shift) in &shifted {
+    for (n, (leg, analysis, shift)) in shifted.iter().enumerate() {
         for s in &analysis.segments {
             let mut s = s.clone();
             let original = s.id.clone();
-            if !seen_ids.insert(s.id.clone()) {
-                s.id = format!("{}/{}", leg.contact_id, original);
-                notes.push(format!(
-                    "contact {}: segment id {original} is already used by an earlier leg; renamed {}",
-                    leg.contact_id, s.id
-                ));
-                seen_ids.insert(s.id.clone());
+            match seen_ids.get(&s.id).copied() {
+                None => {}
+                Some(first) if first != n => {
+                    s.id = unused_id(&seen_ids, format!("{}/{}", leg.contact_id, original));
+                    notes.push(format!(
+                        "contact {}: segment id {original} is already used by an earlier leg; renamed {}",
+                        leg.contact_id, s.id
+                    ));
+                }
+                // Only an analysis not read by the adapters gets here.
+                Some(_) => {
+                    s.id = unused_id(&seen_ids, original.clone());
+                    notes.push(format!(
+                        "contact {}: segment id {original} is used by two turns of its analysis; renamed {}",
+                        leg.contact_id, s.id
+                    ));
+                }
             }
+            seen_ids.insert(s.id.clone(), n);
             s.begin_ms = s.begin_ms.saturating_add(*shift);
             s.end_ms = s.end_ms.saturating_add(*shift);
             s.agent_id = leg.agent.as_ref().map(|a| a.id.clone());
@@ -357,6 +370,14 @@ fn join_transcripts(
         attributes: Some(Value::Object(lens)),
         notes,
     }
+}
+
+/// `id`, or `id#<n>` with the smallest n from 2 that is not taken yet.
+fn unused_id(taken: &HashMap<String, usize>, id: String) -> String {
+    if !taken.contains_key(&id) {
+        return id;
+    }
+    (2u64..).map(|n| format!("{id}#{n}")).find(|candidate| !taken.contains_key(candidate)).expect("an unused suffix")
 }
 
 /// One leg's characteristics as they are; several legs' on one clock:

@@ -19,6 +19,9 @@ pub enum InputFormat {
     JsonArray,
     Ndjson,
     Object,
+    /// Objects one after another with no delimiter, or only whitespace
+    /// (`{…}{…}`): Firehose's S3 delivery of records that carry no newline.
+    ConcatenatedJson,
     FirehoseEvent,
     Empty,
 }
@@ -29,6 +32,7 @@ impl std::fmt::Display for InputFormat {
             InputFormat::JsonArray => "JSON array",
             InputFormat::Ndjson => "NDJSON",
             InputFormat::Object => "single object",
+            InputFormat::ConcatenatedJson => "concatenated JSON",
             InputFormat::FirehoseEvent => "Firehose transformation event",
             InputFormat::Empty => "empty",
         })
@@ -47,10 +51,18 @@ impl std::fmt::Display for InputFormat {
 /// ([`RecordBytes`]); an array is read through a buffer instead, as every
 /// page of a map that has been read counts in the process's resident memory
 /// until it is unmapped (an array's elements are copied out anyway).
+///
+/// Concatenated objects (`{…}{…}`, with or without whitespace between) are
+/// recognised when the first line, or the first document, holds a second
+/// object right after the first; they are streamed one object at a time
+/// like an array's elements, each its own record. An input whose first line
+/// is one object is NDJSON, and a later line holding several objects is one
+/// malformed line: ordinary NDJSON is never scanned for object boundaries.
 pub struct RecordReader {
     format: InputFormat,
     lines: Option<LineSource>,
     array: Option<ArraySource>,
+    objects: Option<ObjectSource>,
     queued: VecDeque<RawRecord>,
     firehose: Option<Vec<FirehoseRecord>>,
     max_record_bytes: u64,
@@ -74,6 +86,13 @@ struct ArraySource {
     /// The index of the next element.
     index: u64,
     at: ArrayAt,
+}
+
+/// Concatenated objects being read one at a time.
+struct ObjectSource {
+    reader: Reader,
+    /// The index of the next object.
+    index: u64,
 }
 
 /// Where the array reader stands, between elements.
@@ -227,6 +246,7 @@ impl RecordReader {
             format: InputFormat::Empty,
             lines: None,
             array: None,
+            objects: None,
             queued: VecDeque::new(),
             firehose: None,
             max_record_bytes,
@@ -237,6 +257,11 @@ impl RecordReader {
         let first = reader.fill_buf()?.first().copied();
         match first {
             None => {}
+            // A `.ndjson` name is no promise: Firehose names its S3 objects
+            // after the stream's settings, not after what the records hold.
+            Some(b'{') if named_ndjson && first_line_holds_concatenated_objects(&mut reader)? => {
+                this.read_concatenated(reader.unmapped()?);
+            }
             Some(_) if named_ndjson => {
                 this.format = InputFormat::Ndjson;
                 this.lines = Some(LineSource { reader, line_no: skipped_lines });
@@ -283,6 +308,9 @@ impl RecordReader {
         }
         if self.array.is_some() {
             return self.next_element();
+        }
+        if self.objects.is_some() {
+            return self.next_object();
         }
         let Some(lines) = self.lines.as_mut() else { return Ok(None) };
         loop {
@@ -451,6 +479,11 @@ impl RecordReader {
             }
             return Ok(());
         }
+        if holds_concatenated_objects(first_trimmed) {
+            let reader = Reader::Buffered(Box::new(io::Cursor::new(first_line).chain(reader.unmapped()?)));
+            self.read_concatenated(reader);
+            return Ok(());
+        }
         if first_trimmed.ends_with(b"}") {
             // A complete-looking one-line object that does not parse: one bad
             // line of NDJSON, dead-lettered on its own.
@@ -464,6 +497,12 @@ impl RecordReader {
         reader.read_to_end(&mut whole)?;
         match serde_json::from_slice::<serde_json::Value>(&whole) {
             Ok(value) if FirehoseEvent::looks_like(&value) => self.read_firehose(&whole),
+            // Pretty-printed objects one after another (`jq .` output): a
+            // structural boundary says more than a line that happens to be a
+            // whole object, so this is asked first.
+            Err(_) if holds_concatenated_objects(&whole) => {
+                self.read_concatenated(Reader::Buffered(Box::new(io::Cursor::new(whole))));
+            }
             Err(_) if looks_like_ndjson(&whole) => {
                 self.format = InputFormat::Ndjson;
                 let reader = Reader::Buffered(Box::new(io::Cursor::new(whole)));
@@ -480,6 +519,58 @@ impl RecordReader {
             }
         }
         Ok(())
+    }
+
+    fn read_concatenated(&mut self, reader: Reader) {
+        self.format = InputFormat::ConcatenatedJson;
+        self.objects = Some(ObjectSource { reader, index: 0 });
+    }
+
+    /// The next of the concatenated objects, or a dead letter for what
+    /// stands between two of them.
+    ///
+    /// An object's bytes are exactly its own, from its `{` to its `}` (the
+    /// `raw` fingerprint hashes them), found by following strings and
+    /// brackets; whether they are valid JSON is for the decoder to say, so a
+    /// malformed object is one dead letter and the objects after it are
+    /// read. An object cut short (a `{` where no value can begin: Firehose
+    /// went on with the next record) ends there and is dead-lettered; bytes
+    /// that are not an object are one dead letter up to the next `{`. Only
+    /// an object cut short inside a string takes the rest of the input with
+    /// it, as nothing after it can be told from its text.
+    fn next_object(&mut self) -> io::Result<Option<RawRecord>> {
+        let max = self.max_record_bytes;
+        let Some(objects) = self.objects.as_mut() else { return Ok(None) };
+        let Some(next) = skip_json_whitespace(&mut objects.reader)? else { return Ok(None) };
+        let index = objects.index;
+        objects.index += 1;
+        let buffer = take_buffer(&mut self.spare, self.buffers.as_deref());
+        let mut object = Capture::new(buffer, max);
+        let problem = if next == b'{' {
+            match read_object(&mut objects.reader, &mut object)? {
+                Some(ObjectEnd::Closed) => None,
+                Some(ObjectEnd::CutShort) => {
+                    Some(format!("object {index} is cut short: object {} begins before it is closed", index + 1))
+                }
+                None => Some(format!("the input ends inside object {index}, before it is closed")),
+            }
+        } else {
+            skip_to_next_object(&mut objects.reader, &mut object)?;
+            Some(format!(
+                "expected `{{` to begin object {index}, found {}; skipped to the next `{{`",
+                describe_byte(next)
+            ))
+        };
+        let (bytes, size, emptied) = object.finish();
+        self.spare.extend(emptied);
+        let rejected = if size > max {
+            Some(DecodeError::Oversized { size, max })
+        } else {
+            problem.map(DecodeError::MalformedJson)
+        };
+        // Delivered as a line: hashed as delivered, and kept as it is when
+        // it is already one line.
+        Ok(Some(RawRecord { position: Position::Index(index), bytes, delivery: Delivery::Line, rejected }))
     }
 
     fn read_firehose(&mut self, whole: &[u8]) {
@@ -803,6 +894,131 @@ fn read_element(reader: &mut Reader, element: &mut Capture) -> io::Result<bool> 
     }
 }
 
+/// How one of the concatenated objects ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ObjectEnd {
+    /// At the bracket that closes its `{`.
+    Closed,
+    /// Before a `{` where no value can begin (after a value rather than
+    /// after `:`, `,` or `[`): the object was cut short and the next one
+    /// begins there. Valid JSON never has such a `{`, so no whole object is
+    /// ever split.
+    CutShort,
+}
+
+/// Follows one object through strings and brackets to where it ends; fed
+/// the input a buffer at a time, from the object's `{` on.
+#[derive(Default)]
+struct ObjectScan {
+    depth: u64,
+    in_string: bool,
+    escaped: bool,
+    /// The last byte outside strings that was not whitespace.
+    last: u8,
+}
+
+impl ObjectScan {
+    /// Where in `buf` the object ends (past its last byte) and how; `None`
+    /// when it goes on past `buf`.
+    fn feed(&mut self, buf: &[u8]) -> Option<(usize, ObjectEnd)> {
+        let mut i = 0;
+        while i < buf.len() {
+            if self.in_string {
+                if self.escaped {
+                    self.escaped = false;
+                    i += 1;
+                    continue;
+                }
+                // Strings are most of a contact record: jump to what ends one.
+                i += memchr::memchr2(b'"', b'\\', &buf[i..])?;
+                if buf[i] == b'\\' {
+                    self.escaped = true;
+                } else {
+                    self.in_string = false;
+                }
+                i += 1;
+                continue;
+            }
+            let byte = buf[i];
+            match byte {
+                b'"' => self.in_string = true,
+                b'{' if self.depth > 0 && !matches!(self.last, b':' | b',' | b'[') => {
+                    return Some((i, ObjectEnd::CutShort));
+                }
+                b'{' | b'[' => self.depth += 1,
+                b'}' | b']' => {
+                    self.depth = self.depth.saturating_sub(1);
+                    if self.depth == 0 {
+                        return Some((i + 1, ObjectEnd::Closed));
+                    }
+                }
+                _ => {}
+            }
+            if !is_json_whitespace(byte) {
+                self.last = byte;
+            }
+            i += 1;
+        }
+        None
+    }
+}
+
+/// Reads one of the concatenated objects, from its `{`, into `object`;
+/// `None` when the input ends inside it.
+fn read_object(reader: &mut Reader, object: &mut Capture) -> io::Result<Option<ObjectEnd>> {
+    let mut scan = ObjectScan::default();
+    loop {
+        let buf = reader.fill_buf()?;
+        if buf.is_empty() {
+            return Ok(None);
+        }
+        let found = scan.feed(buf);
+        let used = found.map_or(buf.len(), |(end, _)| end);
+        object.push(&buf[..used]);
+        reader.consume(used);
+        if let Some((_, end)) = found {
+            return Ok(Some(end));
+        }
+    }
+}
+
+/// Reads what stands between two objects into `rest`, up to the next `{`.
+fn skip_to_next_object(reader: &mut Reader, rest: &mut Capture) -> io::Result<()> {
+    loop {
+        let buf = reader.fill_buf()?;
+        if buf.is_empty() {
+            return Ok(());
+        }
+        let (used, found) = match memchr::memchr(b'{', buf) {
+            Some(at) => (at, true),
+            None => (buf.len(), false),
+        };
+        rest.push(&buf[..used]);
+        reader.consume(used);
+        if found {
+            return Ok(());
+        }
+    }
+}
+
+/// True when `bytes`, which begin with `{`, hold a whole object followed by
+/// nothing but whitespace and the `{` of another.
+fn holds_concatenated_objects(bytes: &[u8]) -> bool {
+    match ObjectScan::default().feed(bytes) {
+        Some((end, ObjectEnd::Closed)) => bytes[end..].iter().find(|b| !is_json_whitespace(**b)) == Some(&b'{'),
+        _ => false,
+    }
+}
+
+/// [`holds_concatenated_objects`] for the first line of what `reader` holds,
+/// without consuming it. Through a buffer only what is buffered is looked
+/// at: an object longer than that is taken for NDJSON.
+fn first_line_holds_concatenated_objects(reader: &mut Reader) -> io::Result<bool> {
+    let buf = reader.fill_buf()?;
+    let line = &buf[..memchr::memchr(b'\n', buf).unwrap_or(buf.len())];
+    Ok(holds_concatenated_objects(line))
+}
+
 /// The rest of the input, for a dead letter: its excerpt, length and digest.
 fn read_rest(reader: &mut Reader) -> io::Result<RecordBytes> {
     let mut rest = ExcerptBuilder::default();
@@ -969,13 +1185,138 @@ mod tests {
         assert_eq!(summary(&read_with_max(b"[", 1000)), vec![(index(0), s(""), Some("malformed-json"))]);
     }
 
+    /// The objects must be the bytes serde_json finds for them, as the `raw`
+    /// fingerprint of each depends on them; whatever the read buffer.
+    #[test]
+    fn concatenated_objects_are_each_their_own_record() {
+        let text = br#"{"a":"}{\"{","b":[{"c":"\\"}]}{"d":1} {"e":{}}
+{"f":"x\"}{"}	{"g":[]}"#;
+        let expected: Vec<&[u8]> = serde_json::Deserializer::from_slice(text)
+            .into_iter::<&RawValue>()
+            .map(|v| v.unwrap().get().as_bytes())
+            .collect();
+        assert_eq!(expected.len(), 5);
+        for capacity in [1, 2, 3, 7, 8192] {
+            let cursor = io::Cursor::new(text.to_vec());
+            let reader = Box::new(BufReader::with_capacity(capacity, cursor));
+            let mut reader = RecordReader::from_reader(reader, 1000, false).unwrap();
+            assert_eq!(reader.format(), InputFormat::ConcatenatedJson, "buffer of {capacity}");
+            let records: Vec<RawRecord> = std::iter::from_fn(|| reader.next_record().unwrap()).collect();
+            let got: Vec<&[u8]> = records.iter().map(|r| &*r.bytes).collect();
+            assert_eq!(got, expected, "buffer of {capacity}");
+            assert!(records.iter().all(|r| r.rejected.is_none() && r.delivery == Delivery::Line));
+            let positions: Vec<Position> = records.iter().map(|r| r.position.clone()).collect();
+            assert_eq!(positions, (0..5).map(Position::Index).collect::<Vec<_>>());
+        }
+        assert_eq!(InputFormat::ConcatenatedJson.to_string(), "concatenated JSON");
+    }
+
+    #[test]
+    fn concatenated_objects_are_found_however_they_are_laid_out() {
+        let formats = |text: &[u8]| {
+            let (format, records) = read(text);
+            (format, records.iter().map(|r| String::from_utf8_lossy(&r.bytes).into_owned()).collect::<Vec<_>>())
+        };
+        let s = |t: &[&str]| t.iter().map(|t| t.to_string()).collect::<Vec<_>>();
+        let concatenated = InputFormat::ConcatenatedJson;
+        // Several on a line, some lines with one.
+        assert_eq!(
+            formats(b"{\"a\":1}{\"b\":2}\n{\"c\":3}\n{\"d\":4} {\"e\":5}\n"),
+            (concatenated, s(&[r#"{"a":1}"#, r#"{"b":2}"#, r#"{"c":3}"#, r#"{"d":4}"#, r#"{"e":5}"#]))
+        );
+        // Pretty-printed, one after another, with and without a newline between.
+        assert_eq!(
+            formats(b"{\n  \"a\": 1\n}{\n  \"b\": [{\"c\": 2}]\n}\n{\n  \"d\": 3\n}\n"),
+            (concatenated, s(&["{\n  \"a\": 1\n}", "{\n  \"b\": [{\"c\": 2}]\n}", "{\n  \"d\": 3\n}"]))
+        );
+        // What is not concatenated keeps its format.
+        assert_eq!(read(b"{\"a\":1}\n{\"b\":2}{\"c\":3}\n").0, InputFormat::Ndjson, "decided by the first line");
+        assert_eq!(read(b"{\"a\":1}}\n{\"b\":2}\n").0, InputFormat::Ndjson);
+        assert_eq!(read(b"{\"a\":\"}{\"}\n").0, InputFormat::Object, "braces inside a string");
+        assert_ne!(read(b"{\"a\":1,\n{\"b\":2}{\"c\":3}\n").0, concatenated, "the first object never closes");
+    }
+
+    /// A malformed object is one dead letter (the decoder's, when its
+    /// brackets close), and the objects after it are read.
+    #[test]
+    fn a_broken_concatenated_object_costs_only_itself() {
+        let index = |n| Position::Index(n);
+        let s = |t: &str| t.to_string();
+        assert_eq!(
+            summary(&read_with_max(br#"{"a":1}{"b":2,}{"c":3}"#, 1000)),
+            vec![
+                (index(0), s(r#"{"a":1}"#), None),
+                (index(1), s(r#"{"b":2,}"#), None),
+                (index(2), s(r#"{"c":3}"#), None)
+            ]
+        );
+        // Cut short after a value: the next object begins where it stops.
+        assert_eq!(
+            summary(&read_with_max(br#"{"a":1}{"b":{"x":[1]}{"c":3}{"d":"#, 1000)),
+            vec![
+                (index(0), s(r#"{"a":1}"#), None),
+                (index(1), s(r#"{"b":{"x":[1]}"#), Some("malformed-json")),
+                (index(2), s(r#"{"c":3}"#), None),
+                (index(3), s(r#"{"d":"#), Some("malformed-json")),
+            ]
+        );
+        // Bytes between objects are one dead letter, up to the next `{`.
+        assert_eq!(
+            summary(&read_with_max(b"{\"a\":1}{\"b\":2},{\"c\":3}\n]x {\"d\":4}", 1000)),
+            vec![
+                (index(0), s(r#"{"a":1}"#), None),
+                (index(1), s(r#"{"b":2}"#), None),
+                (index(2), s(","), Some("malformed-json")),
+                (index(3), s(r#"{"c":3}"#), None),
+                (index(4), s("]x "), Some("malformed-json")),
+                (index(5), s(r#"{"d":4}"#), None),
+            ]
+        );
+        let records = read_with_max(b"{\"a\":1}{\"b\":2,}garbage", 1000);
+        let RawRecord { rejected: Some(DecodeError::MalformedJson(detail)), .. } = &records[2] else { panic!() };
+        assert!(detail.contains("object 2") && detail.contains("found `g`"), "{detail}");
+        // An oversized object is cut with its length and digest; the next is read.
+        let big = format!("{{\"ContactId\":\"c\",\"Pad\":\"{}\"}}", "x".repeat(20_000));
+        let records = read_with_max(format!("{{\"a\":1}}{big}{{\"b\":2}}").as_bytes(), 1000);
+        assert_eq!(records.len(), 3);
+        assert_eq!(records[1].rejected, Some(DecodeError::Oversized { size: big.len() as u64, max: 1000 }));
+        assert_eq!(records[1].bytes.whole().map(|(size, _)| size), Some(big.len() as u64));
+        assert_eq!((&*records[2].bytes, &records[2].rejected), (&b"{\"b\":2}"[..], &None));
+    }
+
+    /// Gzip, and a `.ndjson` name, change nothing: the content decides.
+    #[test]
+    fn concatenated_objects_are_read_from_gzip_and_from_files_named_ndjson() {
+        use std::io::Write;
+        let text = b"{\"a\":1}{\"b\":2} {\"c\":3}";
+        let dir = tempfile::tempdir().unwrap();
+        let mut gzip = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        gzip.write_all(text).unwrap();
+        let inputs = [("records.json.gz", gzip.finish().unwrap()), ("records.ndjson", text.to_vec())];
+        for (name, bytes) in inputs {
+            let path = dir.path().join(name);
+            std::fs::write(&path, bytes).unwrap();
+            let mut reader = RecordReader::open(&InputSource::File(path), 1000).unwrap();
+            assert_eq!(reader.format(), InputFormat::ConcatenatedJson, "{name}");
+            let records: Vec<RawRecord> = std::iter::from_fn(|| reader.next_record().unwrap()).collect();
+            let got: Vec<&[u8]> = records.iter().map(|r| &*r.bytes).collect();
+            assert_eq!(got, [&b"{\"a\":1}"[..], b"{\"b\":2}", b"{\"c\":3}"], "{name}");
+        }
+        // An ordinary `.ndjson` file is still read line by line, mapped.
+        let path = dir.path().join("plain.ndjson");
+        std::fs::write(&path, b"{\"a\":1}\n{\"b\":2}\n").unwrap();
+        let mut reader = RecordReader::open(&InputSource::File(path), 1000).unwrap();
+        assert_eq!(reader.format(), InputFormat::Ndjson);
+        assert!(matches!(reader.next_record().unwrap().unwrap().bytes, RecordBytes::Mapped { .. }));
+    }
+
     /// A plain file is read through a memory map: the records must be the
     /// ones the buffered reader finds in the same bytes.
     #[test]
     fn a_mapped_file_reads_as_the_same_records() {
         let mut oversized = vec![b'{'; 5000];
         oversized.extend_from_slice(b"\n{\"a\":1}\n");
-        let texts: [&[u8]; 9] = [
+        let texts: [&[u8]; 11] = [
             b"{\"a\":1}\n\n{\"b\":2}\r\n",
             b"{\"a\":1}\n{\"b\":2}",
             b"\n  \n{\"a\":1}\n   \n{\"b\":2}\n\n",
@@ -985,6 +1326,8 @@ mod tests {
             b"[{\"a\":1}, {\"b\":2}]",
             b"{\n  \"a\": 1\n}\n",
             b"[{\"a\":1}, {\"b\":2} {\"c\":3}]",
+            b"{\"a\":1}{\"b\":2,}\n{\"c\":3}",
+            b"{\n  \"a\": 1\n}\n{\n  \"b\": 2\n}\n",
         ];
         let dir = tempfile::tempdir().unwrap();
         for (n, text) in texts.into_iter().enumerate() {

@@ -397,3 +397,88 @@ fn a_crash_between_the_s3_write_and_the_completion_writes_no_record_twice() {
     assert!(before.iter().all(|key| after.contains(key)), "the objects written before the crash stay");
     aws.assert_exactly_once(&fresh.bucket, &expected);
 }
+
+#[test]
+fn serve_reads_the_stream_into_its_sink_and_real_time_qa_and_gives_the_leases_back() {
+    let aws = Aws::start();
+    let fresh = aws.fresh("serve");
+    let to = format!("kinesis://{}", fresh.stream);
+    aws.run(&["replay", "--to", &to, "--create", "2", SEED]);
+
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    crate::serve_support::create_token_in(&data, "kinesis-tests", "admin");
+    let ready = dir.path().join("ready");
+    let log = dir.path().join("serve.log");
+    let rules = servers::repo_root().join("samples/rules.toml");
+    let mut child = aws
+        .callqa()
+        .args(["serve", "--listen", "127.0.0.1:0", "--settle", "0s", "--kinesis", &fresh.stream])
+        .args(["--leases", &fresh.leases, "--failover", "2s", "--out", &fresh.out])
+        .arg("--rules")
+        .arg(&rules)
+        .arg("--data-dir")
+        .arg(&data)
+        .arg("--ready-file")
+        .arg(&ready)
+        .env("CALLQA_CACHE_DIR", concat!(env!("CARGO_TARGET_TMPDIR"), "/module-cache"))
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let log_text = || std::fs::read_to_string(&log).unwrap_or_default();
+    let started = Instant::now();
+    let address = loop {
+        if let Ok(address) = std::fs::read_to_string(&ready) {
+            break address.trim().to_string();
+        }
+        assert!(child.try_wait().unwrap().is_none(), "serve exited:\n{}", log_text());
+        assert!(started.elapsed() < Duration::from_secs(120), "serve did not start:\n{}", log_text());
+        std::thread::sleep(Duration::from_millis(50));
+    };
+
+    // The stream's records reach the bucket and the metrics, and the
+    // complete contact gets its real-time sheet, as over HTTP.
+    let metrics = || -> String {
+        let mut stream = std::net::TcpStream::connect(&address).unwrap();
+        std::io::Write::write_all(&mut stream, b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut stream, &mut text).unwrap();
+        text
+    };
+    let sheets = data.join("sheets.ndjson");
+    let started = Instant::now();
+    loop {
+        let text = metrics();
+        let read: f64 = text
+            .lines()
+            .filter(|l| l.starts_with("callqa_kinesis_shard_records{"))
+            .map(|l| l.rsplit(' ').next().unwrap().parse::<f64>().unwrap())
+            .sum();
+        let sheet = std::fs::read_to_string(&sheets).unwrap_or_default();
+        if read == 6.0 && sheet.contains("6fe40d2a-1a89-4d73-bfcf-5d9c33894f47") {
+            // One contact: its records are all on one shard, whose lag is reported.
+            assert!(text.contains("callqa_kinesis_shard_millis_behind{shard=\"shardId-00000000000"), "{text}");
+            let held = crate::serve_support::metric_value(&text, "callqa_kinesis_leases_held");
+            assert!((1.0..=2.0).contains(&held), "{text}");
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "read {read} of 6:\n{text}\n{}", log_text());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(aws.objects(&fresh.bucket).1.len(), 3, "three unique records in the bucket");
+
+    // SIGTERM: the leases go back, so another host takes the shards at once.
+    // SAFETY: kill(2) on our own child's pid.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status:?}\n{}", log_text());
+    assert!(log_text().contains("giving the shard leases back"), "{}", log_text());
+    let again = aws.host(&fresh, dir.path(), "next", &[]);
+    let started = Instant::now();
+    let summary = again.wait(Duration::from_secs(60));
+    assert!(started.elapsed() < Duration::from_secs(20), "the next host waited for the failover: {summary}");
+    assert_eq!(summary["total"]["read"].as_u64(), Some(0), "the checkpoints were kept: {summary}");
+}

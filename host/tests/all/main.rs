@@ -25,6 +25,7 @@ mod memory_reset;
 mod no_std_rules;
 mod openapi;
 mod quarantine;
+mod real_inputs;
 mod rule_faults;
 mod rule_languages;
 mod rule_toolkit;

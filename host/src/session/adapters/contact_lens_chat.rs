@@ -12,8 +12,11 @@ use serde_json::{Map, Value};
 
 use super::contact_lens_voice::{customer_metadata_contact_id, participant_roles, take_categories};
 use super::fields::{as_u64, millis, parse_time, Fields};
-use super::{read_sentiment_by_period, role_of, sentiment_of, Analysis, RoleTable};
+use super::{read_sentiment_by_period, role_of, sentiment_of, Analysis, RoleTable, TurnIds};
 use crate::session::{Channel, Characteristics, Segment, Sentiment};
+
+/// A message group's sentiment label and progressive score.
+type GroupSentiment = (Option<Sentiment>, Option<f32>);
 
 pub(crate) fn read(mut root: Fields) -> anyhow::Result<Analysis> {
     let participants = participant_roles(root.peek("Participants"));
@@ -22,8 +25,9 @@ pub(crate) fn read(mut root: Fields) -> anyhow::Result<Analysis> {
 
     let mut characteristics = Characteristics::default();
     let mut roles = RoleTable::default();
-    // Sentiment comes per group of messages; segments are built after.
-    let mut sentiment_of_item: HashMap<String, (Option<Sentiment>, Option<f32>)> = HashMap::new();
+    // Sentiment comes per group of messages; segments are built after. Each
+    // mention of an item is kept, in order, for files that repeat an `Id`.
+    let mut sentiment_of_item: HashMap<String, Vec<GroupSentiment>> = HashMap::new();
     if let Some(mut cc) = root.take_object("ConversationCharacteristics") {
         characteristics.total_conversation_ms = cc.take_if("TotalConversationDurationMillis", as_u64).map(millis);
         if let Some(mut sentiment) = cc.take_object("Sentiment") {
@@ -34,7 +38,7 @@ pub(crate) fn read(mut root: Fields) -> anyhow::Result<Analysis> {
                 let score = group.get("ProgressiveScore").and_then(Value::as_f64).map(|s| s as f32);
                 for item in group.get("TranscriptItems").and_then(Value::as_array).into_iter().flatten() {
                     if let Some(id) = item.get("Id").and_then(Value::as_str) {
-                        sentiment_of_item.insert(id.to_owned(), (label, score));
+                        sentiment_of_item.entry(id.to_owned()).or_default().push((label, score));
                     }
                 }
             }
@@ -99,14 +103,30 @@ pub(crate) fn read(mut root: Fields) -> anyhow::Result<Analysis> {
             .ok_or_else(|| anyhow::anyhow!("Transcript[{i}] has no readable AbsoluteTime"))?;
         messages.push((at, i, message));
     }
+    // Ids are given in file order, as a repeated `Id`'s mentions in the
+    // sentiment groups are: the k-th message with an `Id` has its k-th mention.
+    let mut ids = TurnIds::new(messages.iter().filter_map(|(_, _, message)| message.peek_str("Id")));
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    let mut messages: Vec<_> = messages
+        .into_iter()
+        .map(|(at, i, mut message)| {
+            let named = message.take_str("Id");
+            let mention = named.as_ref().map(|original| {
+                let k = seen.entry(original.clone()).or_default();
+                *k += 1;
+                (original.clone(), *k - 1)
+            });
+            let id = ids.assign(named, || format!("message-{}", i + 1));
+            (at, i, id, mention, message)
+        })
+        .collect();
     // Offsets count from the first message, whatever order the file lists them in.
-    messages.sort_by_key(|(at, i, _)| (*at, *i));
-    let started_at = messages.first().map(|(at, _, _)| *at);
+    messages.sort_by_key(|(at, i, ..)| (*at, *i));
+    let started_at = messages.first().map(|(at, ..)| *at);
 
     let mut segments = Vec::new();
     let mut segment_fields = Map::new();
-    for (at, i, mut message) in messages {
-        let id = message.take_str("Id").unwrap_or_else(|| format!("message-{}", i + 1));
+    for (at, _, id, mention, mut message) in messages {
         let role = match (message.take_str("ParticipantRole"), message.take_str("ParticipantId")) {
             (Some(role), _) => role_of(&role),
             (None, Some(pid)) => participants.get(&pid).map(|r| role_of(r)).unwrap_or_else(|| role_of(&pid)),
@@ -115,7 +135,18 @@ pub(crate) fn read(mut root: Fields) -> anyhow::Result<Analysis> {
         message.take_if("Type", |v| (v.as_str() == Some("MESSAGE")).then_some(()));
         let text = message.take_str("Content").unwrap_or_default();
         let offset = millis((at - started_at.unwrap_or(at)).num_milliseconds().max(0) as u64);
-        let (sentiment, sentiment_score) = sentiment_of_item.get(&id).copied().unwrap_or((None, None));
+        let (sentiment, sentiment_score) = mention
+            .and_then(|(original, k)| {
+                let mentions = sentiment_of_item.get(&original)?;
+                // An `Id` of one message mentioned twice: the last group wins.
+                if seen[&original] == 1 {
+                    mentions.last()
+                } else {
+                    mentions.get(k)
+                }
+            })
+            .copied()
+            .unwrap_or((None, None));
         if !message.is_empty() {
             segment_fields.insert(id.clone(), Value::Object(message.into_map()));
         }
@@ -142,7 +173,7 @@ pub(crate) fn read(mut root: Fields) -> anyhow::Result<Analysis> {
         fields: root.into_map(),
         segment_fields,
         transcript_events,
-        notes: Vec::new(),
+        notes: ids.note().into_iter().collect(),
     })
 }
 

@@ -4,7 +4,7 @@
 use serde_json::{Map, Value};
 
 use super::fields::{as_u64, millis, Fields};
-use super::{offsets, read_sentiment_by_period, role_of, sentiment_of, Analysis, RoleTable};
+use super::{offsets, read_sentiment_by_period, role_of, sentiment_of, Analysis, RoleTable, TurnIds};
 use crate::session::{Channel, Characteristics, Interruption, Role, Segment, Span};
 
 pub(crate) fn read(mut root: Fields) -> anyhow::Result<Analysis> {
@@ -16,11 +16,12 @@ pub(crate) fn read(mut root: Fields) -> anyhow::Result<Analysis> {
     let mut segments = Vec::new();
     let mut segment_fields = Map::new();
     if let Some(items) = root.take_if("Transcript", |v| v.as_array().cloned()) {
+        let mut ids = TurnIds::new(items.iter().filter_map(|turn| turn.get("Id")?.as_str()));
         for (i, item) in items.into_iter().enumerate() {
             let Some(mut turn) = Fields::from_value(item) else {
                 anyhow::bail!("Transcript[{i}] is not an object");
             };
-            let id = turn.take_str("Id").unwrap_or_else(|| format!("turn-{}", i + 1));
+            let id = ids.assign(turn.take_str("Id"), || format!("turn-{}", i + 1));
             let role = match (turn.take_str("ParticipantRole"), turn.take_str("ParticipantId")) {
                 (Some(role), _) => role_of(&role),
                 (None, Some(pid)) => participants.get(&pid).map(|r| role_of(r)).unwrap_or_else(|| role_of(&pid)),
@@ -56,6 +57,7 @@ pub(crate) fn read(mut root: Fields) -> anyhow::Result<Analysis> {
                 agent_id: None,
             });
         }
+        notes.extend(ids.note());
     } else if root.peek("Transcript").is_some() {
         anyhow::bail!("Transcript is not an array");
     } else {

@@ -9,7 +9,7 @@ pub mod contact_record;
 pub mod events;
 mod fields;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
@@ -30,6 +30,8 @@ pub struct Analysis {
     pub contact_id: Option<String>,
     pub language: Option<String>,
     /// In conversation order, offsets relative to this file's own start.
+    /// Their ids are unique within the file, whatever its `Id`s say
+    /// ([`TurnIds`]).
     pub segments: Vec<Segment>,
     /// Chat: the instant of offset 0 (the first message), so legs of a
     /// transferred chat line up on one clock. Voice offsets are relative to
@@ -124,6 +126,74 @@ pub fn find_analysis_files(dir: &Path) -> anyhow::Result<AnalysisFiles> {
     Ok(AnalysisFiles { by_contact, unnamed })
 }
 
+/// Gives each turn of one Contact Lens file a segment id of its own.
+///
+/// A turn's `Id` is what its per-turn fields and (in chat) its sentiment
+/// hang off, but published example files repeat one placeholder `Id` on
+/// every turn. The first turn with an `Id` keeps it; a later one becomes
+/// `<Id>#<n>`, the smallest n from 2 that no turn of the file names, so
+/// the same file always gives the same ids and no turn takes an `Id`
+/// another turn names.
+pub(crate) struct TurnIds {
+    /// Every `Id` the file names.
+    named: HashSet<String>,
+    given: HashSet<String>,
+    /// Turns whose `Id` an earlier turn already had.
+    repeats: usize,
+    /// The first of them: its `Id` and the id it was given.
+    first_repeat: Option<(String, String)>,
+}
+
+impl TurnIds {
+    /// `named`: the `Id` of every turn of the file that has one.
+    pub fn new<'a>(named: impl IntoIterator<Item = &'a str>) -> Self {
+        let named = named.into_iter().filter(|id| !id.is_empty()).map(str::to_owned).collect();
+        TurnIds { named, given: HashSet::new(), repeats: 0, first_repeat: None }
+    }
+
+    /// The segment id of the next turn, in file order: its `Id`, or
+    /// `fallback` when it has none.
+    pub fn assign(&mut self, id: Option<String>, fallback: impl FnOnce() -> String) -> String {
+        match id {
+            Some(id) if self.given.insert(id.clone()) => id,
+            Some(id) => {
+                let unique = self.suffixed(&id);
+                self.repeats += 1;
+                self.first_repeat.get_or_insert_with(|| (id, unique.clone()));
+                unique
+            }
+            None => {
+                let fallback = fallback();
+                if !self.named.contains(&fallback) && self.given.insert(fallback.clone()) {
+                    fallback
+                } else {
+                    self.suffixed(&fallback)
+                }
+            }
+        }
+    }
+
+    fn suffixed(&mut self, id: &str) -> String {
+        let unique = (2u64..)
+            .map(|n| format!("{id}#{n}"))
+            .find(|candidate| !self.named.contains(candidate) && !self.given.contains(candidate))
+            .expect("an unused suffix");
+        self.given.insert(unique.clone());
+        unique
+    }
+
+    /// One note for the whole file when it repeated ids.
+    pub fn note(&self) -> Option<String> {
+        let (id, unique) = self.first_repeat.as_ref()?;
+        let turns = if self.repeats == 1 { "turn reuses" } else { "turns reuse" };
+        Some(format!(
+            "the Contact Lens Transcript repeats turn ids ({} {turns} the Id of an earlier turn, first {id:?}); \
+             they were made unique as <Id>#<n> ({id:?} became {unique:?}), so each turn keeps its own segment id and fields",
+            self.repeats
+        ))
+    }
+}
+
 pub(crate) fn role_of(text: &str) -> Role {
     match text {
         "AGENT" => Role::Agent,
@@ -202,4 +272,28 @@ pub(crate) fn offsets(v: &Value) -> Option<(u32, u32)> {
 /// Milliseconds from `base` to `at`, 0 when `at` is earlier.
 pub(crate) fn millis_between(base: DateTime<Utc>, at: DateTime<Utc>) -> u32 {
     millis((at - base).num_milliseconds().max(0) as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repeated_turn_ids_become_unique_without_taking_an_id_the_file_names() {
+        let named = ["x", "x", "x#2", "turn-4", "x"];
+        let mut ids = TurnIds::new(named);
+        let mut given: Vec<String> =
+            named.iter().map(|id| ids.assign(Some(id.to_string()), || unreachable!())).collect();
+        given.push(ids.assign(None, || "turn-4".into()));
+        given.push(ids.assign(None, || "turn-7".into()));
+        assert_eq!(given, ["x", "x#3", "x#2", "turn-4", "x#4", "turn-4#2", "turn-7"]);
+        let note = ids.note().unwrap();
+        assert!(note.contains("2 turns reuse") && note.contains("\"x\" became \"x#3\""), "{note}");
+
+        let mut unique = TurnIds::new(["a", "b"]);
+        unique.assign(Some("a".into()), || unreachable!());
+        unique.assign(Some("b".into()), || unreachable!());
+        unique.assign(None, || "turn-3".into());
+        assert_eq!(unique.note(), None, "a turn without an Id repeats nothing");
+    }
 }

@@ -39,7 +39,7 @@ mod shard_progress;
 pub use kinesis_producer::{KinesisProducer, PutSummary};
 pub use lease::{Checkpoint, Lease, StartPosition};
 pub use lease_table::{LeaseChange, LeaseTable};
-pub use scheduler::{KinesisOptions, KinesisSummary, Scheduler, SinkSetup};
+pub use scheduler::{KinesisOptions, KinesisSummary, Scheduler, SinkSetup, StoredHook};
 pub use shard_progress::{ShardProgress, StreamProgress};
 
 /// A Kinesis client configured the standard AWS way

@@ -40,12 +40,20 @@ pub struct KinesisOptions {
 /// Where each shard's records go, and the store they are claimed in.
 pub struct SinkSetup {
     pub store: StoreUrl,
+    /// The embedded store when this process has it open already (`serve`):
+    /// one process opens it once, and every shard shares it.
+    pub opened: Option<Arc<dyn DedupStore>>,
     pub settings: StoreSettings,
     pub concurrency: usize,
     pub sink: SinkUrl,
     pub gzip: bool,
     pub decoder: RecordDecoder,
+    /// Called with each batch's stored records once they are durable and
+    /// completed (`serve` hands them to real-time QA).
+    pub on_stored: Option<StoredHook>,
 }
+
+pub type StoredHook = Arc<dyn Fn(Vec<Vec<u8>>) -> futures::future::BoxFuture<'static, ()> + Send + Sync>;
 
 /// What one host did with a stream.
 #[derive(Debug, Clone, Serialize)]
@@ -109,6 +117,8 @@ impl Scheduler {
         let worker = format!("{}:{}:{}", host_identity("kinesis"), std::process::id(), &nonce.to_hex()[..6]);
         let embedded = if setup.store.is_shared() {
             None
+        } else if let Some(store) = &setup.opened {
+            Some(Arc::clone(store))
         } else {
             let store = setup.store.open(setup.settings.clone(), &setup.sink.identity(), setup.concurrency).await?;
             Some(Arc::from(store))
@@ -193,7 +203,8 @@ impl Scheduler {
         for io in self.io.values() {
             io.store.close().await.context("cannot close the dedup store")?;
         }
-        if let Some(store) = &self.embedded {
+        // A store someone else opened is theirs to close.
+        if let (Some(store), None) = (&self.embedded, &self.setup.opened) {
             store.close().await.context("cannot close the dedup store")?;
         }
         result?;
@@ -396,6 +407,7 @@ impl Scheduler {
                 attempts: 5,
             },
             progress: self.progress.clone(),
+            on_stored: self.setup.on_stored.clone(),
         };
         self.progress.update(&shard, |p| {
             p.held = true;

@@ -83,6 +83,7 @@ pub struct ShardConsumer {
     pub decoder: RecordDecoder,
     pub settings: ConsumerSettings,
     pub progress: StreamProgress,
+    pub on_stored: Option<super::scheduler::StoredHook>,
 }
 
 /// How a consumer ended.
@@ -348,11 +349,12 @@ impl ShardConsumer {
                 }
                 let sink = Arc::clone(&self.sink);
                 let token = claim.token;
-                let written = tokio::task::spawn_blocking(move || {
+                let (written, lines) = tokio::task::spawn_blocking(move || {
                     let records: Vec<SinkRecord<'_>> =
                         lines.iter().map(|(day, line)| SinkRecord { day: *day, line }).collect();
                     let mut sink = sink.lock().unwrap_or_else(|p| p.into_inner());
-                    batch::write(std::slice::from_mut(&mut *sink), token, &records)
+                    let written = batch::write(std::slice::from_mut(&mut *sink), token, &records);
+                    (written, lines)
                 })
                 .await
                 .context("the sink task failed")?;
@@ -364,6 +366,9 @@ impl ShardConsumer {
                 failpoint("after-sink-write");
                 batch::complete(self.store.as_ref(), claim.token).await?;
                 failpoint("after-complete");
+                if let Some(on_stored) = &self.on_stored {
+                    on_stored(lines.into_iter().map(|(_, line)| line.to_vec()).collect()).await;
+                }
             }
             self.progress.update(&self.shard_id, |p| {
                 p.counts.unique += unique;
