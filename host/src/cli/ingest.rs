@@ -12,10 +12,11 @@ use crate::ctr::{FingerprintMode, RecordDecoder};
 use crate::data_dir::default_data_dir;
 use crate::dedup::{Clock, ManualClock, StoreSettings, StoreUrl, SystemClock};
 use crate::duration::parse_duration;
+use crate::ingest::kinesis::{KinesisOptions, Scheduler, SinkSetup, StreamProgress};
 use crate::ingest::{Counts, IngestOptions, IngestPipeline, IngestSummary};
 use crate::sinks::{DeadLetterSink, Sink, SinkUrl};
 use crate::sources::expand_inputs;
-use crate::sources::kinesis::{self, KinesisOptions, Scheduler, SinkSetup, StartPosition, StreamProgress};
+use crate::sources::kinesis::{self, StartPosition};
 
 const EXAMPLES: &str = "\
 Examples:

@@ -12,10 +12,11 @@ use crate::ctr::FingerprintMode;
 use crate::data_dir::default_data_dir;
 use crate::dedup::StoreUrl;
 use crate::duration::parse_duration;
+use crate::ingest::kinesis::KinesisOptions;
 use crate::qa::sheet_store::SheetStoreUrl;
 use crate::serve::{find_ruleset, LogFormat, ServeConfig, SheetTarget};
 use crate::sinks::SinkUrl;
-use crate::sources::kinesis::{KinesisOptions, StartPosition};
+use crate::sources::kinesis::StartPosition;
 
 const AFTER_HELP: &str = "\
 Every setting can come from, in order of precedence: the flag, its

@@ -9,6 +9,7 @@
 
 pub mod batch;
 mod decode_thread;
+pub mod kinesis;
 mod options;
 mod pipeline;
 mod record_outcome;

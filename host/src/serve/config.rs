@@ -38,7 +38,7 @@ pub struct ServeConfig {
     pub out: crate::sinks::SinkUrl,
     /// `--kinesis STREAM`: also read the stream, sharing its shards with the
     /// other hosts that hold leases in the same table.
-    pub kinesis: Option<crate::sources::kinesis::KinesisOptions>,
+    pub kinesis: Option<crate::ingest::kinesis::KinesisOptions>,
     pub gzip: bool,
     /// `None`: the embedded store at `data_dir/dedup.redb`.
     pub store: Option<String>,

@@ -97,7 +97,7 @@ pub struct Metrics {
     pub shard_records: Family<ShardLabel, Gauge>,
     pub leases_held: Gauge,
     /// The `--kinesis` reader's progress, read at each scrape.
-    stream: std::sync::OnceLock<crate::sources::kinesis::StreamProgress>,
+    stream: std::sync::OnceLock<crate::ingest::kinesis::StreamProgress>,
     /// Quarantines already counted, per rule id and ruleset generation:
     /// health counts restart with a new module, the counter must not.
     seen_quarantines: Mutex<HashMap<(String, u64), u64>>,
@@ -219,7 +219,7 @@ impl Metrics {
     }
 
     /// Reports the `--kinesis` reader's progress from now on.
-    pub fn watch_stream(&self, progress: crate::sources::kinesis::StreamProgress) {
+    pub fn watch_stream(&self, progress: crate::ingest::kinesis::StreamProgress) {
         let _ = self.stream.set(progress);
     }
 

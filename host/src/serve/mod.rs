@@ -222,13 +222,13 @@ pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
 /// embedded one is opened once per process), sink and real-time QA.
 async fn read_stream(
     config: &ServeConfig,
-    options: crate::sources::kinesis::KinesisOptions,
+    options: crate::ingest::kinesis::KinesisOptions,
     store: Arc<dyn DedupStore>,
     realtime: Arc<RealtimeQa>,
     metrics: Arc<Metrics>,
     mut stopped: tokio::sync::watch::Receiver<bool>,
-) -> anyhow::Result<impl std::future::Future<Output = anyhow::Result<crate::sources::kinesis::KinesisSummary>>> {
-    use crate::sources::kinesis::{Scheduler, SinkSetup, StreamProgress};
+) -> anyhow::Result<impl std::future::Future<Output = anyhow::Result<crate::ingest::kinesis::KinesisSummary>>> {
+    use crate::ingest::kinesis::{Scheduler, SinkSetup, StreamProgress};
     let url = StoreUrl::resolve(config.store.as_deref(), &config.data_dir)?;
     let setup = SinkSetup {
         opened: (!url.is_shared()).then_some(store),

@@ -150,6 +150,14 @@ struct Host {
     summary: PathBuf,
 }
 
+impl Drop for Host {
+    fn drop(&mut self) {
+        // A failed assertion must not leave hosts reading the stream.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 impl Host {
     fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
@@ -411,22 +419,27 @@ fn serve_reads_the_stream_into_its_sink_and_real_time_qa_and_gives_the_leases_ba
     let ready = dir.path().join("ready");
     let log = dir.path().join("serve.log");
     let rules = servers::repo_root().join("samples/rules.toml");
-    let mut child = aws
-        .callqa()
-        .args(["serve", "--listen", "127.0.0.1:0", "--settle", "0s", "--kinesis", &fresh.stream])
-        .args(["--leases", &fresh.leases, "--failover", "2s", "--out", &fresh.out])
-        .arg("--rules")
-        .arg(&rules)
-        .arg("--data-dir")
-        .arg(&data)
-        .arg("--ready-file")
-        .arg(&ready)
-        .env("CALLQA_CACHE_DIR", concat!(env!("CARGO_TARGET_TMPDIR"), "/module-cache"))
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
+    let mut serve = Host {
+        log: log.clone(),
+        summary: dir.path().join("unused.json"),
+        child: aws
+            .callqa()
+            .args(["serve", "--listen", "127.0.0.1:0", "--settle", "0s", "--kinesis", &fresh.stream])
+            .args(["--leases", &fresh.leases, "--failover", "2s", "--out", &fresh.out])
+            .arg("--rules")
+            .arg(&rules)
+            .arg("--data-dir")
+            .arg(&data)
+            .arg("--ready-file")
+            .arg(&ready)
+            .env("CALLQA_CACHE_DIR", concat!(env!("CARGO_TARGET_TMPDIR"), "/module-cache"))
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap(),
+    };
+    let child = &mut serve.child;
     let log_text = || std::fs::read_to_string(&log).unwrap_or_default();
     let started = Instant::now();
     let address = loop {

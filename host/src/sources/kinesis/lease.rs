@@ -1,6 +1,7 @@
 use std::fmt;
 
-use crate::dedup::Millis;
+/// Milliseconds since the Unix epoch.
+type Millis = i64;
 
 /// Where a shard's reading resumes: the last sequence number whose record is
 /// in the sink and completed in the dedup store, or where a new shard starts.
@@ -111,16 +112,12 @@ pub struct Lease {
 impl Lease {
     /// The lease table's key: a table can hold the leases of several streams.
     pub fn key(&self) -> String {
-        lease_key(&self.stream, &self.shard_id)
+        format!("{}/{}", self.stream, self.shard_id)
     }
 
     pub fn is_finished(&self) -> bool {
         self.checkpoint == Checkpoint::ShardEnd
     }
-}
-
-pub fn lease_key(stream: &str, shard_id: &str) -> String {
-    format!("{stream}/{shard_id}")
 }
 
 #[cfg(test)]

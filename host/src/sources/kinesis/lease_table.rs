@@ -8,9 +8,8 @@ use aws_sdk_dynamodb::types::{
 };
 use aws_sdk_dynamodb::Client;
 
-use super::lease::{lease_key, Checkpoint, Lease};
+use super::lease::{Checkpoint, Lease};
 use crate::aws::brief;
-use crate::dedup::Millis;
 
 type Item = HashMap<String, AttributeValue>;
 
@@ -225,25 +224,13 @@ impl LeaseTable {
             Err(err) => Err(self.err("update lease", err)),
         }
     }
-
-    /// Removes every lease of `stream` (tests and `--reset`-style tooling).
-    pub async fn delete(&self, lease: &Lease) -> anyhow::Result<()> {
-        self.client
-            .delete_item()
-            .table_name(&self.table)
-            .key("leaseKey", s(lease_key(&lease.stream, &lease.shard_id)))
-            .send()
-            .await
-            .map_err(|e| self.err("delete lease", e))?;
-        Ok(())
-    }
 }
 
 /// What [`LeaseTable::advance`] changes besides the counter.
 #[derive(Debug, Clone, Default)]
 pub struct LeaseChange {
     pub checkpoint: Option<Checkpoint>,
-    pub caught_up_at: Option<Millis>,
+    pub caught_up_at: Option<i64>,
     pub release: bool,
 }
 

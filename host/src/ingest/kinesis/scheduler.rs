@@ -7,8 +7,6 @@ use anyhow::Context;
 use serde::Serialize;
 use tokio::task::JoinHandle;
 
-use super::lease::{Checkpoint, Lease, StartPosition};
-use super::lease_table::{LeaseChange, LeaseTable};
 use super::shard_consumer::{ConsumerEnd, ConsumerSettings, HeldLease, ShardConsumer};
 use super::shard_progress::{ShardProgress, StreamProgress};
 use crate::aws::brief;
@@ -16,6 +14,7 @@ use crate::ctr::RecordDecoder;
 use crate::dedup::{host_identity, Clock as _, DedupStore, StoreSettings, StoreUrl, SystemClock};
 use crate::ingest::Counts;
 use crate::sinks::{DeadLetterSink, Sink, SinkUrl};
+use crate::sources::kinesis::{Checkpoint, Lease, LeaseChange, LeaseTable, StartPosition};
 
 /// How a host reads a stream (`callqa ingest --from kinesis://`, `callqa serve --kinesis`).
 #[derive(Debug, Clone)]
@@ -111,7 +110,7 @@ impl Scheduler {
         dead_letters: DeadLetterSink,
         progress: StreamProgress,
     ) -> anyhow::Result<Self> {
-        let kinesis = super::kinesis_client().await;
+        let kinesis = crate::sources::kinesis::kinesis_client().await;
         let table = LeaseTable::connect(&options.lease_table).await;
         let nonce = crate::ctr::Fingerprint::of(format!("{:?}:{}", Instant::now(), std::process::id()).as_bytes());
         let worker = format!("{}:{}:{}", host_identity("kinesis"), std::process::id(), &nonce.to_hex()[..6]);

@@ -7,8 +7,6 @@ use aws_sdk_kinesis::primitives::DateTime;
 use aws_sdk_kinesis::types::ShardIteratorType;
 use tokio::sync::Mutex;
 
-use super::lease::{Checkpoint, Lease};
-use super::lease_table::{LeaseChange, LeaseTable};
 use super::shard_progress::StreamProgress;
 use crate::aws::{brief, error_code};
 use crate::ctr::{DecodeError, Delivery, RecordDecoder};
@@ -16,6 +14,7 @@ use crate::dedup::{ClaimOutcome, Clock as _, DedupStore, SystemClock};
 use crate::failpoint::failpoint;
 use crate::ingest::batch::{self, PendingRecord};
 use crate::sinks::{DeadLetterSink, Sink, SinkRecord};
+use crate::sources::kinesis::{Checkpoint, Lease, LeaseChange, LeaseTable};
 use crate::sources::{Position, RecordBytes};
 
 /// A lease this host holds, shared by the shard's consumer (checkpoints) and
