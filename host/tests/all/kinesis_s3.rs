@@ -495,3 +495,74 @@ fn serve_reads_the_stream_into_its_sink_and_real_time_qa_and_gives_the_leases_ba
     assert!(started.elapsed() < Duration::from_secs(20), "the next host waited for the failover: {summary}");
     assert_eq!(summary["total"]["read"].as_u64(), Some(0), "the checkpoints were kept: {summary}");
 }
+
+#[test]
+fn a_batch_over_8_mib_goes_up_in_parts_and_reads_back_whole() {
+    let aws = Aws::start();
+    let fresh = aws.fresh("multipart");
+    let dir = tempfile::tempdir().unwrap();
+    let seed: Vec<serde_json::Value> = serde_json::from_slice(&std::fs::read(SEED).unwrap()).unwrap();
+    let lines: Vec<String> = (0..4000)
+        .map(|i| {
+            let mut record = seed[0].clone();
+            record["ContactId"] = format!("multipart-{i:05}").into();
+            record["Attributes"] = serde_json::json!({ "pad": "x".repeat(2500) });
+            serde_json::to_string(&record).unwrap()
+        })
+        .collect();
+    let input = dir.path().join("big.ndjson");
+    servers::write_lines(&input, &lines);
+    let store = format!("file:{}", dir.path().join("dedup.redb").display());
+    aws.run(&[
+        "ingest",
+        "--quiet",
+        "--batch-size",
+        "10000",
+        "--store",
+        &store,
+        "--out",
+        &fresh.out,
+        input.to_str().unwrap(),
+    ]);
+    let (keys, stored) = aws.objects(&fresh.bucket);
+    assert_eq!(keys.len(), 1, "one batch, one day, one object: {keys:?}");
+    let size: usize = stored.iter().map(|l| l.len() + 1).sum();
+    assert!(size > 16 << 20, "the object holds {size} bytes: more than two parts");
+    assert_eq!(stored, lines, "the parts were put together in order");
+}
+
+#[test]
+fn an_unusable_record_on_the_stream_is_dead_lettered_with_its_shard_and_sequence_number() {
+    let aws = Aws::start();
+    let fresh = aws.fresh("letters");
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("mixed.ndjson");
+    let seed: Vec<serde_json::Value> = serde_json::from_slice(&std::fs::read(SEED).unwrap()).unwrap();
+    let good = serde_json::to_string(&seed[0]).unwrap();
+    std::fs::write(&input, format!("{good}\n{{\"no contact id\": true}}\nnot json at all\n")).unwrap();
+    let to = format!("kinesis://{}", fresh.stream);
+    let put = aws.run(&["replay", "--to", &to, "--create", "1", input.to_str().unwrap()]);
+    assert!(put.contains("3 records put") && put.contains("2 undecodable records put as they are"), "{put}");
+
+    let letters = dir.path().join("dead.ndjson");
+    let summary = aws
+        .host(&fresh, dir.path(), "host", &["--dead-letter", letters.to_str().unwrap()])
+        .wait(Duration::from_secs(120));
+    assert_eq!(
+        (summary["total"]["read"].as_u64(), summary["total"]["unique"].as_u64()),
+        (Some(3), Some(1)),
+        "{summary}"
+    );
+    assert_eq!(summary["total"]["dead_lettered"].as_u64(), Some(2));
+    let letters: Vec<serde_json::Value> =
+        std::fs::read_to_string(&letters).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(letters.len(), 2);
+    let shard = format!("kinesis://{}/shardId-000000000000", fresh.stream);
+    for letter in &letters {
+        assert_eq!(letter["input"], shard.as_str(), "{letter}");
+        let sequence = letter["position"]["sequenceNumber"].as_str().unwrap();
+        assert!(sequence.len() > 20 && sequence.bytes().all(|b| b.is_ascii_digit()), "{letter}");
+    }
+    let reasons: HashSet<&str> = letters.iter().map(|l| l["reason"].as_str().unwrap()).collect();
+    assert_eq!(reasons.len(), 2, "each letter names its own reason: {reasons:?}");
+}
