@@ -58,6 +58,56 @@ where
     }
 }
 
+/// Creates a DynamoDB table keyed by one string attribute, billed on
+/// demand, unless it exists, and waits until it is active: the dedup
+/// store's table and the shard lease table. True when this call created it;
+/// the error names the step that failed.
+pub async fn create_dynamodb_table(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+    key: &str,
+) -> Result<bool, (&'static str, String)> {
+    use aws_sdk_dynamodb::types::{
+        AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType, TableStatus,
+    };
+    let failed = |step: &'static str| move |err: &dyn std::fmt::Display| (step, err.to_string());
+    let attribute = AttributeDefinition::builder()
+        .attribute_name(key)
+        .attribute_type(ScalarAttributeType::S)
+        .build()
+        .map_err(|e| failed("create table")(&e))?;
+    let schema = KeySchemaElement::builder()
+        .attribute_name(key)
+        .key_type(KeyType::Hash)
+        .build()
+        .map_err(|e| failed("create table")(&e))?;
+    let created = match client
+        .create_table()
+        .table_name(table)
+        .attribute_definitions(attribute)
+        .key_schema(schema)
+        .billing_mode(BillingMode::PayPerRequest)
+        .send()
+        .await
+    {
+        Ok(_) => true,
+        Err(err) if err.as_service_error().is_some_and(|e| e.is_resource_in_use_exception()) => false,
+        Err(err) => return Err(("create table", brief(&err))),
+    };
+    let started = std::time::Instant::now();
+    loop {
+        let described = client.describe_table().table_name(table).send().await;
+        let status = described.map_err(|e| ("describe table", brief(&e)))?.table.and_then(|t| t.table_status);
+        if status == Some(TableStatus::Active) {
+            return Ok(created);
+        }
+        if started.elapsed() > Duration::from_secs(120) {
+            return Err(("describe table", "the table did not become ACTIVE within 2 minutes".into()));
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 /// The service's error code, when the service answered with one.
 pub fn error_code<E, R>(err: &SdkError<E, R>) -> Option<&str>
 where

@@ -13,12 +13,10 @@
 //! | `meta` | `next_token` (the atomic counter), `store_id` |
 
 use std::collections::HashMap;
-use std::time::Duration;
 
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, ReturnValue,
-    ReturnValuesOnConditionCheckFailure, ScalarAttributeType, TableStatus, TimeToLiveSpecification,
+    AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure, TimeToLiveSpecification,
 };
 use aws_sdk_dynamodb::Client;
 
@@ -80,44 +78,10 @@ impl DynamoDbStore {
     /// A server without the TTL API is reported, not fatal: no condition
     /// relies on TTL deletion.
     pub async fn init(&self) -> Result<TableInit, StoreError> {
-        let created = match self
-            .client
-            .create_table()
-            .table_name(&self.table)
-            .attribute_definitions(
-                AttributeDefinition::builder()
-                    .attribute_name("id")
-                    .attribute_type(ScalarAttributeType::S)
-                    .build()
-                    .map_err(|e| StoreError::backend("create table", e))?,
-            )
-            .key_schema(
-                KeySchemaElement::builder()
-                    .attribute_name("id")
-                    .key_type(KeyType::Hash)
-                    .build()
-                    .map_err(|e| StoreError::backend("create table", e))?,
-            )
-            .billing_mode(BillingMode::PayPerRequest)
-            .send()
-            .await
-        {
-            Ok(_) => true,
-            Err(err) if err.as_service_error().is_some_and(|e| e.is_resource_in_use_exception()) => false,
-            Err(err) => return Err(self.err("create table", err)),
-        };
-        let started = std::time::Instant::now();
-        loop {
-            let described = self.client.describe_table().table_name(&self.table).send().await;
-            let status = described.map_err(|e| self.err("describe table", e))?.table.and_then(|t| t.table_status);
-            if status == Some(TableStatus::Active) {
-                break;
-            }
-            if started.elapsed() > Duration::from_secs(120) {
-                return Err(StoreError::backend(self.describe(), "the table did not become ACTIVE within 2 minutes"));
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
+        let created =
+            crate::aws::create_dynamodb_table(&self.client, &self.table, "id").await.map_err(|(step, message)| {
+                StoreError::Backend { context: format!("{} ({step})", self.describe()), message }
+            })?;
         let ttl = self
             .client
             .update_time_to_live()

@@ -1,11 +1,8 @@
 use std::collections::HashMap;
-use std::time::Duration;
 
 use anyhow::Context;
 use aws_sdk_dynamodb::error::SdkError;
-use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType, TableStatus,
-};
+use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
 
 use super::lease::{Checkpoint, Lease};
@@ -67,39 +64,9 @@ impl LeaseTable {
     /// Creates the table (partition key `leaseKey`, on-demand) unless it
     /// exists, and waits until it is active. True when it was created.
     pub async fn init(&self) -> anyhow::Result<bool> {
-        let created = match self
-            .client
-            .create_table()
-            .table_name(&self.table)
-            .attribute_definitions(
-                AttributeDefinition::builder()
-                    .attribute_name("leaseKey")
-                    .attribute_type(ScalarAttributeType::S)
-                    .build()?,
-            )
-            .key_schema(KeySchemaElement::builder().attribute_name("leaseKey").key_type(KeyType::Hash).build()?)
-            .billing_mode(BillingMode::PayPerRequest)
-            .send()
+        crate::aws::create_dynamodb_table(&self.client, &self.table, "leaseKey")
             .await
-        {
-            Ok(_) => true,
-            Err(err) if err.as_service_error().is_some_and(|e| e.is_resource_in_use_exception()) => false,
-            Err(err) => return Err(self.err("create table", err)),
-        };
-        let started = std::time::Instant::now();
-        loop {
-            let described = self.client.describe_table().table_name(&self.table).send().await;
-            let status = described.map_err(|e| self.err("describe table", e))?.table.and_then(|t| t.table_status);
-            if status == Some(TableStatus::Active) {
-                return Ok(created);
-            }
-            anyhow::ensure!(
-                started.elapsed() < Duration::from_secs(120),
-                "{} is not active after 2 minutes",
-                self.describe()
-            );
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
+            .map_err(|(step, message)| anyhow::anyhow!("{} ({step}): {message}", self.describe()))
     }
 
     /// Every lease of `stream`, read consistently.
