@@ -1,6 +1,6 @@
 //! `callqa check`: QA sheets for session documents.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -25,7 +25,9 @@ pub struct CheckArgs {
     #[arg(long, value_name = "FILE")]
     pub rules: PathBuf,
 
-    /// Where to write the sheets (NDJSON); `-` or unset for stdout.
+    /// Where to write the sheets (NDJSON); `-` or unset for stdout. Unset
+    /// with stdout a terminal, a readable table of the sheets is printed
+    /// instead (pipe stdout, or pass `--out -`, for NDJSON).
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
 
@@ -110,18 +112,24 @@ pub fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
         );
     }
 
-    let mut out: Box<dyn Write> = match &args.out {
-        Some(path) if path.as_os_str() != "-" => Box::new(std::io::BufWriter::new(
-            std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?,
-        )),
-        _ => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
-    };
     for sheet in &sheets {
         summary.add(sheet);
-        serde_json::to_writer(&mut out, sheet)?;
-        out.write_all(b"\n")?;
     }
-    out.flush().context("cannot write the sheets")?;
+    if args.out.is_none() && std::io::stdout().is_terminal() {
+        println!("{}", crate::qa::SheetTable { sheets: &sheets });
+    } else {
+        let mut out: Box<dyn Write> = match &args.out {
+            Some(path) if path.as_os_str() != "-" => Box::new(std::io::BufWriter::new(
+                std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?,
+            )),
+            _ => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
+        };
+        for sheet in &sheets {
+            serde_json::to_writer(&mut out, sheet)?;
+            out.write_all(b"\n")?;
+        }
+        out.flush().context("cannot write the sheets")?;
+    }
     summary.add_health(&ruleset);
     eprintln!("{summary}");
     Ok(if summary.rejected_documents > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })

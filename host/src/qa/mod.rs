@@ -5,8 +5,10 @@ mod inspector;
 pub mod rerun;
 mod sheet;
 pub mod sheet_store;
+mod sheet_table;
 mod summary;
 
 pub use inspector::Inspector;
 pub use sheet::{ItemError, ItemStatus, QaSheet, SheetItem};
+pub use sheet_table::SheetTable;
 pub use summary::Summary;

@@ -95,3 +95,27 @@ fn runs_are_deterministic_down_to_the_fuel() {
     assert!(!first.is_empty());
     assert_eq!(first, second);
 }
+
+/// In a terminal (a pseudo-terminal from util-linux `script`), stdout is a
+/// table a person reads; piped, the tests above get NDJSON.
+#[test]
+fn in_a_terminal_the_sheets_are_a_table_not_json() {
+    let command = format!(
+        "CALLQA_CACHE_DIR={} {} check --rules samples/rules.toml samples/sessions",
+        common::cache_dir().display(),
+        env!("CARGO_BIN_EXE_callqa")
+    );
+    let output = std::process::Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .current_dir(common::repo_root())
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("util-linux `script` runs the command in a pseudo-terminal");
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{text}");
+    assert!(text.contains("session") && text.contains("channel  score  grade"), "{text}");
+    assert!(text.contains("17 sheets (score 0–100"), "{text}");
+    assert!(!text.contains("\"session_id\""), "no NDJSON in a terminal: {text}");
+    // The failing rule of a sample session is named on its line.
+    assert!(text.lines().any(|l| l.contains("forbidden-phrases")), "{text}");
+}
