@@ -348,7 +348,10 @@ impl<T: ClaimTable> Inner<T> {
             let request = &batch.requests[i];
             claims.push(async move { self.claim_one(token, request, now, expires).await.map(|c| (i, c)) });
         }
-        let results: Vec<(usize, Claimed)> = stream::iter(claims).buffered(self.concurrency).try_collect().await?;
+        // Unordered: each result carries its request's index, and an ordered
+        // buffer would hold free slots behind its oldest, slowest claim.
+        let results: Vec<(usize, Claimed)> =
+            stream::iter(claims).buffer_unordered(self.concurrency).try_collect().await?;
         let any_claimed = results.iter().any(|(_, c)| matches!(c, Claimed::New { .. }));
         for (i, result) in results {
             claimed[i] = Some(result);
