@@ -1,16 +1,18 @@
 #!/usr/bin/env bash
 # The servers the tests and benchmarks use: redis-server, dynalite (a
 # DynamoDB-compatible server), kinesalite (Kinesis Data Streams), s3rver
-# (S3) and PostgreSQL (the shared sheet store), on loopback.
+# (S3), PostgreSQL (the shared sheet store) and chromedriver (the
+# workbench's browser tests, driving headless chromium), on loopback.
 #
 #   scripts/test-servers.sh          start both, print the exports, wait (Ctrl-C stops them)
 #   source scripts/test-servers.sh   start both in the background and export the endpoints
 #                                    into this shell (stopped when it exits)
 #
-# Installs what is missing: redis-server and postgresql with apt-get (as
-# root), dynalite, kinesalite and s3rver with `npm ci` at the repository
-# root. Ports: CALLQA_REDIS_PORT (16379), CALLQA_DYNALITE_PORT (18000),
-# CALLQA_KINESIS_PORT (14567), CALLQA_S3_PORT (14568), CALLQA_POSTGRES_PORT (15432). PostgreSQL runs from a throwaway data
+# Installs what is missing: redis-server, postgresql, chromium and
+# chromium-driver with apt-get (as root), dynalite, kinesalite, s3rver and
+# chartist with `npm ci` at the repository root. Ports: CALLQA_REDIS_PORT
+# (16379), CALLQA_DYNALITE_PORT (18000), CALLQA_KINESIS_PORT (14567),
+# CALLQA_S3_PORT (14568), CALLQA_POSTGRES_PORT (15432), CALLQA_CHROMEDRIVER_PORT (19515). PostgreSQL runs from a throwaway data
 # directory (as the `postgres` user when run as root: it refuses root). Also sources scripts/rule-toolchains.sh, so
 # the suite has the tools that build its JavaScript and Python rules.
 
@@ -20,6 +22,7 @@ _callqa_servers() {
   local redis_port="${CALLQA_REDIS_PORT:-16379}" dynalite_port="${CALLQA_DYNALITE_PORT:-18000}"
   local postgres_port="${CALLQA_POSTGRES_PORT:-15432}"
   local kinesis_port="${CALLQA_KINESIS_PORT:-14567}" s3_port="${CALLQA_S3_PORT:-14568}"
+  local chromedriver_port="${CALLQA_CHROMEDRIVER_PORT:-19515}"
 
   # First: its `npm ci` also installs dynalite.
   # shellcheck source=rule-toolchains.sh
@@ -44,8 +47,16 @@ _callqa_servers() {
       return 1
     fi
   fi
+  if ! command -v chromedriver >/dev/null || ! command -v chromium >/dev/null; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+      apt-get update -qq && apt-get install -y -qq chromium chromium-driver >/dev/null
+    else
+      echo "chromium or chromedriver is missing: install them (Debian: sudo apt-get install chromium chromium-driver)" >&2
+      return 1
+    fi
+  fi
   if [ ! -x "$root/node_modules/.bin/dynalite" ] || [ ! -x "$root/node_modules/.bin/kinesalite" ] \
-    || [ ! -x "$root/node_modules/.bin/s3rver" ]; then
+    || [ ! -x "$root/node_modules/.bin/s3rver" ] || [ ! -f "$root/node_modules/chartist/package.json" ]; then
     command -v npm >/dev/null || { echo "npm is missing: install Node.js to run dynalite, kinesalite and s3rver" >&2; return 1; }
     (cd "$root" && npm ci --no-audit --no-fund --loglevel=error) || return 1
   fi
@@ -61,6 +72,8 @@ _callqa_servers() {
   "$root/node_modules/.bin/s3rver" --directory "$CALLQA_S3_DIR" --port "$s3_port" --address 127.0.0.1 --silent \
     >/dev/null 2>&1 &
   CALLQA_S3_PID=$!
+  chromedriver --port="$chromedriver_port" --allowed-ips=127.0.0.1 >/dev/null 2>&1 &
+  CALLQA_CHROMEDRIVER_PID=$!
 
   # fsync off: the tests kill servers on purpose, never this one, and a
   # throwaway cluster need not survive a power cut.
@@ -79,14 +92,14 @@ _callqa_servers() {
   local tries=0
   local port
   _callqa_all_answer() {
-    for port in "$redis_port" "$dynalite_port" "$kinesis_port" "$s3_port" "$postgres_port"; do
+    for port in "$redis_port" "$dynalite_port" "$kinesis_port" "$s3_port" "$postgres_port" "$chromedriver_port"; do
       (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null || return 1
     done
   }
   until _callqa_all_answer; do
     tries=$((tries + 1))
     if [ "$tries" -gt 150 ]; then
-      echo "a server did not start (ports $redis_port, $dynalite_port, $kinesis_port, $s3_port, $postgres_port in use?)" >&2
+      echo "a server did not start (ports $redis_port, $dynalite_port, $kinesis_port, $s3_port, $postgres_port, $chromedriver_port in use?)" >&2
       tail -n 5 "$CALLQA_POSTGRES_DIR/log" >&2
       _callqa_servers_stop
       return 1
@@ -96,9 +109,10 @@ _callqa_servers() {
 
   # Answered, but by ours? A server already on the port would answer too.
   local pid
-  for pid in "$CALLQA_REDIS_PID" "$CALLQA_DYNALITE_PID" "$CALLQA_KINESIS_PID" "$CALLQA_S3_PID" "$CALLQA_POSTGRES_PID"; do
+  for pid in "$CALLQA_REDIS_PID" "$CALLQA_DYNALITE_PID" "$CALLQA_KINESIS_PID" "$CALLQA_S3_PID" "$CALLQA_POSTGRES_PID" \
+    "$CALLQA_CHROMEDRIVER_PID"; do
     if ! kill -0 "$pid" 2>/dev/null; then
-      echo "a server exited at start: is one of ports $redis_port, $dynalite_port, $kinesis_port, $s3_port, $postgres_port taken?" >&2
+      echo "a server exited at start: is one of ports $redis_port, $dynalite_port, $kinesis_port, $s3_port, $postgres_port, $chromedriver_port taken?" >&2
       _callqa_servers_stop
       return 1
     fi
@@ -114,11 +128,12 @@ _callqa_servers() {
   export CALLQA_TEST_POSTGRES_URL="postgres://callqa@127.0.0.1:$postgres_port/postgres"
   export CALLQA_REDIS_PID CALLQA_DYNALITE_PID CALLQA_KINESIS_PID CALLQA_S3_PID CALLQA_S3_DIR
   export CALLQA_POSTGRES_PID CALLQA_POSTGRES_DIR
+  export CALLQA_WEBDRIVER_URL="http://127.0.0.1:$chromedriver_port" CALLQA_CHROMEDRIVER_PID
 }
 
 _callqa_servers_stop() {
   kill "${CALLQA_REDIS_PID:-}" "${CALLQA_DYNALITE_PID:-}" "${CALLQA_KINESIS_PID:-}" "${CALLQA_S3_PID:-}" \
-    "${CALLQA_POSTGRES_PID:-}" 2>/dev/null || true
+    "${CALLQA_POSTGRES_PID:-}" "${CALLQA_CHROMEDRIVER_PID:-}" 2>/dev/null || true
   [ -n "${CALLQA_S3_DIR:-}" ] && rm -rf "$CALLQA_S3_DIR"
   if [ -n "${CALLQA_POSTGRES_DIR:-}" ]; then
     # postgres exits after its children; its files go once it has.
@@ -134,10 +149,10 @@ else
   set -euo pipefail
   _callqa_servers
   trap _callqa_servers_stop EXIT INT TERM
-  echo "redis-server, dynalite, kinesalite, s3rver and postgres are running; in another shell:"
+  echo "redis-server, dynalite, kinesalite, s3rver, postgres and chromedriver are running; in another shell:"
   echo "  export CALLQA_TEST_REDIS_URL=$CALLQA_TEST_REDIS_URL AWS_ENDPOINT_URL_DYNAMODB=$AWS_ENDPOINT_URL_DYNAMODB"
   echo "  export AWS_ENDPOINT_URL_KINESIS=$AWS_ENDPOINT_URL_KINESIS AWS_ENDPOINT_URL_S3=$AWS_ENDPOINT_URL_S3"
-  echo "  export CALLQA_TEST_POSTGRES_URL=$CALLQA_TEST_POSTGRES_URL"
+  echo "  export CALLQA_TEST_POSTGRES_URL=$CALLQA_TEST_POSTGRES_URL CALLQA_WEBDRIVER_URL=$CALLQA_WEBDRIVER_URL"
   echo "  export AWS_ACCESS_KEY_ID=S3RVER AWS_SECRET_ACCESS_KEY=S3RVER AWS_REGION=us-east-1"
   echo "Ctrl-C stops them."
   wait

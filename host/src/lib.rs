@@ -25,6 +25,7 @@ pub mod session;
 pub mod sinks;
 pub mod sources;
 pub mod stats;
+pub mod workbench;
 
 // Decoding and claiming allocate a few small objects per record; glibc's
 // allocator spent about a tenth of ingest time on them (perf), mimalloc a

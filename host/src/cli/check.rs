@@ -7,10 +7,14 @@ use std::sync::Arc;
 
 use anyhow::Context;
 
+use crate::atomic_write::write_atomically;
+use crate::qa::sheet_figures::SheetFigures;
 use crate::qa::sheet_store::{SheetRecord, SheetStoreUrl, Written};
 use crate::qa::{Inspector, Summary};
 use crate::rules::{RuleEngine, Ruleset};
 use crate::session::read_sessions;
+use crate::workbench::locale::Locale;
+use crate::workbench::report::{self, FailingSheet};
 
 /// Evaluate every applicable rule of a ruleset on each session and write one
 /// QA sheet per session as NDJSON.
@@ -30,6 +34,16 @@ pub struct CheckArgs {
     /// instead (pipe stdout, or pass `--out -`, for NDJSON).
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
+
+    /// Also write an HTML report of the run to FILE: one self-contained page
+    /// (no network needed to open it) with the summary, charts, the items
+    /// that fail most and each failing sheet with its evidence.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+
+    /// The report's language [default: Chinese when $LANG starts with zh, else English].
+    #[arg(long, value_enum, value_name = "LANG")]
+    pub lang: Option<Locale>,
 
     /// Also keep every sheet, with its session, in a sheet store
     /// (`sqlite:PATH`): idempotent by session and ruleset version, listed
@@ -129,6 +143,19 @@ pub fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
             out.write_all(b"\n")?;
         }
         out.flush().context("cannot write the sheets")?;
+    }
+    if let Some(path) = &args.report {
+        let figures = SheetFigures::from_sheets(sheets.iter().zip(sessions.iter().map(|s| &**s)));
+        let failing = sheets
+            .iter()
+            .zip(&sessions)
+            .filter_map(|(sheet, session)| FailingSheet::of(sheet, Some(session)))
+            .collect();
+        let title = args.inputs.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ");
+        let html = report::render(&title, &figures, failing, None, args.lang.unwrap_or_else(Locale::from_env))?;
+        write_atomically(path, html.as_bytes())
+            .with_context(|| format!("cannot write the report {}", path.display()))?;
+        eprintln!("report: {}", path.display());
     }
     summary.add_health(&ruleset);
     eprintln!("{summary}");

@@ -9,10 +9,13 @@ use anyhow::Context;
 use chrono::{NaiveDate, Utc};
 
 use super::check::CacheArgs;
+use crate::atomic_write::write_atomically;
 use crate::qa::sheet_store::{day_range, SheetFilter, SheetRow, SheetStoreUrl};
 use crate::qa::{Inspector, ItemStatus};
 use crate::rules::Ruleset;
 use crate::stats::ReportFormat;
+use crate::workbench::locale::Locale;
+use crate::workbench::report::{self, FailingSheet, GroupBy};
 
 #[derive(clap::Args, Debug)]
 pub struct SheetsArgs {
@@ -52,6 +55,31 @@ pub enum SheetsCommand {
     ///       --reviewer rita --reviewer sam --seed 20261130
     #[command(verbatim_doc_comment)]
     Assign(AssignArgs),
+    /// Write an HTML report of the stored sheets: one self-contained page
+    /// (no network needed to open it) with the summary, the dashboard's
+    /// charts, a table by team or agent, the items that fail most and the
+    /// failing sheets with their evidence (the reviewed outcomes count).
+    ///
+    /// Example: last week by team, in Chinese:
+    ///   callqa sheets report --store sqlite:.callqa/sheets.db --since 2026-11-23 \
+    ///       --until 2026-11-29 --by team --lang zh --out week.html
+    #[command(verbatim_doc_comment)]
+    Report(ReportArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ReportArgs {
+    #[command(flatten)]
+    pub filter: FilterArgs,
+    /// The HTML file to write.
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
+    /// Add a table of the sheets by team or by agent.
+    #[arg(long, value_enum)]
+    pub by: Option<GroupBy>,
+    /// The report's language [default: Chinese when $LANG starts with zh, else English].
+    #[arg(long, value_enum, value_name = "LANG")]
+    pub lang: Option<Locale>,
 }
 
 #[derive(clap::Args, Debug)]
@@ -193,7 +221,39 @@ pub fn run(args: SheetsArgs) -> anyhow::Result<ExitCode> {
         SheetsCommand::List(args) => list(args),
         SheetsCommand::Rerun(args) => rerun(args),
         SheetsCommand::Assign(args) => assign(args),
+        SheetsCommand::Report(args) => report(args),
     }
+}
+
+fn report(args: ReportArgs) -> anyhow::Result<ExitCode> {
+    let filter = SheetFilter { limit: usize::MAX, ..args.filter.resolve()? };
+    let store = SheetStoreUrl::parse(&args.filter.store)?.open()?;
+    let figures = store.figures(&filter, usize::MAX).context("cannot count the sheets")?;
+    // The failing sheets, as people left them: the reviewed outcomes.
+    let failing_rows = store.list(&SheetFilter {
+        outcome: Some(ItemStatus::Fail),
+        limit: report::MAX_FAILING_SHOWN,
+        ..filter.clone()
+    })?;
+    let mut failing = Vec::with_capacity(failing_rows.len());
+    for row in &failing_rows {
+        let (Some(view), Some(evaluation)) = (store.sheet_view(&row.session_id)?, store.evaluation(&row.session_id)?)
+        else {
+            continue;
+        };
+        failing.extend(FailingSheet::of(&view.sheet, Some(&evaluation.session)));
+    }
+    let title = format!(
+        "{} {}–{}",
+        store.describe(),
+        args.filter.since.map_or_else(|| "…".to_owned(), |d| d.to_string()),
+        args.filter.until.map_or_else(|| "…".to_owned(), |d| d.to_string())
+    );
+    let html = report::render(&title, &figures, failing, args.by, args.lang.unwrap_or_else(Locale::from_env))?;
+    write_atomically(&args.out, html.as_bytes())
+        .with_context(|| format!("cannot write the report {}", args.out.display()))?;
+    eprintln!("report: {} ({} sheets)", args.out.display(), figures.sheets());
+    Ok(ExitCode::SUCCESS)
 }
 
 fn assign(args: AssignArgs) -> anyhow::Result<ExitCode> {
@@ -306,6 +366,8 @@ impl FilterArgs {
             },
             assigned_to: args.assigned_to.clone(),
             visible_teams: None,
+            disputed: false,
+            oldest_first: false,
             all_evaluations: false,
             after: None,
             limit: 100,

@@ -4,6 +4,7 @@
 mod inspector;
 pub mod rerun;
 mod sheet;
+pub mod sheet_figures;
 pub mod sheet_store;
 mod sheet_table;
 mod summary;

@@ -105,6 +105,11 @@ impl LiveRules {
         self.ruleset_path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")).to_path_buf()
     }
 
+    /// The ruleset file this server loads.
+    pub fn ruleset_path(&self) -> &Path {
+        &self.ruleset_path
+    }
+
     pub fn current(&self) -> Arc<ActiveRuleset> {
         self.active.load_full()
     }

@@ -74,13 +74,37 @@ pub async fn login(
     body: super::json_body::JsonBody<LoginBody>,
 ) -> Result<Response, ApiError> {
     let LoginBody { username, password } = body.0;
+    let (user, issued) = sign_in(&app, peer.map(|Extension(ConnectInfo(addr))| addr), username, password).await?;
+    let mut response = Json(json!({
+        "user": user.name,
+        "role": user.role,
+        "agent_id": user.agent_id,
+        "teams": user.teams,
+        "csrf_token": issued.csrf_token,
+        "expires": chrono::DateTime::from_timestamp(issued.expires, 0)
+            .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+    }))
+    .into_response();
+    response.headers_mut().insert(header::SET_COOKIE, app.sessions.set_cookie(&issued));
+    response.headers_mut().insert(header::CACHE_CONTROL, header::HeaderValue::from_static("no-store"));
+    Ok(response)
+}
+
+/// Checks a user name and password, throttled, and begins a session: what
+/// `POST /v1/login` and the workbench's sign-in form share.
+pub async fn sign_in(
+    app: &AppState,
+    peer: Option<SocketAddr>,
+    username: String,
+    password: String,
+) -> Result<(Arc<user_store::UserRecord>, web_session::Issued), ApiError> {
     if username.len() > MAX_USERNAME_BYTES || password.len() > user_store::MAX_PASSWORD_BYTES {
         return Err(ApiError::bad_request(format!(
             "the username is at most {MAX_USERNAME_BYTES} bytes, the password at most {} bytes",
             user_store::MAX_PASSWORD_BYTES
         )));
     }
-    let client = peer.map_or_else(|| "unknown".to_owned(), |Extension(ConnectInfo(addr))| client_key(addr.ip()));
+    let client = peer.map_or_else(|| "unknown".to_owned(), |addr| client_key(addr.ip()));
     let user_key = username.to_lowercase();
     let attempted = Instant::now();
     if let Err(wait) = app.login.throttle.attempt(&user_key, &client, attempted) {
@@ -112,19 +136,7 @@ pub async fn login(
     app.login.throttle.succeeded(&user_key, &client, attempted);
     let issued = app.sessions.issue(&user);
     tracing::info!(user = %user.name, role = %user.role, client, "logged in");
-    let mut response = Json(json!({
-        "user": user.name,
-        "role": user.role,
-        "agent_id": user.agent_id,
-        "teams": user.teams,
-        "csrf_token": issued.csrf_token,
-        "expires": chrono::DateTime::from_timestamp(issued.expires, 0)
-            .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
-    }))
-    .into_response();
-    response.headers_mut().insert(header::SET_COOKIE, app.sessions.set_cookie(&issued));
-    response.headers_mut().insert(header::CACHE_CONTROL, header::HeaderValue::from_static("no-store"));
-    Ok(response)
+    Ok((user, issued))
 }
 
 /// Ends the session the request carries, if any, and tells the browser to

@@ -25,6 +25,7 @@ pub mod json_body;
 pub mod live_rules;
 pub mod login_routes;
 pub mod metrics;
+pub mod pages;
 pub mod realtime_qa;
 pub mod request_body;
 pub mod role;

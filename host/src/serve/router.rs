@@ -65,6 +65,7 @@ pub fn build(state: Arc<AppState>) -> Router {
         .route("/v1/login", post(super::login_routes::login))
         .route("/v1/logout", post(super::login_routes::logout))
         .route("/v1/me", get(super::login_routes::me))
+        .merge(super::pages::routes())
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
         .fallback(|| async { ApiError::not_found("no such endpoint") })

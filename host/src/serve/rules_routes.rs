@@ -15,11 +15,18 @@ use super::live_rules::{reload_in_background, ReloadOutcome};
 /// The rules' status; a shadow rule also shows the rule it shadows and how
 /// their outcomes agreed since the start (`serve/shadow_report.rs`).
 pub async fn list(State(app): State<Arc<AppState>>) -> Response {
+    Json(status(&app)).into_response()
+}
+
+/// What `GET /v1/rules` answers: every rule's state, and for a shadow rule
+/// (`shadow` is on every rule) its target and their agreement.
+pub fn status(app: &AppState) -> Value {
     let mut status = app.rules.status();
     let active = app.rules.current();
     if let Some(shown) = status.get_mut("rules").and_then(Value::as_array_mut) {
         for rule in shown {
             // By id: a reload between the two reads leaves a rule unmatched, not mismatched.
+            rule["shadow"] = false.into();
             let Some(entry) = rule["id"].as_str().and_then(|id| active.ruleset.rules.iter().find(|r| *r.id == *id))
             else {
                 continue;
@@ -33,7 +40,7 @@ pub async fn list(State(app): State<Arc<AppState>>) -> Response {
             }
         }
     }
-    Json(status).into_response()
+    status
 }
 
 /// Reloads even when nothing changed on disk (a module cache cleared, a

@@ -32,7 +32,7 @@ const MAX_PAGE: usize = 500;
 
 /// Runs `work` on the store in a blocking thread; a refusal becomes its
 /// status and code, any other failure a 503 (the store is unreachable).
-async fn with_store<R: Send + 'static>(
+pub(super) async fn with_store<R: Send + 'static>(
     app: &Arc<AppState>,
     work: impl FnOnce(&SheetStore) -> anyhow::Result<R> + Send + 'static,
 ) -> Result<R, ApiError> {
@@ -95,14 +95,25 @@ pub struct ListQuery {
     pub max_score: Option<f64>,
     pub reviewed: Option<bool>,
     pub assigned_to: Option<String>,
+    /// Only sheets with an open dispute.
+    pub disputed: Option<bool>,
+    /// `oldest` for the contacts that began first, first; newest first otherwise.
+    pub order: Option<SheetOrder>,
     /// At most this many rows (default 50, at most 500).
     pub limit: Option<usize>,
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
 }
 
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SheetOrder {
+    Newest,
+    Oldest,
+}
+
 impl ListQuery {
-    fn filter(&self, caller: &Caller) -> Result<SheetFilter, ApiError> {
+    pub fn filter(&self, caller: &Caller) -> Result<SheetFilter, ApiError> {
         let (since, until) = day_range(self.since, self.until, self.tz.as_deref().unwrap_or("UTC"))
             .map_err(|e| ApiError::bad_request(format!("{e:#}")))?;
         let after = self
@@ -124,6 +135,8 @@ impl ListQuery {
             reviewed: self.reviewed,
             assigned_to: self.assigned_to.clone(),
             visible_teams: None,
+            disputed: self.disputed.unwrap_or(false),
+            oldest_first: self.order == Some(SheetOrder::Oldest),
             all_evaluations: false,
             after,
             limit: self.limit.unwrap_or(50).clamp(1, MAX_PAGE),

@@ -49,3 +49,5 @@ mod stats;
 mod validate;
 mod warm_instances;
 mod wit_compat;
+mod workbench;
+mod workbench_browser;

@@ -12,6 +12,7 @@
 
 pub mod assignment;
 pub mod calibration;
+pub mod dashboard;
 pub mod database;
 pub mod outbox;
 pub mod pending_sessions;
@@ -132,6 +133,10 @@ pub struct SheetFilter {
     pub visible_teams: Option<Vec<String>>,
     /// Every evaluation of each session, not only the latest.
     pub all_evaluations: bool,
+    /// Only sheets with an open dispute.
+    pub disputed: bool,
+    /// The contacts that began first, first (the list is newest first otherwise).
+    pub oldest_first: bool,
     /// Only the rows after this one (the last row of the previous page).
     pub after: Option<PageCursor>,
     pub limit: usize,
@@ -279,111 +284,12 @@ impl SheetStore {
     pub fn list(&self, filter: &SheetFilter) -> anyhow::Result<Vec<SheetRow>> {
         let dialect = self.db.dialect();
         self.db.transaction(|tx| {
-            // The team's level, as the hierarchy paths stored that hold it;
-            // within the teams the caller may see.
-            let mut paths = match &filter.team {
-                Some(team) => Some(team_paths(tx, team)?),
-                None => None,
-            };
-            if let Some(teams) = &filter.visible_teams {
-                let mut allowed = Vec::new();
-                for team in teams {
-                    allowed.extend(team_paths(tx, team)?);
-                }
-                paths = Some(match paths {
-                    Some(asked) => asked.into_iter().filter(|p| allowed.contains(p)).collect(),
-                    None => allowed,
-                });
-            }
-            if paths.as_ref().is_some_and(Vec::is_empty) {
-                return Ok(Vec::new());
-            }
-            let paths = paths.unwrap_or_default();
-            // The page's ids first, then their rows: the ids come from the
-            // indexes alone, where asking for the columns too leads
-            // PostgreSQL to fetch every row of the week from the heap.
-            let mut sql = String::from("SELECT e.id FROM evaluations e WHERE 1 = 1");
             let mut args: Vec<SqlValue> = Vec::new();
-            // Each value bound once, named by its position: `?3`.
-            let mut bind = |value: SqlValue| {
-                args.push(value);
-                format!("?{}", args.len())
-            };
-            if let Some(t) = &filter.since {
-                sql.push_str(&format!(" AND e.started_at >= {}", bind(instant(t).into())));
-            }
-            if let Some(t) = &filter.until {
-                sql.push_str(&format!(" AND e.started_at < {}", bind(instant(t).into())));
-            }
-            if let Some(q) = &filter.queue {
-                sql.push_str(&format!(" AND e.queue = {}", bind(q.as_str().into())));
-            }
-            if let Some(a) = &filter.agent {
-                sql.push_str(&format!(" AND e.agent_id = {}", bind(a.as_str().into())));
-            }
-            match paths.as_slice() {
-                [] => {}
-                // One path: its week is a range of `evaluations_team`, in order.
-                [path] => sql.push_str(&format!(" AND e.team = {}", bind(path.as_str().into()))),
-                // Several: walked by start in `evaluations_started_team`, the
-                // team read from the index (SQLite's `+` keeps
-                // `evaluations_team`, which would need every match sorted,
-                // out of the plan).
-                paths => {
-                    let list: Vec<String> = paths.iter().map(|p| bind(p.as_str().into())).collect();
-                    sql.push_str(&format!(" AND {} IN ({})", dialect.unindexed("e.team"), list.join(", ")));
-                }
-            }
-            let mut item = Vec::new();
-            if let Some(rule) = &filter.rule {
-                item.push(format!("i.rule_id = {}", bind(rule.as_str().into())));
-            }
-            if let Some(outcome) = filter.outcome {
-                item.push(format!("COALESCE(i.reviewed_outcome, i.outcome) = {}", bind(outcome.as_str().into())));
-            }
-            // SQLite tests the terms its index holds first, then the rest of
-            // the row's, then the subqueries in the order written: the item
-            // check (one lookup in `items`, and the more selective) before
-            // the latest-evaluation check, which reads the row for its
-            // session id.
-            if !item.is_empty() {
-                sql.push_str(&format!(
-                    " AND EXISTS (SELECT 1 FROM items i WHERE i.evaluation_id = e.id AND {})",
-                    item.join(" AND ")
-                ));
-            }
-            if let Some(min) = filter.min_score {
-                sql.push_str(&format!(" AND COALESCE(e.reviewed_score, e.score) >= {}", bind(min.into())));
-            }
-            if let Some(max) = filter.max_score {
-                sql.push_str(&format!(" AND COALESCE(e.reviewed_score, e.score) <= {}", bind(max.into())));
-            }
-            match filter.reviewed {
-                Some(true) => sql.push_str(" AND e.reviewed_at IS NOT NULL"),
-                Some(false) => sql.push_str(" AND e.reviewed_at IS NULL"),
-                None => {}
-            }
-            if let Some(reviewer) = &filter.assigned_to {
-                sql.push_str(&format!(" AND e.assigned_to = {}", bind(reviewer.as_str().into())));
-            }
-            if !filter.all_evaluations {
-                sql.push_str(
-                    " AND e.id = (SELECT MAX(id) FROM evaluations latest WHERE latest.session_id = e.session_id)",
-                );
-            }
-            if let Some(after) = &filter.after {
-                // Keyset paging: the rows after the last one of the previous page.
-                let (started, id) = (bind(after.started_at.clone().into()), bind(after.id.into()));
-                sql.push_str(&format!(
-                    " AND (COALESCE(e.started_at, '') < {started} OR (COALESCE(e.started_at, '') = {started} AND e.id < {id}))"
-                ));
-            }
-            sql.push_str(&format!(
-                " ORDER BY e.started_at DESC, e.id DESC LIMIT {}",
-                filter.limit.clamp(1, i64::MAX as usize)
-            ));
+            let Some(ids) = matching_ids(tx, dialect, filter, &mut args)? else { return Ok(Vec::new()) };
+            let order = if filter.oldest_first { "e.started_at, e.id" } else { "e.started_at DESC, e.id DESC" };
             let sql = format!(
-                "SELECT {ROW_COLUMNS} FROM evaluations e WHERE e.id IN ({sql}) ORDER BY e.started_at DESC, e.id DESC"
+                "SELECT {ROW_COLUMNS} FROM evaluations e WHERE e.id IN ({ids} ORDER BY {order} LIMIT {}) ORDER BY {order}",
+                filter.limit.clamp(1, i64::MAX as usize)
             );
             let mut out = tx.query(&sql, &args)?.iter().map(sheet_row).collect::<anyhow::Result<Vec<_>>>()?;
             // The failed items of the whole page in one query: a round trip
@@ -551,6 +457,120 @@ fn placeholders(rows: usize, columns: usize) -> String {
         .map(|r| format!("({})", (1..=columns).map(|c| format!("?{}", r * columns + c)).collect::<Vec<_>>().join(", ")))
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// The query (`SELECT e.id FROM evaluations e WHERE …`, unordered) for the
+/// ids of the evaluations `filter` matches, binding its values into `args`;
+/// `None` when nothing can match (a team no sheet has). Shared by the list,
+/// its count and the dashboard, so what a page shows and what its figures
+/// count are the same rows.
+pub(crate) fn matching_ids(
+    tx: &mut dyn Transaction,
+    dialect: database::Dialect,
+    filter: &SheetFilter,
+    args: &mut Vec<SqlValue>,
+) -> anyhow::Result<Option<String>> {
+    // The team's level, as the hierarchy paths stored that hold it;
+    // within the teams the caller may see.
+    let mut paths = match &filter.team {
+        Some(team) => Some(team_paths(tx, team)?),
+        None => None,
+    };
+    if let Some(teams) = &filter.visible_teams {
+        let mut allowed = Vec::new();
+        for team in teams {
+            allowed.extend(team_paths(tx, team)?);
+        }
+        paths = Some(match paths {
+            Some(asked) => asked.into_iter().filter(|p| allowed.contains(p)).collect(),
+            None => allowed,
+        });
+    }
+    if paths.as_ref().is_some_and(Vec::is_empty) {
+        return Ok(None);
+    }
+    let paths = paths.unwrap_or_default();
+    // The page's ids first, then their rows: the ids come from the
+    // indexes alone, where asking for the columns too leads
+    // PostgreSQL to fetch every row of the week from the heap.
+    let mut sql = String::from("SELECT e.id FROM evaluations e WHERE 1 = 1");
+    // Each value bound once, named by its position: `?3`.
+    let mut bind = |value: SqlValue| {
+        args.push(value);
+        format!("?{}", args.len())
+    };
+    if let Some(t) = &filter.since {
+        sql.push_str(&format!(" AND e.started_at >= {}", bind(instant(t).into())));
+    }
+    if let Some(t) = &filter.until {
+        sql.push_str(&format!(" AND e.started_at < {}", bind(instant(t).into())));
+    }
+    if let Some(q) = &filter.queue {
+        sql.push_str(&format!(" AND e.queue = {}", bind(q.as_str().into())));
+    }
+    if let Some(a) = &filter.agent {
+        sql.push_str(&format!(" AND e.agent_id = {}", bind(a.as_str().into())));
+    }
+    match paths.as_slice() {
+        [] => {}
+        // One path: its week is a range of `evaluations_team`, in order.
+        [path] => sql.push_str(&format!(" AND e.team = {}", bind(path.as_str().into()))),
+        // Several: walked by start in `evaluations_started_team`, the
+        // team read from the index (SQLite's `+` keeps
+        // `evaluations_team`, which would need every match sorted,
+        // out of the plan).
+        paths => {
+            let list: Vec<String> = paths.iter().map(|p| bind(p.as_str().into())).collect();
+            sql.push_str(&format!(" AND {} IN ({})", dialect.unindexed("e.team"), list.join(", ")));
+        }
+    }
+    let mut item = Vec::new();
+    if let Some(rule) = &filter.rule {
+        item.push(format!("i.rule_id = {}", bind(rule.as_str().into())));
+    }
+    if let Some(outcome) = filter.outcome {
+        item.push(format!("COALESCE(i.reviewed_outcome, i.outcome) = {}", bind(outcome.as_str().into())));
+    }
+    // SQLite tests the terms its index holds first, then the rest of
+    // the row's, then the subqueries in the order written: the item
+    // check (one lookup in `items`, and the more selective) before
+    // the latest-evaluation check, which reads the row for its
+    // session id.
+    if !item.is_empty() {
+        sql.push_str(&format!(
+            " AND EXISTS (SELECT 1 FROM items i WHERE i.evaluation_id = e.id AND {})",
+            item.join(" AND ")
+        ));
+    }
+    if let Some(min) = filter.min_score {
+        sql.push_str(&format!(" AND COALESCE(e.reviewed_score, e.score) >= {}", bind(min.into())));
+    }
+    if let Some(max) = filter.max_score {
+        sql.push_str(&format!(" AND COALESCE(e.reviewed_score, e.score) <= {}", bind(max.into())));
+    }
+    match filter.reviewed {
+        Some(true) => sql.push_str(" AND e.reviewed_at IS NOT NULL"),
+        Some(false) => sql.push_str(" AND e.reviewed_at IS NULL"),
+        None => {}
+    }
+    if let Some(reviewer) = &filter.assigned_to {
+        sql.push_str(&format!(" AND e.assigned_to = {}", bind(reviewer.as_str().into())));
+    }
+    if !filter.all_evaluations {
+        sql.push_str(" AND e.id = (SELECT MAX(id) FROM evaluations latest WHERE latest.session_id = e.session_id)");
+    }
+    if filter.disputed {
+        sql.push_str(" AND EXISTS (SELECT 1 FROM disputes d WHERE d.evaluation_id = e.id AND d.state = 'open')");
+    }
+    if let Some(after) = &filter.after {
+        // Keyset paging: the rows after the last one of the previous page.
+        let (started, id) = (bind(after.started_at.clone().into()), bind(after.id.into()));
+        let past = if filter.oldest_first { ">" } else { "<" };
+        sql.push_str(&format!(
+            " AND (COALESCE(e.started_at, '') {past} {started} OR (COALESCE(e.started_at, '') = {started} AND e.id {past} {id}))"
+        ));
+    }
+    Ok(Some(sql))
 }
 
 /// The hierarchy paths stored (`site/department/team`) that hold `team` as
