@@ -367,11 +367,8 @@ fn figures_agree_in_sqlite_postgres_and_memory() {
         assert_eq!((n, capped), (10, true));
         assert_eq!(store.count_matching(&all, 100).unwrap(), (17, false));
     }
-    let sheets: Vec<QaSheet> = std::fs::read_to_string(&sheets_file)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let sheets: Vec<QaSheet> =
+        std::fs::read_to_string(&sheets_file).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     let sessions: Vec<_> =
         read_sessions(&[repo_root().join("samples/sessions")]).unwrap().into_iter().map(|(_, s)| s.unwrap()).collect();
     let by_id = |id: &str| sessions.iter().find(|s| s.id == id).unwrap();
