@@ -49,7 +49,8 @@ _callqa_servers() {
   fi
   if ! command -v chromedriver >/dev/null || ! command -v chromium >/dev/null; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-      apt-get update -qq && apt-get install -y -qq chromium chromium-driver >/dev/null
+      # A CJK font, so Chinese labels render in the screenshots.
+      apt-get update -qq && apt-get install -y -qq chromium chromium-driver fonts-wqy-zenhei >/dev/null
     else
       echo "chromium or chromedriver is missing: install them (Debian: sudo apt-get install chromium chromium-driver)" >&2
       return 1

@@ -527,7 +527,9 @@ fn reads(store: &SheetStore, samples: usize) -> f64 {
 /// slowest p95.
 fn pages(place: &Place, samples: usize) -> f64 {
     let dir = tempfile::tempdir().unwrap();
-    let callqa = env!("CARGO_BIN_EXE_callqa");
+    // `CALLQA_BIN`: another build of the binary (the one beside this bench by default).
+    let callqa = std::env::var("CALLQA_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_callqa").to_owned());
+    let callqa = callqa.as_str();
     let data = dir.path().join("data");
     let mut add = std::process::Command::new(callqa)
         .args(["users", "add", "bench", "--role", "reviewer", "--password-stdin", "--data-dir"])

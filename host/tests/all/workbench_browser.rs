@@ -61,6 +61,7 @@ async fn sign_in(browser: &Client, base: &str, user: &str) {
     browser.goto(&format!("{base}/sheets")).await.unwrap();
     // Sent to sign in first, and back to the sheets after.
     assert!(browser.current_url().await.unwrap().path().starts_with("/login"));
+    shot(browser, "login").await;
     browser.find(Locator::Id("username")).await.unwrap().send_keys(user).await.unwrap();
     browser.find(Locator::Id("password")).await.unwrap().send_keys(PASSWORD).await.unwrap();
     browser.find(Locator::Id("sign-in")).await.unwrap().click().await.unwrap();
