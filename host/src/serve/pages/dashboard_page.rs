@@ -10,7 +10,7 @@ use chrono::{Duration, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::Visitor;
+use super::{given, Visitor};
 use crate::qa::sheet_store::dashboard::GROUPS_CHARTED;
 use crate::serve::app_state::AppState;
 use crate::serve::sheet_routes::{with_store, ListQuery};
@@ -27,11 +27,6 @@ pub struct DashboardForm {
     team: String,
     queue: String,
     lang: String,
-}
-
-fn given(text: &str) -> Option<String> {
-    let text = text.trim();
-    (!text.is_empty()).then(|| text.to_owned())
 }
 
 pub async fn show(

@@ -197,6 +197,12 @@ impl Visitor {
     }
 }
 
+/// A form field's text, `None` when left empty (a form sends every field).
+pub(super) fn given(text: &str) -> Option<String> {
+    let text = text.trim();
+    (!text.is_empty()).then(|| text.to_owned())
+}
+
 /// Percent-encodes everything but unreserved characters and `/`.
 pub(super) fn url_escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());

@@ -10,7 +10,7 @@ use axum::response::Response;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::{url_escape, Visitor};
+use super::{given, url_escape, Visitor};
 use crate::qa::sheet_store::PageCursor;
 use crate::qa::ItemStatus;
 use crate::serve::app_state::AppState;
@@ -44,11 +44,6 @@ pub struct SheetsForm {
     order: String,
     cursor: String,
     lang: String,
-}
-
-fn given(text: &str) -> Option<String> {
-    let text = text.trim();
-    (!text.is_empty()).then(|| text.to_owned())
 }
 
 impl SheetsForm {
