@@ -123,7 +123,7 @@ pub trait SimilarityProvider: Send + Sync {
     fn describe(&self) -> String;
     /// The threshold used when an operator gives none: scores of different
     /// providers live on different scales (an E5 model scores unrelated
-    /// sentences around 0.75; n-grams near 0).
+    /// sentences around 0.85; n-grams near 0).
     fn default_threshold(&self) -> f32;
     /// The vectors of `texts`, in order.
     fn vectors(&self, texts: &[&str]) -> anyhow::Result<Vec<Vector>>;
@@ -146,7 +146,7 @@ pub enum ProviderKind {
 /// url = "http://127.0.0.1:18090"           # base URL or the full /v1/embeddings URL
 /// model = "multilingual-e5-small-q4"
 /// api-key-env = "EMBEDDINGS_API_KEY"       # optional: the env var holding a bearer token
-/// threshold = 0.86                         # optional: the default of `similar` operators
+/// threshold = 0.92                         # optional: the default of `similar` operators
 /// timeout-ms = 5000                        # per request
 /// retries = 2
 /// batch-size = 64

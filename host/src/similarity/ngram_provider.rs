@@ -53,7 +53,7 @@ impl SimilarityProvider for NgramProvider {
 
     /// Chosen on the dev split of bench/intents (docs/similarity.md).
     fn default_threshold(&self) -> f32 {
-        0.35
+        0.34
     }
 
     fn vectors(&self, texts: &[&str]) -> anyhow::Result<Vec<Vector>> {
