@@ -306,8 +306,12 @@ fn median(mut samples: Vec<f64>) -> f64 {
     samples[samples.len() / 2]
 }
 
-const CHASE: &[&str] =
-    &["我马上帮您催一下", "我会跟进这个问题，有结果通知您", "I'll chase this for you", "I will follow up and call you back"];
+const CHASE: &[&str] = &[
+    "我马上帮您催一下",
+    "我会跟进这个问题，有结果通知您",
+    "I'll chase this for you",
+    "I will follow up and call you back",
+];
 const NOT_CHASE: &[&str] = &["我不会帮您催的", "I won't chase this for you"];
 
 /// A scripted item whose only operator is `similar` (the chase examples).
@@ -348,7 +352,7 @@ fn speed(embeddings: Option<&SimilarityConfig>) {
     }
     let sessions = [
         (format!("10-min call ({distinct} distinct texts)"), Arc::new(call.clone())),
-        (format!("10-min call, 150 distinct texts"), Arc::new(unique)),
+        ("10-min call, 150 distinct texts".to_string(), Arc::new(unique)),
     ];
     let iterations = |cold: bool, provider: &str| match (cold, provider) {
         (true, "embeddings") => 5,
@@ -357,10 +361,7 @@ fn speed(embeddings: Option<&SimilarityConfig>) {
     };
     println!();
     println!("speed: one evaluation of a scripted item with one `similar` operator (median, µs)");
-    println!(
-        "{:<12} {:<38} {:>12} {:>12} {:>18}",
-        "provider", "session", "cold", "warm", "embed session"
-    );
+    println!("{:<12} {:<38} {:>12} {:>12} {:>18}", "provider", "session", "cold", "warm", "embed session");
     let mut configs = vec![("ngram", String::from("[similarity]\nprovider = \"ngram\""), None)];
     if let Some(c) = embeddings {
         let section = format!(
@@ -460,7 +461,9 @@ fn main() {
             ..Default::default()
         }),
         None => {
-            println!("CALLQA_EMBEDDINGS_URL is not set: the embeddings rows are left out (source scripts/test-servers.sh)");
+            println!(
+                "CALLQA_EMBEDDINGS_URL is not set: the embeddings rows are left out (source scripts/test-servers.sh)"
+            );
             None
         }
     };

@@ -24,7 +24,7 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 use super::metrics::Metrics;
-use crate::rules::golden::{load_cases, run_case};
+use crate::rules::golden::{load_cases, run_case_with};
 use crate::rules::{RuleEngine, RuleHealth, Ruleset};
 
 /// One version of the rules, as swapped in.
@@ -241,7 +241,8 @@ fn build(
         let cases = load_cases(std::slice::from_ref(&dir))
             .map_err(|e| (Some(entry.id.to_string()), e.context(format!("rule `{}`: golden cases", entry.id))))?;
         for case in &cases {
-            let result = run_case(engine, &entry.module, &entry.given, case, &entry.limits);
+            let result =
+                run_case_with(engine, &entry.module, &entry.given, case, &entry.limits, entry.similarity.as_ref());
             if !result.passed() {
                 let why = result.differences.join("; ");
                 return Err((

@@ -59,12 +59,13 @@ impl EmbeddingsProvider {
         )?;
         let model = config.model.clone().context("provider = \"embeddings\" needs `model`: the model to ask for")?;
         let endpoint = endpoint_of(url)?;
-        let api_key = match &config.api_key_env {
-            None => None,
-            Some(var) => Some(std::env::var(var).with_context(|| {
-                format!("`api-key-env = \"{var}\"` names an environment variable that is not set")
-            })?),
-        };
+        let api_key =
+            match &config.api_key_env {
+                None => None,
+                Some(var) => Some(std::env::var(var).with_context(|| {
+                    format!("`api-key-env = \"{var}\"` names an environment variable that is not set")
+                })?),
+            };
         let batch_size = config.batch_size.unwrap_or(64);
         if batch_size == 0 {
             bail!("`batch-size` must be at least 1");

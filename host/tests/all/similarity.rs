@@ -59,7 +59,9 @@ text = "return G;"
 }
 
 fn session(id: &str, agent_says: &[&str]) -> Arc<Session> {
-    let mut segments = vec![serde_json::json!({"id": "s0", "role": "agent", "text": "您好，很高兴为您服务", "begin_ms": 0, "end_ms": 2000})];
+    let mut segments = vec![
+        serde_json::json!({"id": "s0", "role": "agent", "text": "您好，很高兴为您服务", "begin_ms": 0, "end_ms": 2000}),
+    ];
     segments.push(serde_json::json!({"id": "s1", "role": "customer", "text": "我的订单一直没发货", "begin_ms": 3000, "end_ms": 5000}));
     for (i, text) in agent_says.iter().enumerate() {
         let begin = 6000 + i as u32 * 3000;
@@ -172,7 +174,8 @@ fn serve(stream: TcpStream, delay: Duration, answer: fn(usize) -> String) {
         let inputs = request["input"].as_array().map_or(1, Vec::len);
         std::thread::sleep(delay);
         let text = answer(inputs);
-        let head = format!("HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n", text.len());
+        let head =
+            format!("HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n", text.len());
         if stream.write_all(head.as_bytes()).and_then(|()| stream.write_all(text.as_bytes())).is_err() {
             return;
         }

@@ -234,7 +234,11 @@ impl Kind {
     /// the others only say whether a comparison holds, and `@X` is null.
     pub fn has_instants(&self) -> bool {
         match self {
-            Kind::Phrase(_) | Kind::Similar(_) | Kind::Event { .. } | Kind::Silence { .. } | Kind::Interruptions { .. } => true,
+            Kind::Phrase(_)
+            | Kind::Similar(_)
+            | Kind::Event { .. }
+            | Kind::Silence { .. }
+            | Kind::Interruptions { .. } => true,
             Kind::Contact { test, .. } => test.is_none(),
             Kind::Attribute { .. } | Kind::TalkSpeed { .. } | Kind::Sentiment { .. } => false,
         }
