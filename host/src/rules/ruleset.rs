@@ -199,21 +199,38 @@ pub struct Ruleset {
 
 impl Ruleset {
     pub fn load(engine: &RuleEngine, path: &Path) -> anyhow::Result<Self> {
+        Self::load_with(engine, path, None)
+    }
+
+    /// [`Self::load`], with the similarity provider of a ruleset that has no
+    /// `[similarity]` table (`serve`'s config file).
+    pub fn load_with(engine: &RuleEngine, path: &Path, similarity: Option<&SimilarityConfig>) -> anyhow::Result<Self> {
         let text =
             std::fs::read_to_string(path).with_context(|| format!("cannot read the ruleset {}", path.display()))?;
         let base_dir = path.parent().unwrap_or(Path::new("."));
-        Self::parse(engine, &text, base_dir).with_context(|| format!("ruleset {} refused", path.display()))
+        Self::parse_with(engine, &text, base_dir, similarity)
+            .with_context(|| format!("ruleset {} refused", path.display()))
     }
 
     /// Parse and check a ruleset; module paths are relative to `base_dir`.
     pub fn parse(engine: &RuleEngine, text: &str, base_dir: &Path) -> anyhow::Result<Self> {
+        Self::parse_with(engine, text, base_dir, None)
+    }
+
+    /// [`Self::parse`], with a default for the `[similarity]` table.
+    pub fn parse_with(
+        engine: &RuleEngine,
+        text: &str,
+        base_dir: &Path,
+        similarity: Option<&SimilarityConfig>,
+    ) -> anyhow::Result<Self> {
         let file: RulesetFile = toml::from_str(text).context("not a valid ruleset file")?;
         if file.rules.is_empty() {
             bail!("the ruleset has no [[rule]] entries");
         }
         let form = Form::new(file.sections, file.grades)?;
         check_shadows(&file.rules)?;
-        let similarity = ruleset_similarity(file.similarity.as_ref(), &file.rules)?;
+        let similarity = ruleset_similarity(file.similarity.as_ref().or(similarity), &file.rules)?;
         let mut modules: HashMap<String, Arc<RuleModule>> = HashMap::new();
         let mut rules = Vec::with_capacity(file.rules.len());
         for config in file.rules {

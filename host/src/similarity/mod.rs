@@ -199,6 +199,9 @@ pub struct Scored {
 pub struct Similarity {
     provider: Box<dyn SimilarityProvider>,
     cache: VectorCache,
+    /// The ruleset's examples: embedded again by [`Self::prepare`] when the
+    /// cache was emptied, never inside a rule's deadline.
+    examples: Vec<String>,
     threshold: Option<f32>,
     failed: Mutex<HashMap<String, String>>,
 }
@@ -222,7 +225,8 @@ impl Similarity {
             }
             ProviderKind::Embeddings => Box::new(EmbeddingsProvider::new(config).context("[similarity]")?),
         };
-        let similarity = Similarity::with_provider(provider, config.threshold);
+        let mut similarity = Similarity::with_provider(provider, config.threshold);
+        similarity.examples = examples.to_vec();
         let texts: Vec<&str> = examples.iter().map(String::as_str).collect();
         if let Err(e) = similarity.vectors(&texts) {
             tracing::warn!("the similarity examples could not be embedded at load (tried again per session): {e}");
@@ -231,7 +235,13 @@ impl Similarity {
     }
 
     pub fn with_provider(provider: Box<dyn SimilarityProvider>, threshold: Option<f32>) -> Self {
-        Similarity { provider, cache: VectorCache::default(), threshold, failed: Mutex::new(HashMap::new()) }
+        Similarity {
+            provider,
+            cache: VectorCache::default(),
+            examples: Vec::new(),
+            threshold,
+            failed: Mutex::new(HashMap::new()),
+        }
     }
 
     /// The provider of a rule run without a ruleset (a golden case, `callqa
@@ -248,7 +258,8 @@ impl Similarity {
     /// Vectors of every segment of `session`, before its rules run (outside
     /// their deadline). A failure is kept for the session until [`Self::finish`].
     pub fn prepare(&self, session: &Session) {
-        let texts: Vec<&str> = session.segments().iter().map(|s| s.text.as_str()).collect();
+        let examples = self.examples.iter().map(String::as_str);
+        let texts: Vec<&str> = examples.chain(session.segments().iter().map(|s| s.text.as_str())).collect();
         if let Err(e) = self.vectors(&texts) {
             self.failed.lock().insert(session.id.clone(), e);
         }

@@ -365,3 +365,25 @@ fn the_scripted_chase_item_with_a_similar_operator_finds_the_paraphrased_promise
     assert_eq!(chase.outcome, ItemStatus::Fail, "{chase:?}");
     assert!(chase.findings.iter().any(|f| f.segment_id.as_deref() == Some("seg-03")), "{:?}", chase.findings);
 }
+
+/// `serve`'s config file may name the provider (`[similarity]`) for
+/// rulesets that name none; a ruleset's own table wins.
+#[test]
+fn the_serve_config_names_the_provider_of_a_ruleset_that_names_none() {
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let url = format!("http://127.0.0.1:{port}");
+    let file: toml::Table = toml::from_str(&embeddings_section(&url, "retries = 0")).unwrap();
+    let default: callqa::similarity::SimilarityConfig = file["similarity"].clone().try_into().unwrap();
+    let parse = |section: &str| {
+        let body = format!(
+            "{section}\n[[rule]]\nid = \"c\"\nmodule = \"bundled:script\"\n[rule.operators.A]\nkind = \"similar\"\n\
+             role = \"agent\"\nexamples = [\"我马上帮您催一下\", \"我会跟进这个工单，有进展通知您\"]\n[rule.script]\ntext = \"return A;\"\n"
+        );
+        Ruleset::parse_with(&common::engine(), &body, &common::repo_root(), Some(&default)).unwrap()
+    };
+    let sheet = inspect(parse(""), session("default", &[PROMISE]));
+    let error = sheet.items[0].error.as_ref().expect("the default provider is the endpoint, down");
+    assert!(error.message.contains(&url), "{}", error.message);
+    let sheet = inspect(parse("[similarity]\nprovider = \"ngram\""), session("own", &[PROMISE]));
+    assert_eq!(sheet.items[0].outcome, ItemStatus::Fail, "{:?}", sheet.items[0]);
+}
