@@ -26,6 +26,7 @@ pub mod vector_cache;
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use parking_lot::Mutex;
@@ -204,7 +205,15 @@ pub struct Similarity {
     examples: Vec<String>,
     threshold: Option<f32>,
     failed: Mutex<HashMap<String, String>>,
+    /// The provider's last failure: for [`QUIET_AFTER_FAILURE`] every
+    /// session fails at once with it, instead of each waiting out the
+    /// endpoint's timeouts and retries (a `check` of a thousand sessions
+    /// against an endpoint that is down would otherwise take hours).
+    last_failure: Mutex<Option<(Instant, String)>>,
 }
+
+/// How long a failed provider is not asked again.
+const QUIET_AFTER_FAILURE: Duration = Duration::from_secs(10);
 
 impl Similarity {
     /// The provider the config names, fitted on (or warmed with) every
@@ -241,6 +250,7 @@ impl Similarity {
             examples: Vec::new(),
             threshold,
             failed: Mutex::new(HashMap::new()),
+            last_failure: Mutex::new(None),
         }
     }
 
@@ -283,7 +293,20 @@ impl Similarity {
             }
         }
         if !missing.is_empty() {
-            let computed = self.provider.vectors(&missing).map_err(|e| format!("{:#}", e))?;
+            if let Some((at, why)) = &*self.last_failure.lock() {
+                if at.elapsed() < QUIET_AFTER_FAILURE {
+                    let ago = at.elapsed().as_secs_f32();
+                    return Err(format!("{why} (not asked again: that was {ago:.1} s ago)"));
+                }
+            }
+            let computed = match self.provider.vectors(&missing) {
+                Ok(v) => v,
+                Err(e) => {
+                    let why = format!("{e:#}");
+                    *self.last_failure.lock() = Some((Instant::now(), why.clone()));
+                    return Err(why);
+                }
+            };
             let computed: Vec<Arc<Vector>> = computed.into_iter().map(Arc::new).collect();
             self.cache.insert_all(&missing, &computed);
             let by_text: HashMap<&str, &Arc<Vector>> = missing.iter().copied().zip(&computed).collect();
