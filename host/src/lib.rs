@@ -22,6 +22,7 @@ pub mod qa;
 pub mod rules;
 pub mod serve;
 pub mod session;
+pub mod similarity;
 pub mod sinks;
 pub mod sources;
 pub mod stats;

@@ -13,6 +13,7 @@ use crate::rules::golden::{self, outcome_name, CaseResult};
 use crate::rules::scaffold::{self, Language};
 use crate::rules::{evaluation, params, Evaluation, Limits, RuleEngine, RuleModule, Ruleset};
 use crate::session::read_sessions;
+use crate::similarity::Similarity;
 
 #[derive(clap::Args, Debug)]
 pub struct RuleArgs {
@@ -187,7 +188,19 @@ fn run_once(args: RunArgs) -> anyhow::Result<ExitCode> {
         }
         None => target.limits,
     };
-    let eval = evaluation::evaluate(&engine, &target.module, target.id.clone(), Arc::new(session), &resolved, &limits);
+    let session = Arc::new(session);
+    if let Some(s) = &target.similarity {
+        s.prepare(&session);
+    }
+    let eval = evaluation::evaluate_with(
+        &engine,
+        &target.module,
+        target.id.clone(),
+        session,
+        &resolved,
+        &limits,
+        target.similarity.clone(),
+    );
     let report = report_json(&target.module, &eval, &limits);
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
@@ -204,6 +217,8 @@ struct Target {
     module: Arc<RuleModule>,
     given: serde_json::Map<String, Value>,
     limits: Limits,
+    /// A ruleset item's similarity provider (`None`: a module on its own).
+    similarity: Option<Arc<Similarity>>,
 }
 
 impl Target {
@@ -214,6 +229,7 @@ impl Target {
             module,
             given: Default::default(),
             limits: Limits::default(),
+            similarity: None,
         })
     }
 
@@ -233,7 +249,13 @@ impl Target {
             .rules
             .iter()
             .filter(|r| item.is_none_or(|id| &*r.id == id))
-            .map(|r| Target { id: r.id.clone(), module: r.module.clone(), given: r.given.clone(), limits: r.limits })
+            .map(|r| Target {
+                id: r.id.clone(),
+                module: r.module.clone(),
+                given: r.given.clone(),
+                limits: r.limits,
+                similarity: r.similarity.clone(),
+            })
             .collect())
     }
 }
@@ -428,8 +450,19 @@ fn test(args: TestArgs) -> anyhow::Result<ExitCode> {
         if suites.len() > 1 {
             println!("item {}", target.id);
         }
-        let ran: Vec<CaseResult> =
-            cases.iter().map(|c| golden::run_case(&engine, &target.module, &target.given, c, &target.limits)).collect();
+        let ran: Vec<CaseResult> = cases
+            .iter()
+            .map(|c| {
+                golden::run_case_with(
+                    &engine,
+                    &target.module,
+                    &target.given,
+                    c,
+                    &target.limits,
+                    target.similarity.as_ref(),
+                )
+            })
+            .collect();
         print_results(&ran)?;
         results.extend(ran.into_iter().map(|r| (target.id.clone(), r)));
     }

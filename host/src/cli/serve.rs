@@ -295,6 +295,9 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 struct ConfigFile {
+    /// The similarity provider of rulesets without a `[similarity]` table
+    /// (a table, as in a ruleset; no flag).
+    similarity: Option<crate::similarity::SimilarityConfig>,
     listen: Option<String>,
     ready_file: Option<PathBuf>,
     rules: Option<PathBuf>,
@@ -505,5 +508,6 @@ fn resolve(args: &ServeArgs) -> anyhow::Result<ServeConfig> {
         .context("--dispute-window is too long")?,
         log_format: args.log_format.or(file.log_format).unwrap_or(LogFormat::Human),
         cache_dir,
+        similarity: file.similarity,
     })
 }

@@ -168,8 +168,12 @@ fn run_item_cases(engine: &RuleEngine, ruleset_path: &std::path::Path, ruleset: 
         }
         let cases = golden::load_cases(std::slice::from_ref(&dir))?;
         println!("item    {}: {} golden cases", item.id, cases.len());
-        let results: Vec<_> =
-            cases.iter().map(|c| golden::run_case(engine, &item.module, &item.given, c, &item.limits)).collect();
+        let results: Vec<_> = cases
+            .iter()
+            .map(|c| {
+                golden::run_case_with(engine, &item.module, &item.given, c, &item.limits, item.similarity.as_ref())
+            })
+            .collect();
         passed &= super::rule::print_results(&results)? == 0;
     }
     Ok(passed)

@@ -29,6 +29,10 @@ impl Inspector {
     }
 
     pub fn inspect(&self, session: Arc<Session>) -> QaSheet {
+        // Embedded once for every rule of the sheet, outside their deadlines.
+        if let Some(similarity) = &self.ruleset.similarity {
+            similarity.prepare(&session);
+        }
         let items = self
             .ruleset
             .rules
@@ -44,6 +48,9 @@ impl Inspector {
             &self.ruleset.form,
         );
         sheet.notes = session.notes.clone();
+        if let Some(similarity) = &self.ruleset.similarity {
+            similarity.finish(&session);
+        }
         sheet
     }
 

@@ -16,6 +16,7 @@ use super::module::RuleModule;
 use super::store::StoreState;
 use super::verdict::{Finding, Outcome, Verdict};
 use crate::session::Session;
+use crate::similarity::Similarity;
 
 /// What one evaluation produced, with its costs.
 #[derive(Debug)]
@@ -114,8 +115,22 @@ pub fn evaluate(
     params: &[(String, Value)],
     limits: &Limits,
 ) -> Evaluation {
+    evaluate_with(engine, module, rule_id, session, params, limits, None)
+}
+
+/// [`evaluate`] with the ruleset's similarity provider.
+pub fn evaluate_with(
+    engine: &RuleEngine,
+    module: &RuleModule,
+    rule_id: Arc<str>,
+    session: Arc<Session>,
+    params: &[(String, Value)],
+    limits: &Limits,
+    similarity: Option<Arc<Similarity>>,
+) -> Evaluation {
     let started = Instant::now();
-    let state = StoreState::new(rule_id, session, limits, engine.patterns.clone());
+    let mut state = StoreState::new(rule_id, session, limits, engine.patterns.clone());
+    state.similarity = similarity;
     let mut store = module.new_store(state);
     let result = arm_limits(&mut store, engine, limits).and_then(|()| call(&mut store, module, params, limits));
     let micros = started.elapsed().as_micros() as u64;

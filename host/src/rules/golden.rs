@@ -33,6 +33,7 @@ use super::module::RuleModule;
 use super::params;
 use super::verdict::{Outcome, Verdict};
 use crate::session::Session;
+use crate::similarity::Similarity;
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
@@ -177,17 +178,50 @@ pub fn run_case(
     case: &GoldenCase,
     limits: &Limits,
 ) -> CaseResult {
+    run_case_with(engine, module, base, case, limits, None)
+}
+
+/// [`run_case`] with a ruleset's similarity provider, so a ruleset item's
+/// `similar` operators are judged by the provider the ruleset names (the
+/// case's session embedded first, as the inspector does).
+pub fn run_case_with(
+    engine: &RuleEngine,
+    module: &RuleModule,
+    base: &serde_json::Map<String, Value>,
+    case: &GoldenCase,
+    limits: &Limits,
+    similarity: Option<&Arc<Similarity>>,
+) -> CaseResult {
+    if let Some(s) = similarity {
+        s.prepare(&case.session);
+    }
+    let result = run_case_in(engine, module, base, case, limits, similarity);
+    if let Some(s) = similarity {
+        s.finish(&case.session);
+    }
+    result
+}
+
+fn run_case_in(
+    engine: &RuleEngine,
+    module: &RuleModule,
+    base: &serde_json::Map<String, Value>,
+    case: &GoldenCase,
+    limits: &Limits,
+    similarity: Option<&Arc<Similarity>>,
+) -> CaseResult {
     let mut given = base.clone();
     given.extend(case.params.clone());
     let (evaluation, differences) = match params::resolve(&module.descriptor.params, &given) {
         Ok(resolved) => {
-            let eval = evaluation::evaluate(
+            let eval = evaluation::evaluate_with(
                 engine,
                 module,
                 module.descriptor.id.as_str().into(),
                 case.session.clone(),
                 &resolved,
                 limits,
+                similarity.cloned(),
             );
             let mut differences = match (&eval.result, case.expect.outcome) {
                 (Ok(verdict), _) => compare(&case.expect, verdict),

@@ -20,6 +20,9 @@
 //! timeout-ms = 100
 //! ```
 //!
+//! `[similarity]` chooses the provider of `similar` operators (n-grams by
+//! default, or an embeddings endpoint; see [`crate::similarity`]).
+//!
 //! `instance = "warm"` (with `recycle-after = N`, default 1000) reuses one
 //! instance across evaluations instead of a fresh one each time; only a
 //! module that declares itself stateless may be run so, and a ruleset that
@@ -46,6 +49,7 @@ use super::program::{ProgramSource, SpannedTable, PROGRAM_PARAM};
 use super::warm_instance::{WarmPool, DEFAULT_RECYCLE_AFTER};
 use crate::alerts::Severity;
 use crate::session::{Channel, Session};
+use crate::similarity::{self, Similarity, SimilarityConfig};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -58,6 +62,8 @@ struct RulesetFile {
     grades: Vec<Grade>,
     #[serde(default, rename = "rule")]
     rules: Vec<RuleConfig>,
+    #[serde(default)]
+    similarity: Option<SimilarityConfig>,
 }
 
 #[derive(Deserialize)]
@@ -140,6 +146,8 @@ pub struct RuleEntry {
     pub health: RuleHealth,
     /// `Some` when the ruleset asked for warm instances.
     pub warm: Option<WarmPool>,
+    /// The ruleset's similarity provider, shared by its items.
+    pub similarity: Option<Arc<Similarity>>,
     applies: Applicability,
 }
 
@@ -168,9 +176,10 @@ impl RuleEntry {
     /// Evaluate this rule on a session, in a fresh instance or a warm one as
     /// the ruleset says.
     pub fn evaluate(&self, engine: &RuleEngine, session: Arc<Session>) -> Evaluation {
+        let (id, params, limits, similarity) = (self.id.clone(), &self.params, &self.limits, self.similarity.clone());
         match &self.warm {
-            Some(pool) => pool.evaluate(engine, &self.module, self.id.clone(), session, &self.params, &self.limits),
-            None => evaluation::evaluate(engine, &self.module, self.id.clone(), session, &self.params, &self.limits),
+            Some(pool) => pool.evaluate_with(engine, &self.module, id, session, params, limits, similarity),
+            None => evaluation::evaluate_with(engine, &self.module, id, session, params, limits, similarity),
         }
     }
 }
@@ -182,24 +191,46 @@ pub struct Ruleset {
     pub version: String,
     /// Sections, critical items and grades (empty: the plain weighted mean).
     pub form: Form,
+    /// `Some` when an item has a `similar` operator or the ruleset has a
+    /// `[similarity]` table: the inspector embeds each session's segments
+    /// with it before the rules run.
+    pub similarity: Option<Arc<Similarity>>,
 }
 
 impl Ruleset {
     pub fn load(engine: &RuleEngine, path: &Path) -> anyhow::Result<Self> {
+        Self::load_with(engine, path, None)
+    }
+
+    /// [`Self::load`], with the similarity provider of a ruleset that has no
+    /// `[similarity]` table (`serve`'s config file).
+    pub fn load_with(engine: &RuleEngine, path: &Path, similarity: Option<&SimilarityConfig>) -> anyhow::Result<Self> {
         let text =
             std::fs::read_to_string(path).with_context(|| format!("cannot read the ruleset {}", path.display()))?;
         let base_dir = path.parent().unwrap_or(Path::new("."));
-        Self::parse(engine, &text, base_dir).with_context(|| format!("ruleset {} refused", path.display()))
+        Self::parse_with(engine, &text, base_dir, similarity)
+            .with_context(|| format!("ruleset {} refused", path.display()))
     }
 
     /// Parse and check a ruleset; module paths are relative to `base_dir`.
     pub fn parse(engine: &RuleEngine, text: &str, base_dir: &Path) -> anyhow::Result<Self> {
+        Self::parse_with(engine, text, base_dir, None)
+    }
+
+    /// [`Self::parse`], with a default for the `[similarity]` table.
+    pub fn parse_with(
+        engine: &RuleEngine,
+        text: &str,
+        base_dir: &Path,
+        similarity: Option<&SimilarityConfig>,
+    ) -> anyhow::Result<Self> {
         let file: RulesetFile = toml::from_str(text).context("not a valid ruleset file")?;
         if file.rules.is_empty() {
             bail!("the ruleset has no [[rule]] entries");
         }
         let form = Form::new(file.sections, file.grades)?;
         check_shadows(&file.rules)?;
+        let similarity = ruleset_similarity(file.similarity.as_ref().or(similarity), &file.rules)?;
         let mut modules: HashMap<String, Arc<RuleModule>> = HashMap::new();
         let mut rules = Vec::with_capacity(file.rules.len());
         for config in file.rules {
@@ -208,8 +239,9 @@ impl Ruleset {
                 bail!("rule `{id}` is declared twice; ids must be unique on a sheet");
             }
             form.check_section(config.section.as_deref()).with_context(|| format!("rule `{id}`"))?;
-            let entry = build_entry(engine, config, file.limits.as_ref(), base_dir, text, &mut modules)
-                .with_context(|| format!("rule `{id}`"))?;
+            let entry =
+                build_entry(engine, config, file.limits.as_ref(), base_dir, text, &mut modules, similarity.clone())
+                    .with_context(|| format!("rule `{id}`"))?;
             rules.push(entry);
         }
         let mut hash = Sha256::new();
@@ -217,8 +249,27 @@ impl Ruleset {
         for rule in &rules {
             hash.update(rule.module.sha256.as_bytes());
         }
-        Ok(Ruleset { rules, form, version: hex::encode(hash.finalize()) })
+        Ok(Ruleset { rules, form, version: hex::encode(hash.finalize()), similarity })
     }
+}
+
+/// The provider `[similarity]` names (n-grams when none is named), fitted on
+/// every `similar` operator's examples; `None` when nothing needs one.
+fn ruleset_similarity(
+    config: Option<&SimilarityConfig>,
+    rules: &[RuleConfig],
+) -> anyhow::Result<Option<Arc<Similarity>>> {
+    let tables: Vec<toml::Table> = rules
+        .iter()
+        .flat_map(|r| r.operators.iter().flat_map(|ops| ops.values()))
+        .map(|op| op.iter().map(|(k, v)| (k.clone(), v.get_ref().clone())).collect())
+        .collect();
+    let examples = similarity::examples_of(&tables.iter().collect::<Vec<_>>());
+    if config.is_none() && examples.is_empty() {
+        return Ok(None);
+    }
+    let config = config.cloned().unwrap_or_default();
+    Ok(Some(Arc::new(Similarity::new(&config, &examples)?)))
 }
 
 fn build_entry(
@@ -228,6 +279,7 @@ fn build_entry(
     base_dir: &Path,
     ruleset_text: &str,
     modules: &mut HashMap<String, Arc<RuleModule>>,
+    similarity: Option<Arc<Similarity>>,
 ) -> anyhow::Result<RuleEntry> {
     if !(config.weight.is_finite() && config.weight >= 0.0) {
         bail!("weight {} must be a non-negative number", config.weight);
@@ -303,6 +355,7 @@ fn build_entry(
         limits,
         health: RuleHealth::default(),
         warm,
+        similarity,
         applies: Applicability { channels: config.channels, queues, scenarios: config.scenarios },
     };
     if scripted {

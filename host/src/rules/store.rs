@@ -13,6 +13,7 @@ use super::host::helpers::PatternCache;
 use super::host::log::LogBuffer;
 use super::limits::Limits;
 use crate::session::Session;
+use crate::similarity::Similarity;
 
 pub struct StoreState {
     pub(crate) rule_id: Arc<str>,
@@ -27,6 +28,10 @@ pub struct StoreState {
     pub(crate) log: LogBuffer,
     pub(crate) explanation: Explanation,
     pub(crate) patterns: Arc<PatternCache>,
+    /// The ruleset's similarity provider (`session.similar-segments`);
+    /// `None` outside a ruleset (a golden case), where n-grams fitted on the
+    /// query's own examples stand in.
+    pub(crate) similarity: Option<Arc<Similarity>>,
 }
 
 /// The rule's WASI context and the pipes that collect its output.
@@ -50,6 +55,7 @@ impl StoreState {
             log: LogBuffer::new(limits.max_log_bytes),
             explanation: Explanation::new(limits.max_trace_bytes),
             patterns,
+            similarity: None,
         }
     }
 

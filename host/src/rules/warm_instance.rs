@@ -35,6 +35,7 @@ use super::limits::Limits;
 use super::module::{Evaluate, RuleModule};
 use super::store::StoreState;
 use crate::session::Session;
+use crate::similarity::Similarity;
 
 /// Evaluations per warm instance before it is replaced.
 pub const DEFAULT_RECYCLE_AFTER: u32 = 1000;
@@ -84,6 +85,21 @@ impl WarmPool {
         params: &[(String, Value)],
         limits: &Limits,
     ) -> Evaluation {
+        self.evaluate_with(engine, module, rule_id, session, params, limits, None)
+    }
+
+    /// [`Self::evaluate`] with the ruleset's similarity provider.
+    #[allow(clippy::too_many_arguments)]
+    pub fn evaluate_with(
+        &self,
+        engine: &RuleEngine,
+        module: &RuleModule,
+        rule_id: Arc<str>,
+        session: Arc<Session>,
+        params: &[(String, Value)],
+        limits: &Limits,
+        similarity: Option<Arc<Similarity>>,
+    ) -> Evaluation {
         let started = Instant::now();
         let taken = self.idle.lock().pop();
         let mut warm = match taken {
@@ -95,6 +111,7 @@ impl WarmPool {
         };
         warm.evaluations += 1;
         warm.store.data_mut().begin_evaluation(rule_id, session, limits);
+        warm.store.data_mut().similarity = similarity;
         let result = arm_limits(&mut warm.store, engine, limits).and_then(|()| warm.call(params, limits));
         let micros = started.elapsed().as_micros() as u64;
         let evaluation = conclude(&mut warm.store, engine, limits, result, micros);
@@ -102,6 +119,7 @@ impl WarmPool {
         let reusable = evaluation.result.is_ok() && warm.evaluations < self.recycle_after && !state.wrote_output();
         if reusable {
             state.session = NO_SESSION.clone();
+            state.similarity = None;
             let mut idle = self.idle.lock();
             if idle.len() < self.max_idle {
                 idle.push(warm);

@@ -86,6 +86,9 @@ pub struct ServeConfig {
     pub log_format: LogFormat,
     /// `None`: compile every module afresh.
     pub cache_dir: Option<PathBuf>,
+    /// The config file's `[similarity]`: the provider of `similar`
+    /// operators for a ruleset that names none (its own table wins).
+    pub similarity: Option<crate::similarity::SimilarityConfig>,
 }
 
 /// `--rules` names the ruleset file, or a directory holding it: the only

@@ -24,8 +24,9 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 use super::metrics::Metrics;
-use crate::rules::golden::{load_cases, run_case};
+use crate::rules::golden::{load_cases, run_case_with};
 use crate::rules::{RuleEngine, RuleHealth, Ruleset};
+use crate::similarity::SimilarityConfig;
 
 /// One version of the rules, as swapped in.
 pub struct ActiveRuleset {
@@ -75,14 +76,26 @@ pub struct LiveRules {
     /// would only race to the same result.
     reloading: Mutex<()>,
     metrics: Arc<Metrics>,
+    /// The serve config's `[similarity]`, for rulesets that name none.
+    similarity: Option<SimilarityConfig>,
 }
 
 impl LiveRules {
     /// Loads the ruleset at start. Unlike a reload, a failure here is
     /// fatal: there is no earlier version to keep serving.
     pub fn load(engine: Arc<RuleEngine>, ruleset_path: &Path, metrics: Arc<Metrics>) -> anyhow::Result<Self> {
+        Self::load_with(engine, ruleset_path, metrics, None)
+    }
+
+    /// [`Self::load`], with the similarity provider of rulesets that name none.
+    pub fn load_with(
+        engine: Arc<RuleEngine>,
+        ruleset_path: &Path,
+        metrics: Arc<Metrics>,
+        similarity: Option<SimilarityConfig>,
+    ) -> anyhow::Result<Self> {
         let content = content_hash(ruleset_path);
-        let (ruleset, golden_cases) = build(&engine, ruleset_path, None).map_err(|(_, e)| e)?;
+        let (ruleset, golden_cases) = build(&engine, ruleset_path, None, similarity.as_ref()).map_err(|(_, e)| e)?;
         let active =
             ActiveRuleset { ruleset: Arc::new(ruleset), generation: 1, loaded_at: Utc::now(), content, golden_cases };
         metrics.start_generation(&active.ruleset, 1);
@@ -93,6 +106,7 @@ impl LiveRules {
             refusal: Mutex::new(None),
             reloading: Mutex::new(()),
             metrics,
+            similarity,
         })
     }
 
@@ -127,7 +141,7 @@ impl LiveRules {
                 return ReloadOutcome::Unchanged;
             }
         }
-        let outcome = match build(&self.engine, &self.ruleset_path, Some(&active.ruleset)) {
+        let outcome = match build(&self.engine, &self.ruleset_path, Some(&active.ruleset), self.similarity.as_ref()) {
             Ok((ruleset, golden_cases)) => {
                 let generation = active.generation + 1;
                 // Quarantines seen so far belong to the outgoing generation.
@@ -235,8 +249,9 @@ fn build(
     engine: &RuleEngine,
     path: &Path,
     previous: Option<&Ruleset>,
+    similarity: Option<&SimilarityConfig>,
 ) -> Result<(Ruleset, usize), (Option<String>, anyhow::Error)> {
-    let mut ruleset = Ruleset::load(engine, path).map_err(|e| (rule_named_in(&e), e))?;
+    let mut ruleset = Ruleset::load_with(engine, path, similarity).map_err(|e| (rule_named_in(&e), e))?;
     let mut cases_run = 0;
     for entry in &ruleset.rules {
         let dir = crate::rules::golden::item_cases_dir(path, &entry.id);
@@ -246,7 +261,8 @@ fn build(
         let cases = load_cases(std::slice::from_ref(&dir))
             .map_err(|e| (Some(entry.id.to_string()), e.context(format!("rule `{}`: golden cases", entry.id))))?;
         for case in &cases {
-            let result = run_case(engine, &entry.module, &entry.given, case, &entry.limits);
+            let result =
+                run_case_with(engine, &entry.module, &entry.given, case, &entry.limits, entry.similarity.as_ref());
             if !result.passed() {
                 let why = result.differences.join("; ");
                 return Err((

@@ -87,7 +87,8 @@ pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
     let engine = Arc::new(RuleEngine::new(config.cache_dir.clone())?);
     let rules = {
         let (engine, path, metrics) = (engine.clone(), config.ruleset.clone(), metrics.clone());
-        tokio::task::spawn_blocking(move || LiveRules::load(engine, &path, metrics))
+        let similarity = config.similarity.clone();
+        tokio::task::spawn_blocking(move || LiveRules::load_with(engine, &path, metrics, similarity))
             .await
             .context("loading the rules failed")??
     };

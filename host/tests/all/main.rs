@@ -45,6 +45,7 @@ mod session_assembly;
 mod shadow_rules;
 mod sheet_review;
 mod sheet_store;
+mod similarity;
 mod stats;
 mod validate;
 mod warm_instances;

@@ -65,7 +65,17 @@ impl Rule for Script {
         // No step budget of the language's own: fuel is the budget, one
         // accounting for scripts and compiled rules alike.
         let limits = Limits { steps: u64::MAX, ..Limits::default() };
-        match program.script.run(&readings, &ScriptFunctions, &limits) {
+        let run = program.script.run(&readings, &ScriptFunctions, &limits);
+        // A capability the host could not provide (the similarity endpoint
+        // down) decides nothing: not a pass, and not missing data either.
+        if let Some(why) = readings.failure() {
+            let mut json = String::from("{\"outcome\":\"error\",\"error\":");
+            json.push_str(&serde_json::json!({ "message": why }).to_string());
+            json.push('}');
+            callqa_sdk::explain::trace(&json);
+            return Err(RuleError::Failed(why));
+        }
+        match run {
             Ok(run) => {
                 callqa_sdk::explain::trace(&run.to_json());
                 verdict(&run, &readings)
@@ -174,6 +184,14 @@ impl<'a> Readings<'a> {
         reading
     }
 
+    /// Why an operator the run read could not be read at all.
+    fn failure(&self) -> Option<String> {
+        self.read.borrow().iter().flatten().find_map(|r| match &**r {
+            Reading::Failed(why) => Some(why.clone()),
+            _ => None,
+        })
+    }
+
     /// The evidence of the operators the run read that hit.
     fn evidence(&self, run: &RunResult) -> Vec<Finding> {
         let mut names: Vec<&str> = Vec::new();
@@ -199,7 +217,7 @@ impl OperatorValues for Readings<'_> {
         match &*self.reading(name) {
             Reading::Hits(_) => ScriptValue::Bool(true),
             Reading::Miss => ScriptValue::Bool(false),
-            Reading::Unknown(_) => ScriptValue::Null,
+            Reading::Unknown(_) | Reading::Failed(_) => ScriptValue::Null,
         }
     }
 
@@ -213,13 +231,13 @@ impl OperatorValues for Readings<'_> {
                 None => ScriptValue::Null,
             },
             Reading::Miss => ScriptValue::List(Vec::new()),
-            Reading::Unknown(_) => ScriptValue::Null,
+            Reading::Unknown(_) | Reading::Failed(_) => ScriptValue::Null,
         }
     }
 
     fn why_null(&self, name: &str) -> Option<String> {
         match &*self.reading(name) {
-            Reading::Unknown(why) => Some(why.clone()),
+            Reading::Unknown(why) | Reading::Failed(why) => Some(why.clone()),
             Reading::Hits(_) => match self.program.operator(name) {
                 Some((_, op)) if !op.kind.has_instants() => {
                     Some(alloc::format!("`{name}` tests a value and has no instants: read `{name}`, not `@{name}`"))

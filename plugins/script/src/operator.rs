@@ -3,13 +3,15 @@
 //! instant where one is known, and evidence), a miss, or unknown when the
 //! session lacks what the test needs (no transcript, no characteristics, a
 //! contact field absent): unknown reaches the script as `null`, so the
-//! missing-data rule applies to it.
+//! missing-data rule applies to it. A host capability that fails (the
+//! similarity endpoint down) is a failure, never a miss: the item is an
+//! error naming it.
 
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 
 use callqa_sdk::prelude::*;
-use callqa_sdk::Characteristics;
+use callqa_sdk::{Characteristics, SimilarityQuery, Span};
 use serde_json::Value as Json;
 
 use crate::program::{wrong, Fields, ProgramError};
@@ -23,6 +25,7 @@ pub struct Operator {
 /// What an operator tests, with its configuration checked.
 pub enum Kind {
     Phrase(Phrase),
+    Similar(Similar),
     Event { kinds: Vec<String>, filter: Vec<(String, Json)> },
     Contact { field: ContactField, test: Option<Comparison> },
     Attribute { path: String, test: Comparison },
@@ -40,6 +43,23 @@ pub struct Phrase {
     regex: Option<String>,
     exclude: Vec<String>,
     exclude_regex: Option<String>,
+    scope: Scope,
+}
+
+/// Segments that mean what the examples say, as the host judges them
+/// (`session.similar-segments`); scoped like a phrase.
+pub struct Similar {
+    role: Option<Role>,
+    examples: Vec<String>,
+    negative_examples: Vec<String>,
+    threshold: Option<f32>,
+    window: u32,
+    scope: Scope,
+}
+
+/// Where in the conversation a phrase or a similar segment counts.
+#[derive(Default)]
+struct Scope {
     first_ms: Option<u32>,
     last_ms: Option<u32>,
     after: Option<String>,
@@ -63,6 +83,7 @@ pub struct Hit {
 #[derive(Clone)]
 pub enum Evidence {
     Said { segment: Segment, phrase: String },
+    Like { segment: Segment, example: String, score: f32 },
     Event { kind: String, at: i64 },
     Field { field: &'static str, at: i64 },
     Silence { begin_ms: u32, end_ms: u32 },
@@ -76,6 +97,9 @@ impl Hit {
         match &self.evidence {
             Evidence::Said { segment, phrase } => {
                 Finding::at(segment, alloc::format!("{name}: \u{201c}{phrase}\u{201d}"))
+            }
+            Evidence::Like { segment, example, score } => {
+                Finding::at(segment, alloc::format!("{name}: like \u{201c}{example}\u{201d} ({score:.2})"))
             }
             Evidence::Event { kind, at } => Finding::general(alloc::format!("{name}: {kind} at {}", iso(*at))),
             Evidence::Field { field, at } => Finding::general(alloc::format!("{name}: {field} {}", iso(*at))),
@@ -96,9 +120,12 @@ pub enum Reading {
     Miss,
     /// The session lacks what the test needs; says what.
     Unknown(String),
+    /// The host could not answer (an endpoint down); says why. The item
+    /// is an error, whatever the script would make of it.
+    Failed(String),
 }
 
-const KINDS: &str = "phrase, event, contact, attribute, silence, talk-speed, interruptions, sentiment";
+const KINDS: &str = "phrase, similar, event, contact, attribute, silence, talk-speed, interruptions, sentiment";
 
 impl Kind {
     pub fn parse(config: &Json, path: &[&str]) -> Result<Kind, ProgramError> {
@@ -109,6 +136,7 @@ impl Kind {
         };
         let parsed = match kind.as_str() {
             "phrase" => Kind::Phrase(Phrase::parse(&mut f)?),
+            "similar" => Kind::Similar(Similar::parse(&mut f)?),
             "event" => {
                 let kinds = f.strings("event")?;
                 if kinds.is_empty() {
@@ -206,7 +234,11 @@ impl Kind {
     /// the others only say whether a comparison holds, and `@X` is null.
     pub fn has_instants(&self) -> bool {
         match self {
-            Kind::Phrase(_) | Kind::Event { .. } | Kind::Silence { .. } | Kind::Interruptions { .. } => true,
+            Kind::Phrase(_)
+            | Kind::Similar(_)
+            | Kind::Event { .. }
+            | Kind::Silence { .. }
+            | Kind::Interruptions { .. } => true,
             Kind::Contact { test, .. } => test.is_none(),
             Kind::Attribute { .. } | Kind::TalkSpeed { .. } | Kind::Sentiment { .. } => false,
         }
@@ -214,19 +246,19 @@ impl Kind {
 
     /// The operators a scope names: `(field, operator)`.
     pub fn scope_references(&self) -> Vec<(&'static str, &str)> {
-        match self {
-            Kind::Phrase(p) => {
-                let mut refs = Vec::new();
-                if let Some(a) = &p.after {
-                    refs.push(("after", a.as_str()));
-                }
-                if let Some(b) = &p.before {
-                    refs.push(("before", b.as_str()));
-                }
-                refs
-            }
-            _ => Vec::new(),
+        let scope = match self {
+            Kind::Phrase(p) => &p.scope,
+            Kind::Similar(s) => &s.scope,
+            _ => return Vec::new(),
+        };
+        let mut refs = Vec::new();
+        if let Some(a) = &scope.after {
+            refs.push(("after", a.as_str()));
         }
+        if let Some(b) = &scope.before {
+            refs.push(("before", b.as_str()));
+        }
+        refs
     }
 
     /// Checks that need the host (a regular expression compiles).
@@ -284,10 +316,7 @@ impl Phrase {
         let regex = f.string("regex")?;
         let exclude = f.strings("exclude")?;
         let exclude_regex = f.string("exclude-regex")?;
-        let first_ms = f.seconds("first-seconds")?;
-        let last_ms = f.seconds("last-seconds")?;
-        let after = f.string("after")?;
-        let before = f.string("before")?;
+        let scope = Scope::parse(f)?;
         if any.is_empty() && all.is_empty() && regex.is_none() {
             return Err(f.error("any", "give `any` (one of these phrases), `all` (every one of them) or `regex`"));
         }
@@ -301,10 +330,162 @@ impl Phrase {
             }
             _ => {}
         }
-        if first_ms.is_some() && last_ms.is_some() {
+        Ok(Phrase { role, any, all, at_least, regex, exclude, exclude_regex, scope })
+    }
+}
+
+impl Scope {
+    fn parse(f: &mut Fields<'_>) -> Result<Scope, ProgramError> {
+        let scope = Scope {
+            first_ms: f.seconds("first-seconds")?,
+            last_ms: f.seconds("last-seconds")?,
+            after: f.string("after")?,
+            before: f.string("before")?,
+        };
+        if scope.first_ms.is_some() && scope.last_ms.is_some() {
             return Err(f.error("last-seconds", "give `first-seconds` or `last-seconds`, not both"));
         }
-        Ok(Phrase { role, any, all, at_least, regex, exclude, exclude_regex, first_ms, last_ms, after, before })
+        Ok(scope)
+    }
+
+    /// The offsets the scope's seconds allow, for the host to filter by.
+    fn range(&self, view: &SessionView<'_>) -> Option<Span> {
+        match (self.first_ms, self.last_ms) {
+            (Some(ms), _) => Some(Span { begin_ms: 0, end_ms: ms }),
+            (_, Some(ms)) => Some(Span { begin_ms: view.conversation_end_ms().saturating_sub(ms), end_ms: u32::MAX }),
+            _ => None,
+        }
+    }
+
+    /// Keeps the candidates within the scope; `Err` when the scope itself
+    /// has no value (an `after` operator unknown).
+    fn retain<T>(
+        &self,
+        name: &str,
+        view: &SessionView<'_>,
+        candidates: &mut Vec<(Segment, T)>,
+        reading_of: &dyn Fn(&str) -> Reading,
+    ) -> Result<(), Reading> {
+        let start = view.start();
+        let point = |s: &Segment| Point { instant: start.map(|t| t + s.begin_ms as i64), offset_ms: Some(s.begin_ms) };
+        if let Some(ms) = self.first_ms {
+            candidates.retain(|(s, _)| s.begin_ms < ms);
+        }
+        if let Some(ms) = self.last_ms {
+            let end = view.conversation_end_ms();
+            candidates.retain(|(s, _)| s.begin_ms.saturating_add(ms) >= end);
+        }
+        for (after, other) in [(true, &self.after), (false, &self.before)] {
+            let Some(other) = other else { continue };
+            match reading_of(other) {
+                Reading::Failed(why) => return Err(Reading::Failed(why)),
+                Reading::Unknown(_) => {
+                    return Err(Reading::Unknown(alloc::format!(
+                        "its scope `{}` = \"{other}\" has no value",
+                        if after { "after" } else { "before" }
+                    )))
+                }
+                // `after` a miss: nothing is in scope. `before` a miss: the whole conversation is.
+                Reading::Miss if after => candidates.clear(),
+                Reading::Miss => {}
+                Reading::Hits(hits) => {
+                    let first = &hits[0];
+                    let pivot = Point { instant: first.instant, offset_ms: first.offset_ms };
+                    let mut unknown = false;
+                    candidates.retain(|(s, _)| match point(s).at_or_after(pivot) {
+                        Some(is_after) => is_after == after,
+                        None => {
+                            unknown = true;
+                            false
+                        }
+                    });
+                    if unknown {
+                        return Err(Reading::Unknown(alloc::format!(
+                            "`{other}` has no instant to compare the segments of `{name}` with"
+                        )));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The most turns a `similar` operator reads together.
+const MAX_WINDOW: u32 = 10;
+
+impl Similar {
+    fn parse(f: &mut Fields<'_>) -> Result<Similar, ProgramError> {
+        let role = role_or_any(f, "role")?;
+        let examples = f.strings("examples")?;
+        let negative_examples = f.strings("negative-examples")?;
+        let threshold = f.number("threshold")?;
+        let window = f.count("window")?.unwrap_or(1);
+        let scope = Scope::parse(f)?;
+        if examples.is_empty() {
+            return Err(f.error(
+                "examples",
+                "`examples` is missing: sentences that say what counts, e.g. [\"我帮您催一下\", \"I'll follow up on it\"]",
+            ));
+        }
+        for (field, list) in [("examples", &examples), ("negative-examples", &negative_examples)] {
+            if list.iter().any(|e| e.trim().is_empty()) {
+                return Err(f.error(field, "an example is empty: every example must be a sentence"));
+            }
+        }
+        if let Some(t) = threshold {
+            if !(-1.0..=1.0).contains(&t) {
+                return Err(f.error(
+                    "threshold",
+                    alloc::format!("`threshold` is a cosine similarity, between -1 and 1; got {t}"),
+                ));
+            }
+        }
+        if window == 0 || window > MAX_WINDOW {
+            return Err(f.error(
+                "window",
+                alloc::format!("`window` counts the turns judged together: 1 to {MAX_WINDOW}, got {window}"),
+            ));
+        }
+        Ok(Similar { role, examples, negative_examples, threshold: threshold.map(|t| t as f32), window, scope })
+    }
+
+    fn read(&self, name: &str, view: &SessionView<'_>, reading_of: &dyn Fn(&str) -> Reading) -> Reading {
+        let session = view.session();
+        if !session.has_transcript() {
+            return Reading::Unknown("the session has no transcript".into());
+        }
+        let query = SimilarityQuery {
+            role: self.role,
+            range: self.scope.range(view),
+            window: self.window,
+            examples: self.examples.clone(),
+            negative_examples: self.negative_examples.clone(),
+            threshold: self.threshold,
+        };
+        let scores = match session.similar_hits(&query) {
+            Ok(scores) => scores,
+            Err(why) => return Reading::Failed(alloc::format!("operator `{name}`: {why}")),
+        };
+        let mut candidates: Vec<(Segment, (u32, f32))> =
+            scores.into_iter().map(|s| (s.segment, (s.example, s.score))).collect();
+        if let Err(reading) = self.scope.retain(name, view, &mut candidates, reading_of) {
+            return reading;
+        }
+        let start = view.start();
+        let hits = candidates
+            .into_iter()
+            .map(|(s, (example, score))| Hit {
+                instant: start.map(|t| t + s.begin_ms as i64),
+                offset_ms: Some(s.begin_ms),
+                evidence: Evidence::Like {
+                    example: self.examples.get(example as usize).cloned().unwrap_or_default(),
+                    score,
+                    segment: s,
+                },
+            })
+            .collect();
+        hits_or_miss(hits)
     }
 }
 
@@ -557,6 +738,7 @@ impl Operator {
         let name = self.name.as_str();
         match &self.kind {
             Kind::Phrase(p) => p.read(name, view, reading_of),
+            Kind::Similar(s) => s.read(name, view, reading_of),
             Kind::Event { kinds, filter } => {
                 let hits: Vec<Hit> = view
                     .events()
@@ -754,43 +936,8 @@ impl Phrase {
         // Scope.
         let start = view.start();
         let point = |s: &Segment| Point { instant: start.map(|t| t + s.begin_ms as i64), offset_ms: Some(s.begin_ms) };
-        if let Some(ms) = self.first_ms {
-            candidates.retain(|(s, _)| s.begin_ms < ms);
-        }
-        if let Some(ms) = self.last_ms {
-            let end = view.conversation_end_ms();
-            candidates.retain(|(s, _)| s.begin_ms.saturating_add(ms) >= end);
-        }
-        for (after, other) in [(true, &self.after), (false, &self.before)] {
-            let Some(other) = other else { continue };
-            match reading_of(other) {
-                Reading::Unknown(_) => {
-                    return Reading::Unknown(alloc::format!(
-                        "its scope `{}` = \"{other}\" has no value",
-                        if after { "after" } else { "before" }
-                    ))
-                }
-                // `after` a miss: nothing is in scope. `before` a miss: the whole conversation is.
-                Reading::Miss if after => candidates.clear(),
-                Reading::Miss => {}
-                Reading::Hits(hits) => {
-                    let first = &hits[0];
-                    let pivot = Point { instant: first.instant, offset_ms: first.offset_ms };
-                    let mut unknown = false;
-                    candidates.retain(|(s, _)| match point(s).at_or_after(pivot) {
-                        Some(is_after) => is_after == after,
-                        None => {
-                            unknown = true;
-                            false
-                        }
-                    });
-                    if unknown {
-                        return Reading::Unknown(alloc::format!(
-                            "`{other}` has no instant to compare the phrases of `{name}` with"
-                        ));
-                    }
-                }
-            }
+        if let Err(reading) = self.scope.retain(name, view, &mut candidates, reading_of) {
+            return reading;
         }
 
         // Patterns and exclusions.

@@ -77,7 +77,7 @@ pub mod verdict;
 
 pub use bindings::callqa::rule::types::{
     Agent, Channel, Characteristics, Contact, Event, InitiationMethod, Instant, Interruption, Role, RoleFigures,
-    Segment, SegmentHit, Sentiment, Session, Span, Value,
+    Segment, SegmentHit, Sentiment, Session, SimilarityQuery, SimilarityScore, Span, Value,
 };
 pub use bindings::exports::callqa::rule::rule::{
     Descriptor, Finding, Outcome, ParamKind, ParamSpec, RuleError, Verdict,

@@ -1,7 +1,7 @@
 //! Helpers over the host's session that QA rules keep needing.
 
 use crate::alloc_types::*;
-use crate::{Role, Segment, Session, Span};
+use crate::{Role, Segment, Session, SimilarityQuery, SimilarityScore, Span};
 
 /// A keyword found in a segment.
 #[derive(Clone, Debug)]
@@ -51,6 +51,29 @@ impl Session {
             Some(ms) if hit.segment.begin_ms >= ms => None,
             _ => Some(hit),
         }
+    }
+}
+
+impl SimilarityQuery {
+    /// Every segment of `role` (or of every role), judged alone, against
+    /// `examples`, at the provider's default threshold.
+    pub fn new(role: Option<Role>, examples: Vec<String>) -> Self {
+        SimilarityQuery { role, range: None, window: 1, examples, negative_examples: Vec::new(), threshold: None }
+    }
+}
+
+impl Session {
+    /// How similar each segment of the query's role and range is to its
+    /// examples, computed by the host (n-grams or an embeddings endpoint,
+    /// as the ruleset says); `matched` says whether it counts. An error
+    /// names what failed on the host's side (an endpoint down).
+    pub fn similar(&self, query: &SimilarityQuery) -> Result<Vec<SimilarityScore>, String> {
+        self.similar_segments(query)
+    }
+
+    /// The segments that match the query, in conversation order.
+    pub fn similar_hits(&self, query: &SimilarityQuery) -> Result<Vec<SimilarityScore>, String> {
+        Ok(self.similar(query)?.into_iter().filter(|s| s.matched).collect())
     }
 }
 

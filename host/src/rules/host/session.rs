@@ -10,6 +10,7 @@ use crate::rules::bindings::types as wit;
 use crate::rules::host::helpers::KeywordMatcher;
 use crate::rules::store::StoreState;
 use crate::session::{self, Session};
+use crate::similarity::{Similarity, SimilarityQuery};
 
 /// The host side of a `session` resource.
 pub struct SessionHandle(pub Arc<Session>);
@@ -80,6 +81,39 @@ impl wit::HostSession for StoreState {
     ) -> wasmtime::Result<Vec<wit::SegmentHit>> {
         let session = self.session_of(&s)?;
         Ok(find_segments(&session, role.map(from_wit_role), &keywords, limit))
+    }
+
+    fn similar_segments(
+        &mut self,
+        s: Resource<SessionHandle>,
+        query: wit::SimilarityQuery,
+    ) -> wasmtime::Result<Result<Vec<wit::SimilarityScore>, String>> {
+        let session = self.session_of(&s)?;
+        let query = SimilarityQuery {
+            role: query.role.map(from_wit_role),
+            range: query.range.map(|r| (r.begin_ms, r.end_ms)),
+            window: query.window,
+            examples: query.examples,
+            negative_examples: query.negative_examples,
+            threshold: query.threshold,
+        };
+        let scored = match &self.similarity {
+            Some(similarity) => similarity.score(&session, &query),
+            None => Similarity::for_query(&query).score(&session, &query),
+        };
+        let segments = session.segments();
+        Ok(scored.map(|all| {
+            all.into_iter()
+                .map(|x| wit::SimilarityScore {
+                    segment: segment(&segments[x.segment]),
+                    score: x.score,
+                    example: x.example,
+                    negative_score: x.negative.map(|n| n.0),
+                    negative_example: x.negative.map(|n| n.1),
+                    matched: x.matched,
+                })
+                .collect()
+        }))
     }
 
     fn agent_of(&mut self, s: Resource<SessionHandle>, segment_id: String) -> wasmtime::Result<Option<wit::Agent>> {
