@@ -33,6 +33,8 @@
 //!    list, with the page's count of matches), with a team and a week, and
 //!    unfiltered (the month's latest 50); p50/p95/p99 in ms against the
 //!    100 ms target, beside step 2's list p95 measured in the same run.
+//!    Then the dashboard (a tenth of the samples): a team's week, and every
+//!    team over two weeks.
 //!
 //! `CALLQA_BENCH_STORE=PATH` keeps the store at PATH instead of a temporary
 //! directory, and reuses it when it holds the evaluations already (to try
@@ -594,6 +596,23 @@ fn pages(place: &Place, samples: usize) -> f64 {
             .unwrap();
         assert_eq!(login.status(), 303, "the bench user could not sign in");
         let cookie = login.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_owned();
+        // The dashboard: a team's week, and the whole centre's two weeks
+        // (what it opens on), fewer samples (each is the full aggregate).
+        let mut dashboard: [Vec<f64>; 2] = Default::default();
+        for (i, set) in urls.iter().enumerate().take(samples / 10 + 1) {
+            let team_week = set[1].replacen("/sheets", "/dashboard", 1);
+            let days = "/dashboard?since=2026-11-10&until=2026-11-23".to_owned();
+            for (j, path) in [team_week, days].iter().enumerate() {
+                let t = Instant::now();
+                let response = client.get(format!("{base}{path}")).header("cookie", &cookie).send().await.unwrap();
+                let first_byte = t.elapsed().as_secs_f64() * 1e3;
+                assert_eq!(response.status(), 200, "{path}");
+                assert!(response.text().await.unwrap().contains("chart-score-trend"), "{path} is not the dashboard");
+                if i > 0 {
+                    dashboard[j].push(first_byte);
+                }
+            }
+        }
         let mut times: [Vec<f64>; 3] = Default::default();
         for (i, set) in urls.iter().enumerate() {
             for (j, path) in set.iter().enumerate() {
@@ -610,8 +629,9 @@ fn pages(place: &Place, samples: usize) -> f64 {
                 }
             }
         }
-        times
+        (times, dashboard)
     });
+    let (times, dashboard) = times;
     let _ = serve.kill();
     let _ = serve.wait();
     println!("\nthe workbench's sheets page over HTTP, time to first byte, {} samples each (ms):", samples - 10);
@@ -623,6 +643,12 @@ fn pages(place: &Place, samples: usize) -> f64 {
         let (p50, p95, p99) = percentiles(&mut t);
         slowest = slowest.max(p95);
         println!("  {label:<52} {p50:>8.2} {p95:>8.2} {p99:>8.2}");
+    }
+    let labels = ["dashboard: team, 7 days", "dashboard: every team, 14 days"];
+    for (label, mut t) in labels.iter().zip(dashboard) {
+        let n = t.len();
+        let (p50, p95, p99) = percentiles(&mut t);
+        println!("  {label:<40} ({n:>3} samples) {p50:>8.2} {p95:>8.2} {p99:>8.2}");
     }
     slowest
 }

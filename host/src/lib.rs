@@ -17,6 +17,7 @@ pub mod data_dir;
 pub mod dedup;
 pub mod duration;
 pub mod failpoint;
+pub mod http_client;
 pub mod ingest;
 pub mod qa;
 pub mod rules;

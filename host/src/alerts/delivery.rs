@@ -16,15 +16,12 @@ use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::header::{CONTENT_TYPE, USER_AGENT};
-use hyper_rustls::HttpsConnector;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
 use tokio::sync::{watch, Notify};
 use tokio::task::JoinHandle;
 
 use super::signature::{sign, ATTEMPT_HEADER, EVENT_ID_HEADER, SIGNATURE_HEADER};
 use super::webhook::{Webhook, WebhookSettings};
+use crate::http_client::{http_client, HttpClient};
 use crate::qa::sheet_store::outbox::OutboxRow;
 use crate::qa::sheet_store::SheetStore;
 use crate::serve::metrics::{Metrics, WebhookLabel};
@@ -41,8 +38,6 @@ const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 /// connection can be reused).
 const ANSWER_BYTES: usize = 16 << 10;
 
-type HttpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
-
 /// The running delivery task.
 pub struct Delivery {
     stop: watch::Sender<bool>,
@@ -58,7 +53,8 @@ impl Delivery {
         wake: Arc<Notify>,
         metrics: Arc<Metrics>,
     ) -> anyhow::Result<Delivery> {
-        let client = http_client(&settings)?;
+        let https = settings.webhooks.iter().find(|w| w.url.scheme_str() == Some("https"));
+        let client = http_client(settings.timeout, https.map(|w| format!("webhook `{}`", w.name)).as_deref())?;
         for w in &settings.webhooks {
             // Every configured webhook has its series from the start.
             let label = WebhookLabel { webhook: w.name.clone() };
@@ -89,36 +85,6 @@ impl Delivery {
             abort.abort();
         }
     }
-}
-
-fn http_client(settings: &WebhookSettings) -> anyhow::Result<HttpClient> {
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let builder = hyper_rustls::HttpsConnectorBuilder::new();
-    let builder = match builder.with_provider_and_native_roots(provider.clone()) {
-        Ok(b) => b,
-        Err(err) => {
-            // Plain-HTTP webhooks (a sidecar, loopback) need no roots.
-            if let Some(w) = settings.webhooks.iter().find(|w| w.url.scheme_str() == Some("https")) {
-                return Err(err).with_context(|| {
-                    format!(
-                        "webhook `{}` is https, but this system's CA certificates cannot be read (install \
-                         ca-certificates, or set SSL_CERT_FILE)",
-                        w.name
-                    )
-                });
-            }
-            let config = rustls::ClientConfig::builder_with_provider(provider)
-                .with_safe_default_protocol_versions()?
-                .with_root_certificates(rustls::RootCertStore::empty())
-                .with_no_client_auth();
-            hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(config)
-        }
-    };
-    let mut http = HttpConnector::new();
-    http.enforce_http(false);
-    http.set_connect_timeout(Some(settings.timeout));
-    let connector = builder.https_or_http().enable_http1().wrap_connector(http);
-    Ok(Client::builder(TokioExecutor::new()).pool_idle_timeout(Duration::from_secs(30)).build(connector))
 }
 
 /// The backoff ceiling after `failures` failed attempts: `initial`

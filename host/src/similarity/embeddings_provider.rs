@@ -7,7 +7,7 @@
 //! panics. So the provider keeps a small runtime of its own, hands it each
 //! request and waits on a channel.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context};
@@ -15,15 +15,10 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::header::{AUTHORIZATION, CONTENT_TYPE, USER_AGENT};
 use hyper::Uri;
-use hyper_rustls::HttpsConnector;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
 use serde::Deserialize;
 
 use super::{normalised_dense, SimilarityConfig, SimilarityProvider, Vector};
-
-type HttpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
+use crate::http_client::{http_client, HttpClient};
 
 /// Answers are a few hundred KiB per batch; anything past this is not one.
 const ANSWER_BYTES: usize = 64 << 20;
@@ -82,7 +77,7 @@ impl EmbeddingsProvider {
             .context("cannot start the embeddings client")?;
         let client = {
             let _entered = runtime.enter();
-            http_client(timeout, endpoint.scheme_str() == Some("https"))?
+            http_client(timeout, (endpoint.scheme_str() == Some("https")).then_some("the embeddings endpoint"))?
         };
         Ok(EmbeddingsProvider {
             endpoint,
@@ -262,32 +257,6 @@ fn endpoint_of(url: &str) -> anyhow::Result<Uri> {
         Some("http") | Some("https") => Ok(uri),
         _ => bail!("`url = \"{url}\"` must be http:// or https://"),
     }
-}
-
-fn http_client(timeout: Duration, https: bool) -> anyhow::Result<HttpClient> {
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let builder = match hyper_rustls::HttpsConnectorBuilder::new().with_provider_and_native_roots(provider.clone()) {
-        Ok(b) => b,
-        Err(err) if https => {
-            return Err(err).context(
-                "the embeddings endpoint is https, but this system's CA certificates cannot be read (install \
-                 ca-certificates, or set SSL_CERT_FILE)",
-            )
-        }
-        // A plain-HTTP endpoint (a sidecar, loopback) needs no roots.
-        Err(_) => {
-            let config = rustls::ClientConfig::builder_with_provider(provider)
-                .with_safe_default_protocol_versions()?
-                .with_root_certificates(rustls::RootCertStore::empty())
-                .with_no_client_auth();
-            hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(config)
-        }
-    };
-    let mut http = HttpConnector::new();
-    http.enforce_http(false);
-    http.set_connect_timeout(Some(timeout));
-    let connector = builder.https_or_http().enable_http1().wrap_connector(http);
-    Ok(Client::builder(TokioExecutor::new()).pool_idle_timeout(Duration::from_secs(30)).build(connector))
 }
 
 #[cfg(test)]
